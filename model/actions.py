@@ -1,0 +1,187 @@
+"""The model's atomic actions, as frozen dataclasses.
+
+Each action is one atomic change at the granularity of the public TLA+
+specifications of Kafka replication. The reference broker names the actions it
+performs; the harness applies them with `step.step` and compares states.
+
+Parameters carry whatever a real node would have learned from a message (the
+records of a fetch response, the ISR in a LeaderAndIsr request), so an action is
+checked against the acting node's *local* state, which is what the node could
+actually know. Global conditions (does every ISR member hold this record?) are
+the business of `properties/`, not of `step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model.state import Record
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderWrite:
+    """A leader appends one produced record at its log end, stamped with its epoch."""
+
+    partition: int
+    broker: int
+    record_id: int
+    acks: int  # 0, 1 or -1 (all)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerReplicate:
+    """A follower appends one fetched record at its log end."""
+
+    partition: int
+    broker: int
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class IncHighWatermark:
+    """A replica raises its high watermark (a leader from ISR progress, a follower from a fetch)."""
+
+    partition: int
+    broker: int
+    hw: int
+
+
+@dataclass(frozen=True, slots=True)
+class BecomeLeader:
+    """A replica learns from LeaderAndIsr that it leads `epoch` with this ISR."""
+
+    partition: int
+    broker: int
+    epoch: int
+    isr: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class BecomeFollower:
+    """A replica learns from LeaderAndIsr that it follows `leader` in `epoch`; it must truncate first."""
+
+    partition: int
+    broker: int
+    epoch: int
+    leader: int
+
+
+@dataclass(frozen=True, slots=True)
+class Truncate:
+    """A follower cuts its log back to `offset` (after an OffsetsForLeaderEpoch exchange)."""
+
+    partition: int
+    broker: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResetLog:
+    """A follower whose fetch offset fell below the leader's log start drops its log and restarts there."""
+
+    partition: int
+    broker: int
+    log_start: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShrinkIsr:
+    """The leader removes lagging replicas from the ISR (a fenced write to the quorum)."""
+
+    partition: int
+    broker: int
+    isr: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpandIsr:
+    """The leader adds caught-up replicas back to the ISR (a fenced write to the quorum)."""
+
+    partition: int
+    broker: int
+    isr: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ElectLeader:
+    """The controller picks a new leader (or None: offline) and ISR, bumping the leader epoch."""
+
+    partition: int
+    leader: int | None
+    isr: frozenset[int]
+    controller_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionDelete:
+    """A replica deletes a prefix of its log: the log start moves up to `log_start`."""
+
+    partition: int
+    broker: int
+    log_start: int
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """A broker makes one replica's log and high watermark checkpoint durable."""
+
+    partition: int
+    broker: int
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """A broker stops; every replica on it loses its unflushed records and its local view."""
+
+    broker: int
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """A crashed broker starts again from what its disk kept."""
+
+    broker: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerFailover:
+    """Another broker (or none) takes the controller lease; the controller epoch goes up."""
+
+    controller: int | None
+
+
+Action = (
+    LeaderWrite
+    | FollowerReplicate
+    | IncHighWatermark
+    | BecomeLeader
+    | BecomeFollower
+    | Truncate
+    | ResetLog
+    | ShrinkIsr
+    | ExpandIsr
+    | ElectLeader
+    | RetentionDelete
+    | Flush
+    | Crash
+    | Restart
+    | ControllerFailover
+)
+
+ACTION_TYPES: tuple[type, ...] = (
+    LeaderWrite,
+    FollowerReplicate,
+    IncHighWatermark,
+    BecomeLeader,
+    BecomeFollower,
+    Truncate,
+    ResetLog,
+    ShrinkIsr,
+    ExpandIsr,
+    ElectLeader,
+    RetentionDelete,
+    Flush,
+    Crash,
+    Restart,
+    ControllerFailover,
+)

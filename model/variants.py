@@ -1,0 +1,62 @@
+"""Protocol variants: historical design mistakes that the exhaustive engines can switch on.
+
+Each variant changes how `enabled()` (and the symbolic encoding) computes one
+choice, at a single point of deviation. `step()` never consults variants for
+local rules: the correct model is the specification that the reference broker
+is checked against, whatever bugs the broker has switched on.
+"""
+
+from __future__ import annotations
+
+from model.state import Replica
+
+TRUNCATE_TO_HW = "truncate-to-hw"
+EPOCH_END_OFFSET_HOLE = "epoch-end-offset-hole"
+NO_FETCH_EPOCH_FENCING = "no-fetch-epoch-fencing"
+UNCLEAN_ELECTION = "unclean-election"
+HW_AHEAD_OF_ISR = "hw-ahead-of-isr"
+STALE_LEADER_ACCEPTS_WRITES = "stale-leader-accepts-writes"
+RETENTION_DELETES_UNREPLICATED = "retention-deletes-unreplicated"
+
+PROTOCOL_VARIANTS: dict[str, str] = {
+    TRUNCATE_TO_HW: "a follower truncates to its own high watermark instead of asking the leader",
+    EPOCH_END_OFFSET_HOLE: "truncation trusts the leader's end offset without the epoch it belongs to (KIP-101 before KIP-279)",
+    NO_FETCH_EPOCH_FENCING: "fetch and truncation carry no leader epoch, so a replica acts on another epoch's leader (before KIP-320)",
+    UNCLEAN_ELECTION: "the controller may elect a running replica that is not in the ISR",
+    HW_AHEAD_OF_ISR: "the leader's high watermark ignores ISR members that are not running",
+    STALE_LEADER_ACCEPTS_WRITES: "ISR changes are not fenced by leader epoch, so a deposed leader can still change the ISR",
+    RETENTION_DELETES_UNREPLICATED: "retention may delete up to the log end offset instead of below the high watermark",
+}
+
+
+def truncation_offset(follower: Replica, leader: Replica, bugs: frozenset[str]) -> int:
+    """Where a follower cuts its log when it starts following `leader`.
+
+    Correct (KIP-279/KIP-320): ask the leader for the end offset of the
+    follower's last epoch; the leader answers with the largest epoch it knows at
+    or below it and that epoch's end; the follower truncates to the smaller of
+    that end and its own end for the same epoch.
+    """
+    if TRUNCATE_TO_HW in bugs:
+        return max(follower.log_start, min(follower.hw, follower.leo))
+    requested = follower.last_epoch()
+    if requested == -1:
+        return follower.leo
+    answer_epoch, answer_end = leader_epoch_end(leader, requested)
+    if answer_epoch == -1:
+        # The leader knows no epoch this old: fall back to the follower's own
+        # high watermark, which only ever covers committed records.
+        return max(follower.log_start, min(follower.hw, follower.leo))
+    if EPOCH_END_OFFSET_HOLE in bugs:
+        return min(answer_end, follower.leo)
+    _, own_end = follower.end_offset_for_epoch(answer_epoch)
+    if own_end == -1:
+        own_end = follower.log_start
+    return min(answer_end, own_end, follower.leo)
+
+
+def leader_epoch_end(leader: Replica, requested: int) -> tuple[int, int]:
+    """The leader's OffsetsForLeaderEpoch answer: (largest epoch <= requested, its end offset)."""
+    if requested >= leader.epoch:
+        return (leader.epoch, leader.leo)
+    return leader.end_offset_for_epoch(requested)
