@@ -68,11 +68,17 @@ class BecomeFollower:
 
 @dataclass(frozen=True, slots=True)
 class Truncate:
-    """A follower cuts its log back to `offset` (after an OffsetsForLeaderEpoch exchange)."""
+    """A follower cuts its log back to `offset` (after an OffsetsForLeaderEpoch exchange).
+
+    `complete` is False when the follower did not know the epoch the leader
+    answered with: it cuts to its own end of the largest earlier epoch and asks
+    again (KIP-279), staying in the truncating phase.
+    """
 
     partition: int
     broker: int
     offset: int
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)

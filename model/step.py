@@ -143,7 +143,7 @@ def _truncate(state: State, a: Truncate, config: Config) -> State:
         hw=min(r.hw, a.offset),
         flushed=min(r.flushed, a.offset),
         checkpoint_hw=min(r.checkpoint_hw, a.offset),
-        role=Role.FOLLOWING if r.role is Role.TRUNCATING else r.role,
+        role=Role.FOLLOWING if r.role is Role.TRUNCATING and a.complete else r.role,
     )
     return _put(state, a.partition, part, updated, config)
 
@@ -361,11 +361,12 @@ def _partition_actions(state: State, index: int, config: Config) -> Iterator[Act
         elif r.role is Role.TRUNCATING or (r.role is Role.UNKNOWN and variants.TRUNCATE_TO_HW in bugs):
             leader = _fetch_source(state, part, r, bugs) if r.role is Role.TRUNCATING else None
             if variants.TRUNCATE_TO_HW in bugs:
-                offset = variants.truncation_offset(r, r, bugs)
+                offset, _ = variants.truncation_offset(r, r, bugs)
                 if r.role is Role.TRUNCATING or offset < r.leo:
                     yield Truncate(index, b, offset)
             elif leader is not None:
-                yield Truncate(index, b, max(r.log_start, variants.truncation_offset(r, leader, bugs)))
+                offset, complete = variants.truncation_offset(r, leader, bugs)
+                yield Truncate(index, b, max(r.log_start, offset), complete)
         elif r.role is Role.FOLLOWING:
             leader = _fetch_source(state, part, r, bugs)
             if leader is not None:

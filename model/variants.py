@@ -29,30 +29,37 @@ PROTOCOL_VARIANTS: dict[str, str] = {
 }
 
 
-def truncation_offset(follower: Replica, leader: Replica, bugs: frozenset[str]) -> int:
+def truncation_offset(follower: Replica, leader: Replica, bugs: frozenset[str]) -> tuple[int, bool]:
     """Where a follower cuts its log when it starts following `leader`.
 
     Correct (KIP-279/KIP-320): ask the leader for the end offset of the
     follower's last epoch; the leader answers with the largest epoch it knows at
     or below it and that epoch's end; the follower truncates to the smaller of
-    that end and its own end for the same epoch.
+    that end and its own end for the same epoch. If the follower does not have
+    the answered epoch at all, it cuts to its own end for the largest earlier
+    epoch and asks again: the second element is False ("not complete").
     """
     if TRUNCATE_TO_HW in bugs:
-        return max(follower.log_start, min(follower.hw, follower.leo))
+        return max(follower.log_start, min(follower.hw, follower.leo)), True
     requested = follower.last_epoch()
     if requested == -1:
-        return follower.leo
+        return follower.leo, True
     answer_epoch, answer_end = leader_epoch_end(leader, requested)
     if answer_epoch == -1:
         # The leader knows no epoch this old: fall back to the follower's own
         # high watermark, which only ever covers committed records.
-        return max(follower.log_start, min(follower.hw, follower.leo))
+        return max(follower.log_start, min(follower.hw, follower.leo)), True
     if EPOCH_END_OFFSET_HOLE in bugs:
-        return min(answer_end, follower.leo)
-    _, own_end = follower.end_offset_for_epoch(answer_epoch)
-    if own_end == -1:
-        own_end = follower.log_start
-    return min(answer_end, own_end, follower.leo)
+        return min(answer_end, follower.leo), True
+    own_epoch, own_end = follower.end_offset_for_epoch(answer_epoch)
+    if own_epoch == -1:
+        # Nothing at or before the answered epoch: the whole retained log goes.
+        return follower.log_start, True
+    if own_epoch != answer_epoch:
+        # The follower never saw the leader's epoch: cut back to the end of its
+        # own largest earlier epoch and ask again with that epoch.
+        return min(own_end, follower.leo), False
+    return min(answer_end, own_end, follower.leo), True
 
 
 def leader_epoch_end(leader: Replica, requested: int) -> tuple[int, int]:
