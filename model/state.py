@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model.groups import GroupState
 
 
 class Role(str, Enum):
@@ -121,7 +125,7 @@ class State:
     running: frozenset[int]
     controller: int | None
     controller_epoch: int
-    groups: tuple[object, ...] = field(default=())
+    groups: tuple[GroupState, ...] = field(default=())
 
     def with_partition(self, index: int, updated: Partition) -> State:
         parts = list(self.partitions)
@@ -148,6 +152,14 @@ class Config:
     explore_crashes: bool = True
     explore_retention: bool = False
     explore_controller: bool = False
+    # Consumer groups (model/groups.py): how many groups the state holds, and the
+    # bounds the exhaustive engines explore them within when `explore_groups`.
+    groups: int = 0
+    members: int = 2
+    group_partitions: int = 2
+    group_generations: int = 3
+    group_max_offset: int = 1
+    explore_groups: bool = False
 
     def __post_init__(self) -> None:
         if self.brokers < 1:
@@ -164,6 +176,8 @@ class Config:
                 f"min.insync.replicas {self.min_insync} must be between 1 and the "
                 f"replication factor ({self.replication})"
             )
+        if self.groups < 0 or self.members < 1 or self.group_partitions < 1:
+            raise ValueError("groups must be >= 0, members and group partitions >= 1")
 
     def replicas_of(self, partition: int) -> tuple[int, ...]:
         """The assignment: partition p lives on brokers p, p+1, ... (mod brokers)."""
@@ -188,9 +202,13 @@ def initial_state(config: Config) -> State:
             for b in brokers
         )
         partitions.append(Partition(leader=leader, epoch=0, isr=isr, replicas=replicas))
+    # Imported here because model.groups builds on this module.
+    from model.groups import initial_groups
+
     return State(
         partitions=tuple(partitions),
         running=frozenset(range(config.brokers)),
         controller=0,
         controller_epoch=1,
+        groups=initial_groups(config),
     )

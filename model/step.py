@@ -452,3 +452,10 @@ def enabled(state: State, config: Config) -> Iterator[Action]:
         for b in sorted(state.running):
             if b != state.controller:
                 yield ControllerFailover(b)
+    if config.explore_groups:
+        # Imported here because model.groups registers itself in this module.
+        from model.groups import enabled_group_actions
+
+        # Group actions are not in the replication Action union; step()
+        # dispatches them through EXTRA_HANDLERS.
+        yield from enabled_group_actions(state, config)  # type: ignore[misc]

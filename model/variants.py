@@ -17,6 +17,8 @@ UNCLEAN_ELECTION = "unclean-election"
 HW_AHEAD_OF_ISR = "hw-ahead-of-isr"
 STALE_LEADER_ACCEPTS_WRITES = "stale-leader-accepts-writes"
 RETENTION_DELETES_UNREPLICATED = "retention-deletes-unreplicated"
+ZOMBIE_COMMIT = "zombie-commit"
+DOUBLE_ASSIGNMENT = "double-assignment"
 
 PROTOCOL_VARIANTS: dict[str, str] = {
     TRUNCATE_TO_HW: "a follower truncates to its own high watermark instead of asking the leader",
@@ -26,6 +28,8 @@ PROTOCOL_VARIANTS: dict[str, str] = {
     HW_AHEAD_OF_ISR: "the leader's high watermark ignores ISR members that are not running",
     STALE_LEADER_ACCEPTS_WRITES: "ISR changes are not fenced by leader epoch, so a deposed leader can still change the ISR",
     RETENTION_DELETES_UNREPLICATED: "retention may delete up to the log end offset instead of below the high watermark",
+    ZOMBIE_COMMIT: "the group coordinator accepts an offset commit from a member of an older generation",
+    DOUBLE_ASSIGNMENT: "a member that rejoins keeps its old partitions instead of revoking them first",
 }
 
 

@@ -1,0 +1,531 @@
+"""Consumer groups: the group coordinator's state machine, as a table.
+
+Rules of this module:
+- Everything that decides what a group coordinator may do lives here: the
+  protocol phases, the actions, and the TRANSITIONS table that says, for every
+  (phase, action type) pair, either where the group may go next or why the
+  action is refused. Nothing else in the model knows about groups.
+- The table is data: `TRANSITIONS[phase][ActionType]` is an `Accept` (the
+  phases the group may move to, and the effect that computes the new group) or
+  a `Reject` (the Kafka error a member would get, and the reason). An effect may
+  still refuse an action whose phase is right but whose fields are not (an old
+  generation, an unknown member); those refusals raise `NotAllowed` as well.
+- The rebalance protocol is the classic eager one: a member revokes everything
+  it owns before it joins, the coordinator closes the join phase and bumps the
+  generation, the leader's assignment is accepted for that generation, and
+  every member learns its share at once.
+- A group also records what each consumer *believes* (`MemberView`): the
+  generation it last synced in and the partitions it owns. A consumer that was
+  expired without knowing it keeps its view: that zombie is where the
+  historical group bugs live.
+- Offsets are "next offset to read", as in Kafka's OffsetCommit.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from model import variants
+from model.state import Config, State
+from model.step import EXTRA_HANDLERS, NotAllowed
+
+
+class Phase(StrEnum):
+    """The group coordinator's protocol state, named as in Kafka."""
+
+    EMPTY = "Empty"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """What one consumer believes: the generation it last synced in (-1: none) and what it owns."""
+
+    member: str
+    generation: int = -1
+    owned: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """One consumer group, as its coordinator holds it, plus its consumers' own views."""
+
+    group: str
+    phase: Phase = Phase.EMPTY
+    generation: int = 0
+    # The members of the group: those of the current generation, plus any that
+    # joined since. `joined` are those that have joined the pending generation.
+    members: frozenset[str] = frozenset()
+    joined: frozenset[str] = frozenset()
+    leader: str | None = None
+    # The current generation's assignment, sorted (partition, member) pairs.
+    # Empty whenever the group is not Stable: the coordinator serves none then.
+    assignment: tuple[tuple[int, str], ...] = ()
+    # Committed offsets, sorted (partition, offset) pairs, as the offsets topic holds them.
+    committed: tuple[tuple[int, int], ...] = ()
+    views: tuple[MemberView, ...] = ()
+
+    def owner(self, partition: int) -> str | None:
+        """The member the current assignment gives `partition` to, if any."""
+        for p, member in self.assignment:
+            if p == partition:
+                return member
+        return None
+
+    def assigned_to(self, member: str) -> frozenset[int]:
+        return frozenset(p for p, m in self.assignment if m == member)
+
+    def committed_offset(self, partition: int) -> int | None:
+        for p, offset in self.committed:
+            if p == partition:
+                return offset
+        return None
+
+    def view(self, member: str) -> MemberView | None:
+        for view in self.views:
+            if view.member == member:
+                return view
+        return None
+
+    def with_view(self, updated: MemberView) -> GroupState:
+        others = [v for v in self.views if v.member != updated.member]
+        views = tuple(sorted((*others, updated), key=lambda v: v.member))
+        return replace(self, views=views)
+
+    def with_committed(self, partition: int, offset: int) -> GroupState:
+        others = [(p, o) for p, o in self.committed if p != partition]
+        return replace(self, committed=tuple(sorted((*others, (partition, offset)))))
+
+
+# -- actions -------------------------------------------------------------------------
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinGroup:
+    """`member` sends JoinGroup: it joins the pending generation (a rebalance starts if none is open)."""
+
+    group: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteRebalance:
+    """The coordinator closes the join phase: the joined members form the next generation, led by `leader`."""
+
+    group: str
+    leader: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAssignment:
+    """The leader's SyncGroup for `generation` is accepted: the group is Stable and every member learns its share."""
+
+    group: str
+    member: str
+    generation: int
+    assignment: tuple[tuple[int, str], ...]
+
+    def __post_init__(self) -> None:
+        # A mapping, kept sorted so that equal assignments are equal actions.
+        object.__setattr__(self, "assignment", tuple(sorted(self.assignment)))
+        partitions = [p for p, _ in self.assignment]
+        _check(len(set(partitions)) == len(partitions), "an assignment gives each partition once")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireMember:
+    """The coordinator drops `member` whose session timed out; the member is not told."""
+
+    group: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveGroup:
+    """`member` leaves the group on purpose; it revokes what it owns first."""
+
+    group: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOffset:
+    """`member`, in the generation it believes current, commits `offset` (next to read) for `partition`."""
+
+    group: str
+    member: str
+    generation: int
+    partition: int
+    offset: int
+
+    def __post_init__(self) -> None:
+        _check(self.partition >= 0, f"a partition is never negative, not {self.partition}")
+        _check(self.offset >= 0, f"a committed offset is never negative, not {self.offset}")
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorFailover:
+    """The group's coordinator moves: the new one reloads the group from the offsets topic."""
+
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteGroup:
+    """An empty group is deleted with its committed offsets; it is Dead from then on."""
+
+    group: str
+
+
+GroupAction = (
+    JoinGroup
+    | CompleteRebalance
+    | SyncAssignment
+    | ExpireMember
+    | LeaveGroup
+    | CommitOffset
+    | CoordinatorFailover
+    | DeleteGroup
+)
+
+GROUP_ACTION_TYPES: tuple[type, ...] = (
+    JoinGroup,
+    CompleteRebalance,
+    SyncAssignment,
+    ExpireMember,
+    LeaveGroup,
+    CommitOffset,
+    CoordinatorFailover,
+    DeleteGroup,
+)
+
+
+# -- effects: each computes the next group once the table has accepted the phase -----------
+
+
+def _require(condition: bool, action: object, error: str, reason: str) -> None:
+    if not condition:
+        raise NotAllowed(action, f"{error}: {reason}")
+
+
+def _revoke_on_join(view: MemberView, config: Config) -> MemberView:
+    # Eager rebalancing: a member gives up everything before it joins.
+    if variants.DOUBLE_ASSIGNMENT in config.bugs:
+        return view
+    return replace(view, owned=frozenset())
+
+
+def _join(g: GroupState, a: JoinGroup, config: Config) -> GroupState:
+    _require(
+        a.member not in g.joined,
+        a,
+        "MEMBER_ALREADY_JOINED",
+        f"{a.member} has already joined the pending generation",
+    )
+    joined = (
+        g.joined | {a.member} if g.phase is Phase.PREPARING_REBALANCE else frozenset({a.member})
+    )
+    view = g.view(a.member) or MemberView(a.member)
+    g = replace(
+        g,
+        phase=Phase.PREPARING_REBALANCE,
+        members=g.members | {a.member},
+        joined=joined,
+        assignment=(),
+    )
+    return g.with_view(_revoke_on_join(view, config))
+
+
+def _complete_rebalance(g: GroupState, a: CompleteRebalance, config: Config) -> GroupState:
+    _require(bool(g.joined), a, "NO_MEMBERS", "nobody has joined the pending generation")
+    _require(
+        a.leader in g.joined,
+        a,
+        "UNKNOWN_MEMBER_ID",
+        f"the leader {a.leader} has not joined (joined: {sorted(g.joined)})",
+    )
+    # Members that did not rejoin in time are dropped; they are not told.
+    return replace(
+        g,
+        phase=Phase.COMPLETING_REBALANCE,
+        generation=g.generation + 1,
+        members=g.joined,
+        joined=frozenset(),
+        leader=a.leader,
+        assignment=(),
+    )
+
+
+def _sync_assignment(g: GroupState, a: SyncAssignment, config: Config) -> GroupState:
+    _require(
+        a.generation == g.generation,
+        a,
+        "ILLEGAL_GENERATION",
+        f"generation {a.generation} is not the group's generation {g.generation}",
+    )
+    _require(a.member == g.leader, a, "NOT_LEADER", f"{a.member} is not the leader {g.leader}")
+    strangers = sorted({m for _, m in a.assignment} - g.members)
+    _require(not strangers, a, "UNKNOWN_MEMBER_ID", f"{strangers} are not members")
+    bad = sorted(p for p, _ in a.assignment if not 0 <= p < config.group_partitions)
+    _require(not bad, a, "UNKNOWN_TOPIC_OR_PARTITION", f"there are no partitions {bad}")
+    g = replace(g, phase=Phase.STABLE, assignment=a.assignment)
+    for member in sorted(g.members):
+        view = g.view(member) or MemberView(member)
+        # A member adds its new share to what it still holds: under eager
+        # rebalancing it holds nothing here, having revoked everything to join.
+        owned = view.owned | g.assigned_to(member)
+        g = g.with_view(MemberView(member, g.generation, owned))
+    return g
+
+
+def _drop_member(g: GroupState, member: str) -> GroupState:
+    members = g.members - {member}
+    if not members:
+        return replace(
+            g, phase=Phase.EMPTY, members=members, joined=frozenset(), leader=None, assignment=()
+        )
+    # Any change of membership opens a new join phase; a join phase already open stays open.
+    joined = g.joined - {member} if g.phase is Phase.PREPARING_REBALANCE else frozenset()
+    leader = None if g.leader == member else g.leader
+    return replace(
+        g,
+        phase=Phase.PREPARING_REBALANCE,
+        members=members,
+        joined=joined,
+        leader=leader,
+        assignment=(),
+    )
+
+
+def _expire_member(g: GroupState, a: ExpireMember, config: Config) -> GroupState:
+    _require(a.member in g.members, a, "UNKNOWN_MEMBER_ID", f"{a.member} is not a member")
+    # The member's own view is untouched: it does not know it was expired.
+    return _drop_member(g, a.member)
+
+
+def _leave_group(g: GroupState, a: LeaveGroup, config: Config) -> GroupState:
+    _require(a.member in g.members, a, "UNKNOWN_MEMBER_ID", f"{a.member} is not a member")
+    view = g.view(a.member) or MemberView(a.member)
+    return _drop_member(g, a.member).with_view(replace(view, owned=frozenset()))
+
+
+def _commit_offset(g: GroupState, a: CommitOffset, config: Config) -> GroupState:
+    stale = a.generation < g.generation
+    if not (stale and variants.ZOMBIE_COMMIT in config.bugs):
+        _require(a.member in g.members, a, "UNKNOWN_MEMBER_ID", f"{a.member} is not a member")
+        _require(
+            a.generation == g.generation,
+            a,
+            "ILLEGAL_GENERATION",
+            f"generation {a.generation} is not the group's generation {g.generation}",
+        )
+        _require(
+            g.owner(a.partition) == a.member,
+            a,
+            "NOT_OWNER",
+            f"partition {a.partition} belongs to {g.owner(a.partition)} in generation {g.generation}",
+        )
+    return g.with_committed(a.partition, a.offset)
+
+
+def _reload(g: GroupState, a: CoordinatorFailover, config: Config) -> GroupState:
+    # The offsets topic holds the committed offsets and the group's metadata as
+    # of the last generation bump and the last accepted assignment. An open
+    # join phase or a pending sync lives only in memory: the members must rejoin.
+    if g.phase in (Phase.EMPTY, Phase.STABLE):
+        return g
+    return replace(g, phase=Phase.PREPARING_REBALANCE, joined=frozenset(), assignment=())
+
+
+def _delete(g: GroupState, a: DeleteGroup, config: Config) -> GroupState:
+    return replace(g, phase=Phase.DEAD, committed=())
+
+
+# -- the table -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """The action is handled in this phase; the group moves to one of `targets`."""
+
+    targets: frozenset[Phase]
+    effect: Callable[..., GroupState]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """The action is refused in this phase, always.
+
+    `error` is the Kafka error code a member's request gets; None when the
+    action is the coordinator's own, so taking it would be a coordinator bug.
+    """
+
+    error: str | None
+    reason: str
+
+
+def _to(*phases: Phase) -> frozenset[Phase]:
+    return frozenset(phases)
+
+
+_EMPTY, _PREPARING = Phase.EMPTY, Phase.PREPARING_REBALANCE
+_COMPLETING, _STABLE, _DEAD = Phase.COMPLETING_REBALANCE, Phase.STABLE, Phase.DEAD
+
+_DEAD_ROW: dict[type, Accept | Reject] = {
+    action_type: Reject("GROUP_ID_NOT_FOUND", "the group was deleted")
+    for action_type in GROUP_ACTION_TYPES
+}
+
+TRANSITIONS: dict[Phase, dict[type, Accept | Reject]] = {
+    _EMPTY: {
+        JoinGroup: Accept(_to(_PREPARING), _join),
+        CompleteRebalance: Reject(None, "no join phase is open"),
+        SyncAssignment: Reject("UNKNOWN_MEMBER_ID", "an empty group has no members"),
+        ExpireMember: Reject(None, "an empty group has no sessions to expire"),
+        LeaveGroup: Reject("UNKNOWN_MEMBER_ID", "an empty group has no members"),
+        CommitOffset: Reject("UNKNOWN_MEMBER_ID", "an empty group has no members"),
+        CoordinatorFailover: Accept(_to(_EMPTY), _reload),
+        DeleteGroup: Accept(_to(_DEAD), _delete),
+    },
+    _PREPARING: {
+        JoinGroup: Accept(_to(_PREPARING), _join),
+        CompleteRebalance: Accept(_to(_COMPLETING), _complete_rebalance),
+        SyncAssignment: Reject("REBALANCE_IN_PROGRESS", "the join phase is still open"),
+        ExpireMember: Accept(_to(_PREPARING, _EMPTY), _expire_member),
+        LeaveGroup: Accept(_to(_PREPARING, _EMPTY), _leave_group),
+        CommitOffset: Reject("REBALANCE_IN_PROGRESS", "the group is rebalancing"),
+        CoordinatorFailover: Accept(_to(_PREPARING), _reload),
+        DeleteGroup: Reject("NON_EMPTY_GROUP", "the group has members"),
+    },
+    _COMPLETING: {
+        JoinGroup: Accept(_to(_PREPARING), _join),
+        CompleteRebalance: Reject(None, "the join phase is already closed"),
+        SyncAssignment: Accept(_to(_STABLE), _sync_assignment),
+        ExpireMember: Accept(_to(_PREPARING, _EMPTY), _expire_member),
+        LeaveGroup: Accept(_to(_PREPARING, _EMPTY), _leave_group),
+        CommitOffset: Reject("REBALANCE_IN_PROGRESS", "the assignment is not fixed yet"),
+        CoordinatorFailover: Accept(_to(_PREPARING), _reload),
+        DeleteGroup: Reject("NON_EMPTY_GROUP", "the group has members"),
+    },
+    _STABLE: {
+        JoinGroup: Accept(_to(_PREPARING), _join),
+        CompleteRebalance: Reject(None, "no join phase is open"),
+        SyncAssignment: Reject(
+            "ILLEGAL_GENERATION", "this generation's assignment is already fixed"
+        ),
+        ExpireMember: Accept(_to(_PREPARING, _EMPTY), _expire_member),
+        LeaveGroup: Accept(_to(_PREPARING, _EMPTY), _leave_group),
+        CommitOffset: Accept(_to(_STABLE), _commit_offset),
+        CoordinatorFailover: Accept(_to(_STABLE), _reload),
+        DeleteGroup: Reject("NON_EMPTY_GROUP", "the group has members"),
+    },
+    _DEAD: _DEAD_ROW,
+}
+
+
+# -- step --------------------------------------------------------------------------------
+
+
+def find_group(state: State, action: object, group: str) -> tuple[int, GroupState]:
+    """The index and state of group `group`, or NotAllowed if the state has no such group."""
+    for index, candidate in enumerate(state.groups):
+        if candidate.group == group:
+            return index, candidate
+    raise NotAllowed(action, f"GROUP_ID_NOT_FOUND: there is no group {group!r}")
+
+
+def step_group(group: GroupState, action: GroupAction, config: Config) -> GroupState:
+    """The group after `action`, or NotAllowed naming the phase, the action and the rule."""
+    entry = TRANSITIONS[group.phase][type(action)]
+    if isinstance(entry, Reject):
+        error = entry.error or "COORDINATOR_MUST_NOT"
+        raise NotAllowed(
+            action, f"{error}: group {group.group} is {group.phase.value}: {entry.reason}"
+        )
+    after: GroupState = entry.effect(group, action, config)
+    # The table is the contract: an effect that lands elsewhere is a bug of this module.
+    assert after.phase in entry.targets, (group.phase, type(action).__name__, after.phase)
+    return after
+
+
+def _step_state(state: State, action: GroupAction, config: Config) -> State:
+    index, group = find_group(state, action, action.group)
+    groups = list(state.groups)
+    groups[index] = step_group(group, action, config)
+    return replace(state, groups=tuple(groups))
+
+
+for _action_type in GROUP_ACTION_TYPES:
+    EXTRA_HANDLERS[_action_type] = _step_state
+
+
+def initial_groups(config: Config) -> tuple[GroupState, ...]:
+    """`config.groups` empty groups named g0, g1, ..."""
+    return tuple(GroupState(f"g{i}") for i in range(config.groups))
+
+
+# -- the atomic-interleaving model for the exhaustive engines -------------------------------
+
+
+def member_ids(config: Config) -> tuple[str, ...]:
+    """The consumers the exhaustive engines draw on: c0, c1, ..."""
+    return tuple(f"c{i}" for i in range(config.members))
+
+
+def complete_assignments(
+    members: frozenset[str], partitions: int
+) -> Iterator[tuple[tuple[int, str], ...]]:
+    """Every assignment that gives each partition to exactly one of `members`."""
+    for owners in itertools.product(sorted(members), repeat=partitions):
+        yield tuple(enumerate(owners))
+
+
+def _commits(g: GroupState, config: Config) -> Iterator[CommitOffset]:
+    # Each consumer commits one record further on every partition it believes it
+    # owns, in the generation it believes current; the coordinator decides.
+    for view in g.views:
+        for partition in sorted(view.owned):
+            offset = (g.committed_offset(partition) or 0) + 1
+            if offset <= config.group_max_offset:
+                yield CommitOffset(g.group, view.member, view.generation, partition, offset)
+
+
+def _candidates(g: GroupState, config: Config) -> Iterator[GroupAction]:
+    can_rebalance = g.generation < config.group_generations
+    if can_rebalance:
+        for member in member_ids(config):
+            if member not in g.joined:
+                yield JoinGroup(g.group, member)
+        if g.phase is Phase.PREPARING_REBALANCE and g.joined:
+            yield CompleteRebalance(g.group, min(g.joined))
+    if g.phase is Phase.COMPLETING_REBALANCE and g.leader is not None:
+        for assignment in complete_assignments(g.members, config.group_partitions):
+            yield SyncAssignment(g.group, g.leader, g.generation, assignment)
+    for member in sorted(g.members):
+        yield ExpireMember(g.group, member)
+        yield LeaveGroup(g.group, member)
+    yield from _commits(g, config)
+    yield CoordinatorFailover(g.group)
+    yield DeleteGroup(g.group)
+
+
+def enabled_group_actions(state: State, config: Config) -> Iterator[GroupAction]:
+    """The group actions that may happen next: every candidate that `step_group` accepts."""
+    for g in state.groups:
+        for action in _candidates(g, config):
+            try:
+                step_group(g, action, config)
+            except NotAllowed:
+                continue
+            yield action
