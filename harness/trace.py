@@ -28,8 +28,13 @@ from typing import Any
 
 from harness import codec
 from harness.codec import TraceError
-from model import variants
+from model import groups, variants
 from model.state import Config
+
+# Consumer-group actions live in their own model module; traces of the model
+# engine may hold them, so the codec must know their names.
+for _group_action in groups.GROUP_ACTION_TYPES:
+    codec.register_action_type(_group_action)
 
 SCHEMA_VERSION = 1
 ENGINES = ("impl", "model")

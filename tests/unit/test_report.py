@@ -1,0 +1,494 @@
+"""Counterexample reports: content, determinism, every step described in words, safe HTML.
+
+The outcomes here are built from model actions applied with `model.step`, so the
+report is tested without the reference broker. `Outcome` and `Step` have exactly
+the fields of `harness.runner.RunOutcome` and `StepRecord`, which the report
+reads by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import report
+from harness.report import describe, report_directory, write_report
+from harness.trace import SCHEMA_VERSION, Trace, load_trace, violation_record
+from impl import events as ev
+from model import Config, State, initial_state, step
+from model import actions as act
+from model import groups as grp
+from model.state import Record
+from properties.catalogue import PROPERTIES, Violation
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    event: object
+    actions: tuple[Any, ...]
+    ops: tuple[Any, ...]
+    delivered: Any
+    lost_records: int
+    state: State
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    engine: str
+    config: Any
+    initial: State
+    steps: tuple[Step, ...]
+    violation: Violation | None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: int
+    src: str
+    dst: str
+    message: object
+    kind: str
+
+
+@dataclass(frozen=True)
+class Fetch:
+    partition: int
+    offset: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class ClientOp:
+    process: str
+    type: str
+    f: str
+    value: Any
+    time_ms: int
+
+
+CONFIG = Config(brokers=2, replication=2, min_insync=1, bugs=frozenset({"truncate-to-hw"}))
+
+# Pre-KIP-101: b1 truncates to its stale high watermark after a restart, then
+# becomes leader and the committed record 2 is gone.
+ACTIONS: tuple[Any, ...] = (
+    act.LeaderWrite(0, 0, 1, -1),
+    act.FollowerReplicate(0, 1, Record(1, 0)),
+    act.Flush(0, 0),
+    act.Flush(0, 1),
+    act.IncHighWatermark(0, 0, 1),
+    act.LeaderWrite(0, 0, 2, -1),
+    act.FollowerReplicate(0, 1, Record(2, 0)),
+    act.Flush(0, 1),
+    act.IncHighWatermark(0, 0, 2),
+    act.Flush(0, 0),
+    act.Crash(1),
+    act.Restart(1),
+    act.Truncate(0, 1, 0),
+    act.Crash(0),
+    act.ElectLeader(0, 1, frozenset({1}), 1),
+    act.BecomeLeader(0, 1, 1, frozenset({1})),
+)
+
+PROPERTY = next(iter(sorted(PROPERTIES)))
+
+
+def model_outcome(
+    actions: tuple[Any, ...] = ACTIONS, config: Config = CONFIG, message: str = "record 2 is gone"
+) -> tuple[Outcome, Trace]:
+    state = initial_state(config)
+    steps = []
+    for index, action in enumerate(actions, start=1):
+        state = step(state, action, config)
+        steps.append(Step(index, action, (action,), (), None, 0, state, 0))
+    details = (("offsets", (0, 1)), ("records", tuple(range(9))))
+    violation = Violation(PROPERTY, message, partition=0, details=details)
+    outcome = Outcome("model", config, initial_state(config), tuple(steps), violation)
+    trace = Trace(
+        SCHEMA_VERSION,
+        "model",
+        config,
+        actions,
+        violation_record(violation, len(actions)),
+        {"seed": 7},
+    )
+    return outcome, trace
+
+
+def write(tmp_path: Path, name: str, **kwargs: Any) -> Path:
+    outcome, trace = model_outcome(**kwargs)
+    write_report(outcome, trace, tmp_path / name, "kafka-verify replay trace.json")
+    return tmp_path / name
+
+
+# -- the three files ---------------------------------------------------------------------
+
+
+def test_write_report_writes_the_three_files(tmp_path: Path) -> None:
+    outcome, trace = model_outcome()
+    path = write_report(outcome, trace, tmp_path / "r", "kafka-verify replay r/trace.json")
+    assert path == tmp_path / "r" / "report.md"
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "report.html",
+        "report.md",
+        "trace.json",
+    ]
+    assert load_trace(tmp_path / "r" / "trace.json") == trace
+
+
+def test_the_same_outcome_gives_byte_identical_reports(tmp_path: Path) -> None:
+    first, second = write(tmp_path, "a"), write(tmp_path, "b")
+    for name in ("report.md", "report.html", "trace.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_trace_meta_does_not_reach_the_report(tmp_path: Path) -> None:
+    outcome, trace = model_outcome()
+    write_report(outcome, trace, tmp_path / "a", "replay")
+    write_report(outcome, replace(trace, meta={"seed": 99}), tmp_path / "b", "replay")
+    for name in ("report.md", "report.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+# -- report.md ---------------------------------------------------------------------------
+
+
+def test_markdown_has_every_section(tmp_path: Path) -> None:
+    text = (write(tmp_path, "r") / "report.md").read_text(encoding="utf-8")
+    forbids = report._sentence(PROPERTIES[PROPERTY].forbids)
+    assert text.startswith(f"# Violation: `{PROPERTY}`\n")
+    assert forbids in text
+    assert "> record 2 is gone" in text
+    assert "| brokers | `2` |" in text
+    assert "- `truncate-to-hw` — a follower truncates to its own high watermark" in text
+    assert "\n1. leader b0 writes record 1 at offset 0 of partition 0 (acks=all)\n" in text
+    assert "\n13. b1 truncates partition 0 to offset 0, removing 2 records\n" in text
+    assert "\n16. b1 learns it leads partition 0 in epoch 1 with ISR {b1} **← violation**\n" in text
+    assert "## State after step 16" in text
+    assert "```mermaid\nsequenceDiagram\n" in text
+    assert "```sh\nkafka-verify replay trace.json\n```" in text
+
+
+def test_state_section_marks_what_the_violating_step_changed(tmp_path: Path) -> None:
+    text = (write(tmp_path, "r") / "report.md").read_text(encoding="utf-8")
+    diff = text.split("```diff\n")[1].split("```")[0].splitlines()
+    assert "-   b1 unknown    log [] hw 0 leo 0 flushed 0 (epoch -1)" in diff
+    assert "+   b1 leader     log [] hw 0 leo 0 flushed 0 (epoch 1, leader b1, ISR {b1})" in diff
+    assert "  partition 0: leader b1, epoch 1, ISR {b1}" in diff
+    assert "    b0 unknown    log [0:1@0 1:2@0] hw 2 leo 2 flushed 2 (epoch -1)" in diff
+    assert sum(line.startswith("+") for line in diff) == 1
+
+
+def test_details_are_condensed_to_a_count_and_the_first_few(tmp_path: Path) -> None:
+    text = (write(tmp_path, "r") / "report.md").read_text(encoding="utf-8")
+    assert "| partition | `0` |" in text
+    assert "| offsets | `[0, 1]` |" in text
+    assert "| records | `9 cases; the first 5: 0, 1, 2, 3, 4` |" in text
+
+
+def test_mermaid_draws_fetches_as_arrows_and_wraps_the_violating_step() -> None:
+    outcome, trace = model_outcome()
+    diagram = report.mermaid(report.build_content(outcome, trace, "replay"))
+    lines = diagram.splitlines()
+    assert lines[:4] == [
+        "sequenceDiagram",
+        "    participant b0",
+        "    participant b1",
+        "    participant ctl",
+    ]
+    assert "    b0->>b1: 2. record 1@0" in lines
+    assert "    ctl->>b1: 15. elect (epoch 1)" in lines
+    assert "    Note over b1: 11. broker b1 crashes, losing nothing" in lines
+    start = lines.index("    rect rgb(255, 225, 225)")
+    assert lines[start + 1 : start + 4] == [
+        "        Note over b1: 16. b1 leads p0 in epoch 1",
+        f"        Note over b0,ctl: violation of {PROPERTY}",
+        "    end",
+    ]
+
+
+def test_mermaid_keeps_long_schedules_readable() -> None:
+    actions = tuple(
+        a
+        for i in range(25)
+        for a in (act.LeaderWrite(0, 0, i, -1), act.FollowerReplicate(0, 1, Record(i, 0)))
+    )
+    outcome, trace = model_outcome(actions, replace(CONFIG, bugs=frozenset()))
+    diagram = report.mermaid(report.build_content(outcome, trace, "replay"))
+    assert "Note over b0,ctl: 10 earlier steps not drawn" in diagram
+    after_note = diagram.split("not drawn\n")[1]
+    assert after_note.startswith("    Note over b0: 11. b0 appends record 5 to p0\n")
+    assert "record 4@0" not in diagram and "record 5@0" in diagram
+    assert diagram.count("->>") == 20
+
+
+# -- describe(): every event and every action in words -----------------------------------
+
+MESSAGE = Envelope(7, "b1", "b0", Fetch(0, 3, 1), "request")
+SEND = ClientOp("p0", "invoke", "send", ["t", 0, None, 12], 10)
+ACKED = ClientOp("p0", "ok", "send", ["t", 0, 3, 12], 20)
+POLLED = ClientOp("c0", "ok", "poll", {"t/0": [[0, 1], [1, 2]]}, 30)
+
+EVENT_CASES: list[tuple[object, dict[str, Any], str]] = [
+    (ev.Produce("p0", "t", 0), {"ops": (SEND,)}, "producer p0 sends record 12 to t/0"),
+    (ev.Poll("c0"), {"ops": (POLLED,)}, "consumer c0 polls — c0 poll returns t/0 [0:1, 1:2]"),
+    (ev.CommitOffsets("c0"), {}, "consumer c0 commits the offsets it has consumed"),
+    (ev.Subscribe("c0", "g0", ("t",)), {}, "consumer c0 joins group g0, subscribing to t"),
+    (ev.Close("c0"), {}, "consumer c0 closes"),
+    (
+        ev.Deliver(7),
+        {"delivered": MESSAGE},
+        "network delivers Fetch (partition 0, offset 3, epoch 1) b1 → b0",
+    ),
+    (
+        ev.Drop(7),
+        {"delivered": MESSAGE},
+        "network drops Fetch (partition 0, offset 3, epoch 1) b1 → b0",
+    ),
+    (ev.Duplicate(7), {}, "network delivers a copy of message #7"),
+    (ev.Crash("b2"), {"lost_records": 1}, "broker b2 crashes, losing 1 unflushed record"),
+    (ev.Restart("b2"), {}, "broker b2 restarts from its disk"),
+    (
+        ev.Partition((("b0", "p0"), ("b1", "b2", "zk"))),
+        {},
+        "network splits into {b0, p0} | {b1, b2, zk}",
+    ),
+    (ev.Heal(), {}, "network heals"),
+    (ev.Tick(100), {"time_ms": 1200}, "clock advances 100 ms (to 1200 ms)"),
+]
+
+
+def impl_step(event: object, **fields: Any) -> Step:
+    base: dict[str, Any] = {
+        "index": 1,
+        "event": event,
+        "actions": (),
+        "ops": (),
+        "delivered": None,
+        "lost_records": 0,
+        "state": initial_state(CONFIG),
+        "time_ms": 0,
+    }
+    base.update(fields)
+    return Step(**base)
+
+
+@pytest.mark.parametrize(("event", "fields", "words"), EVENT_CASES)
+def test_every_event_type_is_described_in_words(
+    event: object, fields: dict[str, Any], words: str
+) -> None:
+    assert describe(impl_step(event, **fields)) == words
+
+
+def test_the_event_cases_cover_the_whole_alphabet() -> None:
+    assert {type(e) for e, _, _ in EVENT_CASES} == set(ev.EVENT_TYPES.values())
+    assert set(report._EVENT_DESCRIBERS) >= set(ev.EVENT_TYPES.values())
+
+
+def test_an_event_line_names_what_the_step_did_and_what_clients_learned() -> None:
+    produced = impl_step(
+        ev.Deliver(4),
+        delivered=Envelope(4, "p0", "b0", Fetch(0, 0, 0), "request"),
+        actions=(act.LeaderWrite(0, 0, 12, -1), act.IncHighWatermark(0, 0, 1)),
+        ops=(ACKED,),
+    )
+    assert describe(produced).endswith(
+        "— b0 appends record 12 to p0; b0 hw of p0 → 1; p0 send of record 12 ok at t/0 offset 3"
+    )
+    assert describe(impl_step(ev.Crash("b0", lose_unflushed=False))).endswith(
+        "its disk keeping everything"
+    )
+    assert describe(impl_step(ev.Crash("zk"))) == "coordination service zk crashes"
+
+
+GROUP_CONFIG = replace(CONFIG, bugs=frozenset(), groups=1)
+GROUP_ACTIONS: tuple[Any, ...] = (
+    grp.JoinGroup("g0", "c0"),
+    grp.JoinGroup("g0", "c1"),
+    grp.CompleteRebalance("g0", "c0"),
+    grp.SyncAssignment("g0", "c0", 1, ((0, "c0"), (1, "c1"))),
+    grp.CommitOffset("g0", "c0", 1, 0, 1),
+    grp.CoordinatorFailover("g0"),
+    grp.ExpireMember("g0", "c1"),
+    grp.LeaveGroup("g0", "c0"),
+    grp.DeleteGroup("g0"),
+)
+
+
+def all_action_steps() -> list[tuple[Step, State]]:
+    """A run that performs every model action type once or more, as (step, state before)."""
+    actions = (
+        *ACTIONS[:10],
+        act.ShrinkIsr(0, 0, frozenset({0})),
+        act.ExpandIsr(0, 0, frozenset({0, 1})),
+        act.RetentionDelete(0, 0, 1),
+        act.ControllerFailover(1),
+        act.ElectLeader(0, 1, frozenset({1}), 2),
+        act.Crash(0),
+        act.Restart(0),
+        act.BecomeFollower(0, 0, 1, 1),
+        act.BecomeLeader(0, 1, 1, frozenset({1})),
+        act.Truncate(0, 0, 1, complete=False),
+        act.ResetLog(0, 0, 3),
+        *GROUP_ACTIONS,
+    )
+    state = initial_state(GROUP_CONFIG)
+    steps = []
+    for index, action in enumerate(actions, start=1):
+        before = state
+        try:
+            state = step(state, action, GROUP_CONFIG)
+        except Exception as error:  # pragma: no cover - a broken fixture must say which step
+            raise AssertionError(f"fixture step {index} {action!r}: {error}") from None
+        steps.append((Step(index, action, (action,), (), None, 0, state, 0), before))
+    return steps
+
+
+def test_every_action_type_is_described_in_words() -> None:
+    steps = all_action_steps()
+    described = {type(s.event) for s, _ in steps}
+    assert described >= set(act.ACTION_TYPES) | set(grp.GROUP_ACTION_TYPES)
+    for s, before in steps:
+        text = describe(s, before)
+        assert text and "(" not in text.split(" ")[0], text
+        assert not text.startswith(type(s.event).__name__), text
+
+
+def test_action_descriptions_read_as_sentences() -> None:
+    texts = [describe(s, before) for s, before in all_action_steps()]
+    assert "leader b0 shrinks the ISR of partition 0 to {b0}" in texts
+    assert "retention on b0 deletes partition 0 below offset 1" in texts
+    assert "b1 takes the controller lease (controller epoch 2)" in texts
+    assert (
+        "b0 truncates partition 0 to offset 1, removing 1 record, then asks the leader again"
+        in texts
+    )
+    assert "broker b0 crashes, losing nothing" in texts
+    assert "b0 drops its log of partition 0 and restarts it at offset 3" in texts
+    assert "leader c0's assignment for generation 1 of g0 takes effect: p0→c0, p1→c1" in texts
+    assert "consumer c0 (generation 1) commits offset 1 for partition 0 of g0" in texts
+
+
+def test_a_model_crash_counts_the_unflushed_records_it_loses() -> None:
+    actions = (act.LeaderWrite(0, 0, 1, -1), act.LeaderWrite(0, 0, 2, -1), act.Crash(0))
+    outcome, _ = model_outcome(actions, replace(CONFIG, bugs=frozenset()))
+    last = outcome.steps[-1]
+    assert (
+        describe(last, outcome.steps[-2].state) == "broker b0 crashes, losing 2 unflushed records"
+    )
+
+
+def test_group_state_appears_in_the_state_listing() -> None:
+    state = initial_state(GROUP_CONFIG)
+    for action in GROUP_ACTIONS[:5]:
+        state = step(state, action, GROUP_CONFIG)
+    lines = [text for _, text in report.state_listing(state)]
+    assert "group g0: Stable, generation 1, members {c0, c1}, leader c0" in lines
+    assert "  assignment p0→c0, p1→c1" in lines
+    assert "  committed p0:1" in lines
+    assert "  c0 believes: generation 1, owns p0" in lines
+
+
+# -- report.html -------------------------------------------------------------------------
+
+
+class TagBalance(HTMLParser):
+    """Checks that every non-void element that opens also closes, in order."""
+
+    VOID = frozenset({"meta", "br", "hr", "img", "input", "link", "path", "line", "circle"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.problems: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+            return
+        self.stack.pop()
+
+
+def test_html_is_self_contained_and_well_formed(tmp_path: Path) -> None:
+    text = (write(tmp_path, "r") / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in text.lower()
+    assert "http:" not in text and "https:" not in text and "//" not in text.replace("<!--", "")
+    assert "<link" not in text and "@import" not in text and "url(http" not in text
+    parser = TagBalance()
+    parser.feed(text)
+    parser.close()
+    assert parser.problems == []
+    assert parser.stack == []
+    assert {"svg", "ol", "table", "pre", "style"} <= parser.tags
+
+
+def test_html_escapes_every_text(tmp_path: Path) -> None:
+    evil = "<script>alert('x')</script> & <b>bold</b>"
+    text = (write(tmp_path, "r", message=evil) / "report.html").read_text(encoding="utf-8")
+    assert "<script>" not in text and "<b>bold" not in text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in text
+
+
+def test_svg_timeline_has_lanes_arrows_marks_and_the_violating_step(tmp_path: Path) -> None:
+    outcome, trace = model_outcome()
+    content = report.build_content(outcome, trace, "replay")
+    svg = report.timeline_svg(content)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    for lane in ("b0", "b1", "ctl"):
+        assert f">{lane}</text>" in svg
+    assert svg.count('marker-end="url(#head-message)"') == 3  # two fetches and one election
+    assert svg.count('stroke="#cf222e" stroke-width="3"') == 2  # two crashes
+    assert svg.count('fill="white" stroke="#1a7f37"') == 1  # one restart
+    assert f"violating step 16: {PROPERTY}" in svg
+    assert 'stroke-dasharray="4 4"' in svg  # a lane drawn dashed while its broker is down
+
+
+def test_svg_timeline_draws_impl_faults() -> None:
+    steps = (
+        impl_step(ev.Partition((("b0",), ("b1", "zk"))), index=1),
+        impl_step(ev.Drop(7), index=2, delivered=MESSAGE),
+        impl_step(ev.Duplicate(7), index=3, delivered=MESSAGE),
+        impl_step(ev.Heal(), index=4),
+        impl_step(ev.Produce("p0"), index=5, ops=(SEND,)),
+    )
+    outcome = Outcome("impl", CONFIG, initial_state(CONFIG), steps, None)
+    trace = Trace(SCHEMA_VERSION, "model", CONFIG, tuple(s.event for s in steps), None, {})
+    content = report.build_content(outcome, trace, "replay")
+    assert content.participants == ("b0", "b1", "zk", "p0")
+    svg = report.timeline_svg(content)
+    assert ">split</text>" in svg and ">heal</text>" in svg
+    assert 'marker-end="url(#head-duplicate)"' in svg
+    assert "5. producer p0 sends record 12 to t/0" in svg
+    diagram = report.mermaid(content)
+    assert "    b1-xb0: 2. dropped Fetch (partition 0, offset 3, epoch 1)" in diagram
+    assert "    b1-->>b0: 3. Fetch (partition 0, offset 3, epoch 1)" in diagram
+
+
+# -- where reports go --------------------------------------------------------------------
+
+
+def test_report_directory_is_named_after_utc_time_and_property(tmp_path: Path) -> None:
+    local = datetime(2026, 3, 1, 9, 30, 5, tzinfo=timezone(timedelta(hours=2)))
+    first = report_directory(tmp_path, "log-agreement", local)
+    assert first == tmp_path / "20260301T073005Z-log-agreement"
+    first.mkdir()
+    assert report_directory(tmp_path, "log-agreement", local).name.endswith("-log-agreement-2")
+    odd = report_directory(tmp_path, "../x y", datetime(2026, 3, 1, tzinfo=UTC))
+    assert odd.parent == tmp_path and odd.name == "20260301T000000Z-x-y"
