@@ -78,6 +78,7 @@ class Mark:
     kind: str  # message, duplicate, drop, crash, restart, split, heal, client, tick, note
     nodes: tuple[str, ...]  # (src, dst) for message/duplicate/drop, else the lanes marked
     label: str
+    tag: str = ""  # a few characters written next to the mark on the timeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,11 @@ def build_content(outcome: RunOutcome, trace: Trace, replay_command: str) -> Con
     kind, forbids = _property_info(name)
     violating = int(violation["step"]) if violation else None
     steps = outcome.steps
-    marks = tuple(m for s in steps for m in _marks(s, _before(outcome, s.index)))
+    marks = tuple(
+        dataclasses.replace(m, tag=_tag(s))
+        for s in steps
+        for m in _marks(s, _before(outcome, s.index))
+    )
     return Content(
         property=name,
         kind=kind,
@@ -781,6 +786,61 @@ def _short_action(action: Any) -> str:
     return type(action).__name__
 
 
+def _tag(step: StepRecord) -> str:
+    """The few characters the timeline writes beside a step's mark."""
+    item = step.event
+    if step.delivered is not None:
+        return type(step.delivered.message).__name__
+    if isinstance(item, ev.Produce):
+        sends = [op.value[3] for op in step.ops if op.f == "send" and op.type == "invoke"]
+        return f"send {sends[0]}" if sends else "send"
+    simple = _TAGS.get(type(item))
+    if simple is not None:
+        return simple
+    return _action_tag(item)
+
+
+_TAGS: dict[type, str] = {
+    ev.Poll: "poll",
+    ev.CommitOffsets: "commit",
+    ev.Subscribe: "join",
+    ev.Close: "close",
+    act.Flush: "flush",
+    act.ControllerFailover: "lease",
+    grp.JoinGroup: "join",
+    grp.CompleteRebalance: "gen+1",
+    grp.SyncAssignment: "sync",
+    grp.ExpireMember: "expire",
+    grp.LeaveGroup: "leave",
+    grp.CoordinatorFailover: "failover",
+    grp.DeleteGroup: "delete",
+}
+
+
+def _action_tag(a: Any) -> str:
+    if isinstance(a, act.LeaderWrite):
+        return f"w {a.record_id}"
+    if isinstance(a, act.FollowerReplicate):
+        return _short(a.record)
+    if isinstance(a, act.IncHighWatermark):
+        return f"hw {a.hw}"
+    if isinstance(a, act.Truncate):
+        return f"trunc {a.offset}"
+    if isinstance(a, act.BecomeLeader):
+        return f"lead e{a.epoch}"
+    if isinstance(a, act.BecomeFollower):
+        return f"follow e{a.epoch}"
+    if isinstance(a, act.ShrinkIsr | act.ExpandIsr):
+        return "isr " + "".join(str(b) for b in sorted(a.isr))
+    if isinstance(a, act.ElectLeader):
+        return "elect"
+    if isinstance(a, act.RetentionDelete | act.ResetLog):
+        return f"start {a.log_start}"
+    if isinstance(a, grp.CommitOffset):
+        return f"commit {a.offset}"
+    return ""
+
+
 def _participants(outcome: RunOutcome, marks: Sequence[Mark]) -> tuple[str, ...]:
     names: set[str] = {f"b{b}" for b in range(_broker_count(outcome))}
     if outcome.engine == "model":
@@ -955,8 +1015,18 @@ ol li.violating { background: #ffe1e1; font-weight: 600; }
 .add { background: #e6ffec; display: block; }
 .del { background: #ffebe9; display: block; color: #82071e; }
 .same { display: block; }
+.config code { margin-right: .6em; white-space: nowrap; }
+.legend { color: #57606a; font-size: 12px; }
 .timeline { overflow-x: auto; border: 1px solid #d0d7de; border-radius: 6px; }
 """
+
+
+_LEGEND = (
+    "One lane per node, one column per step. Arrows: delivered messages (dashed: a duplicate; "
+    "ending in ✕: dropped). Red ✕: crash; green ○: restart; dot: a local step or client call. "
+    "Dashed vertical lines: partition, heal, clock ticks. A lane is pale and dashed while its "
+    "node is down. The red column is the violating step; hover a mark for its sentence."
+)
 
 
 def render_html(content: Content) -> str:
@@ -977,6 +1047,7 @@ def render_html(content: Content) -> str:
         *_html_config(content),
         "<h2>Timeline</h2>",
         f'<div class="timeline">{timeline_svg(content)}</div>',
+        f'<p class="legend">{_LEGEND}</p>',
         "<h2>Events (shrunk)</h2>",
         *_html_steps(content),
         *_html_state(content),
@@ -994,17 +1065,14 @@ def render_html(content: Content) -> str:
 
 def _html_config(content: Content) -> list[str]:
     e = html.escape
-    rows = [f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in content.config]
+    settings = " ".join(f"<code>{e(k)}={e(v)}</code>" for k, v in content.config)
     bugs = [
         f"<li><code>{e(name)}</code>{' — ' + e(text) if text else ''}</li>"
         for name, text in content.bugs
     ]
     return [
         "<h2>Configuration</h2>",
-        f"<p>Engine: <code>{e(content.engine)}</code></p>",
-        "<table>",
-        *rows,
-        "</table>",
+        f'<p class="config">engine <code>{e(content.engine)}</code> · {settings}</p>',
         f"<p>Seeded bugs: {'none' if not bugs else ''}</p>",
         *(["<ul>", *bugs, "</ul>"] if bugs else []),
     ]
@@ -1045,7 +1113,7 @@ def _html_details(content: Content) -> list[str]:
 
 # -- the SVG timeline -------------------------------------------------------------------
 
-_LANE_H = 34
+_LANE_H = 42
 _COL_W = 46
 _LEFT = 70
 _TOP = 34
@@ -1068,7 +1136,7 @@ def timeline_svg(content: Content) -> str:
     lanes = {name: _TOP + (i + 0.5) * _LANE_H for i, name in enumerate(content.participants)}
     columns = max((index for index, _ in content.steps), default=0)
     width = _LEFT + columns * _COL_W + 20
-    height = _TOP + len(lanes) * _LANE_H + 10
+    height = _TOP + len(lanes) * _LANE_H + 24
     parts = [
         f'<svg role="img" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
@@ -1085,7 +1153,11 @@ def timeline_svg(content: Content) -> str:
         parts.append(
             f'<rect x="{x}" y="4" width="{_COL_W}" height="{height - 8}" fill="#ffd7d5" '
             f'stroke="#cf222e"><title>violating step {content.violating_step}: '
-            f"{html.escape(content.property)}</title></rect>"
+            f"{html.escape(content.property)}</title></rect>",
+        )
+        parts.append(
+            f'<text x="{x + _COL_W / 2:.0f}" y="{height - 10}" text-anchor="middle" '
+            f'fill="#cf222e" font-size="9" font-weight="bold">violation</text>'
         )
     parts += _column_labels(columns)
     parts += _lane_lines(content, lanes, width)
@@ -1143,7 +1215,9 @@ def _svg_mark(mark: Mark, lanes: dict[str, float], height: int) -> list[str]:
     colour = _COLOURS.get(mark.kind, "#57606a")
     tip = f"<title>{html.escape(f'{mark.step}. {mark.label}')}</title>"
     if mark.kind in ("message", "duplicate", "drop") and all(n in lanes for n in mark.nodes):
-        return [_svg_arrow(mark, x, lanes, colour, tip)]
+        src, dst = (lanes[n] for n in mark.nodes)
+        below = max(src, dst) if src != dst else src
+        return [_svg_arrow(mark, x, lanes, colour, tip), _svg_tag(mark.tag, x, below + 15)]
     if mark.kind in ("split", "heal", "tick") or not mark.nodes:
         dash = {"split": "6 3", "heal": "2 3"}.get(mark.kind, "1 4")
         return [
@@ -1152,7 +1226,17 @@ def _svg_mark(mark: Mark, lanes: dict[str, float], height: int) -> list[str]:
             f'<text x="{x:.0f}" y="{_TOP - 4}" text-anchor="middle" fill="{colour}" '
             f'font-size="9">{html.escape(mark.kind if mark.kind != "tick" else mark.label)}</text>',
         ]
-    return [_svg_point(mark.kind, x, lanes[n], colour, tip) for n in mark.nodes if n in lanes]
+    points = [_svg_point(mark.kind, x, lanes[n], colour, tip) for n in mark.nodes if n in lanes]
+    return points + [_svg_tag(mark.tag, x, lanes[n] + 15) for n in mark.nodes[:1] if n in lanes]
+
+
+def _svg_tag(tag: str, x: float, y: float) -> str:
+    if not tag:
+        return ""
+    return (
+        f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="middle" font-size="9" '
+        f'fill="#57606a">{html.escape(tag)}</text>'
+    )
 
 
 def _svg_arrow(mark: Mark, x: float, lanes: dict[str, float], colour: str, tip: str) -> str:
