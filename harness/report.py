@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.trace import Trace, config_to_json, dump_trace
+from harness.trace import Trace, config_to_json, dump_trace, jsonable
 from impl import events as ev
 from model import actions as act
 from model import groups as grp
@@ -64,7 +64,26 @@ def write_report(outcome: RunOutcome, trace: Trace, directory: Path, replay_comm
     markdown_path.write_text(render_markdown(content), encoding="utf-8")
     (directory / "report.html").write_text(render_html(content), encoding="utf-8")
     dump_trace(trace, directory / "trace.json")
+    if outcome.engine == "impl":
+        (directory / "history.jsonl").write_text(history_jsonl(outcome), encoding="utf-8")
     return markdown_path
+
+
+def history_jsonl(outcome: RunOutcome) -> str:
+    """The client history of the run, one completed or invoked operation per line (DESIGN.md)."""
+    lines = []
+    ops = (op for step in outcome.steps for op in step.ops)
+    for index, op in enumerate(ops):
+        record = {
+            "index": index,
+            "time_ms": op.time_ms,
+            "process": op.process,
+            "type": op.type,
+            "f": op.f,
+            "value": jsonable(op.value),
+        }
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    return "".join(lines)
 
 
 # -- the content of a report -----------------------------------------------------------

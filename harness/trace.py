@@ -55,6 +55,7 @@ __all__ = [
     "config_from_json",
     "config_to_json",
     "dump_trace",
+    "jsonable",
     "known_bugs",
     "load_trace",
     "parse_trace",
@@ -166,7 +167,7 @@ def _json_kind(value: Any) -> str:
 
 def violation_record(violation: Any, step: int) -> dict[str, Any]:
     """The JSON record of a `properties.catalogue.Violation` found at 1-based `step`."""
-    details = {str(k): _jsonable(v) for k, v in violation.details}
+    details = {str(k): jsonable(v) for k, v in violation.details}
     if violation.partition is not None:
         details = {"partition": violation.partition, **details}
     return {
@@ -177,17 +178,17 @@ def violation_record(violation: Any, step: int) -> dict[str, Any]:
     }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """A detail value as plain JSON data (dataclasses as objects, sets as sorted lists)."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     encoded = codec.encode_value(value)
     if isinstance(encoded, list):
-        return [_jsonable(v) for v in encoded]
+        return [jsonable(v) for v in encoded]
     if encoded is None or isinstance(encoded, str | int | float | bool):
         return encoded
     if isinstance(encoded, dict):
-        return {str(k): _jsonable(v) for k, v in encoded.items()}
+        return {str(k): jsonable(v) for k, v in encoded.items()}
     return repr(encoded)
 
 

@@ -492,3 +492,26 @@ def test_report_directory_is_named_after_utc_time_and_property(tmp_path: Path) -
     assert report_directory(tmp_path, "log-agreement", local).name.endswith("-log-agreement-2")
     odd = report_directory(tmp_path, "../x y", datetime(2026, 3, 1, tzinfo=UTC))
     assert odd.parent == tmp_path and odd.name == "20260301T000000Z-x-y"
+
+
+def test_impl_reports_carry_the_client_history(tmp_path: Path) -> None:
+    from impl.config import ClusterConfig
+
+    config = ClusterConfig(brokers=2, replication=2, min_insync=1)
+    steps = (
+        impl_step(ev.Produce("p0", "t", 0), index=1, ops=(SEND,)),
+        impl_step(ev.Deliver(7), index=2, delivered=MESSAGE, ops=(ACKED, POLLED)),
+    )
+    outcome = Outcome("impl", config, initial_state(CONFIG), steps, None)
+    trace = Trace(SCHEMA_VERSION, "impl", config, tuple(s.event for s in steps), None, {})
+    write_report(outcome, trace, tmp_path, "replay")
+    lines = (tmp_path / "history.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines == [
+        '{"index": 0, "time_ms": 10, "process": "p0", "type": "invoke", "f": "send", '
+        '"value": ["t", 0, null, 12]}',
+        '{"index": 1, "time_ms": 20, "process": "p0", "type": "ok", "f": "send", '
+        '"value": ["t", 0, 3, 12]}',
+        '{"index": 2, "time_ms": 30, "process": "c0", "type": "ok", "f": "poll", '
+        '"value": {"t/0": [[0, 1], [1, 2]]}}',
+    ]
+    assert load_trace(tmp_path / "trace.json") == trace
