@@ -15,6 +15,7 @@ from typing import Any, Union, get_args, get_origin
 
 from impl import events
 from model import actions
+from model.groups import GROUP_ACTION_TYPES
 from model.state import Record
 
 
@@ -23,7 +24,9 @@ class TraceError(ValueError):
 
 
 EVENT_TYPES: dict[str, type] = dict(events.EVENT_TYPES)
-ACTION_TYPES: dict[str, type] = {cls.__name__: cls for cls in actions.ACTION_TYPES}
+ACTION_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (*actions.ACTION_TYPES, *GROUP_ACTION_TYPES)
+}
 
 
 def register_action_type(cls: type) -> None:

@@ -1,0 +1,107 @@
+"""`kafka-verify bench`: how fast the reference cluster runs, bare and fully checked.
+
+One long schedule is generated once (seeded, so every run measures the same
+work) and then replayed twice: bare (the impl alone) and checked (impl,
+refinement, every ALWAYS property and the history checkers). Checking is
+incremental, so checked throughput late in a long history should match that
+early on: `late_over_early` compares windows near 10,000 and near 100 steps.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from harness.runner import Checker
+from impl import events as ev
+from impl.config import ClusterConfig
+from impl.world import World
+
+EARLY_WINDOW = (100, 1_100)
+LATE_WINDOW = (10_000, 11_000)
+
+
+def generate_schedule(config: ClusterConfig, length: int, seed: int = 7) -> list[object]:
+    """A long, fault-rich but mostly healthy schedule, chosen by reading the world as it runs."""
+    chooser = random.Random(seed)
+    world = World(config)
+    schedule: list[object] = []
+    producers = [f"p{i}" for i in range(config.producers)]
+    consumers = [f"c{i}" for i in range(config.consumers)]
+    while len(schedule) < length:
+        event = _next_event(world, chooser, producers, consumers)
+        world.apply(event)  # type: ignore[arg-type]
+        schedule.append(event)
+    return schedule
+
+
+def _next_event(
+    world: World, chooser: random.Random, producers: list[str], consumers: list[str]
+) -> object:
+    down = [n for n in world.nodes() if not world.is_up(n)]
+    roll = chooser.random()
+    inflight = world.inflight()
+    if roll < 0.55 and inflight:
+        return ev.Deliver(inflight[min(len(inflight) - 1, int(chooser.expovariate(1.0)))].id)
+    if roll < 0.67:
+        return ev.Produce(chooser.choice(producers))
+    if roll < 0.75:
+        return ev.Poll(chooser.choice(consumers))
+    if roll < 0.76 and inflight:
+        return ev.Drop(chooser.choice(inflight).id)
+    if roll < 0.765 and down:
+        return ev.Restart(chooser.choice(down))
+    if roll < 0.768 and not down:
+        brokers = [n for n in world.nodes() if n.startswith("b")]
+        return ev.Crash(chooser.choice(brokers), chooser.random() < 0.5)
+    return ev.Tick(chooser.choice((10, 50, 100, 250)))
+
+
+def _timed_replay(config: ClusterConfig, schedule: list[object], check: bool) -> list[float]:
+    """Cumulative seconds after each step."""
+    checker = Checker(config, check=check)
+    stamps: list[float] = []
+    started = time.perf_counter()
+    for event in schedule:
+        _, violations = checker.apply(event)
+        if violations:
+            raise AssertionError(
+                f"the benchmark schedule violated {violations[0].property}: {violations[0].message}"
+            )
+        stamps.append(time.perf_counter() - started)
+    return stamps
+
+
+def _rate(stamps: list[float], window: tuple[int, int]) -> float:
+    start, end = window
+    end = min(end, len(stamps) - 1)
+    return (end - start) / max(stamps[end] - stamps[start], 1e-9)
+
+
+def run_bench(steps: int = 12_000) -> dict[str, Any]:
+    config = ClusterConfig()
+    steps = max(steps, LATE_WINDOW[1] + 1)
+    schedule = generate_schedule(config, steps)
+    bare = _timed_replay(config, schedule, check=False)
+    checked = _timed_replay(config, schedule, check=True)
+    bare_rate = len(bare) / bare[-1]
+    checked_rate = len(checked) / checked[-1]
+    figures: dict[str, Any] = {
+        "steps": len(schedule),
+        "bare_steps_per_s": round(bare_rate, 1),
+        "checked_steps_per_s": round(checked_rate, 1),
+        "overhead_ratio": round(bare_rate / checked_rate, 3),
+        "early_checked_steps_per_s": round(_rate(checked, EARLY_WINDOW), 1),
+        "late_checked_steps_per_s": round(_rate(checked, LATE_WINDOW), 1),
+    }
+    figures["late_over_early"] = round(
+        figures["late_checked_steps_per_s"] / figures["early_checked_steps_per_s"], 3
+    )
+    try:
+        from properties.prove import prove_timings
+
+        figures["prove"] = prove_timings()
+    except ImportError:
+        figures["prove"] = None
+    return figures

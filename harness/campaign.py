@@ -1,0 +1,84 @@
+"""A stateful campaign: run the Hypothesis machine, and turn a failure into a report.
+
+Used by `kafka-verify run`, `kafka-verify mutants` and the quality tests.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
+from hypothesis.stateful import run_state_machine_as_test
+
+from harness.machine import PropertyViolated, Recorder, make_machine
+from harness.profiles import Profile, hypothesis_settings
+from impl.config import ClusterConfig
+from properties.catalogue import Violation
+
+
+@dataclass
+class CampaignResult:
+    """What a campaign found, with the shrunk schedule when it found something."""
+
+    config: ClusterConfig
+    seconds: float
+    examples: int
+    steps: int
+    coverage: dict[str, int]
+    violation: Violation | None = None
+    events: list[object] = field(default_factory=list)
+    seconds_to_detect: float | None = None
+    error: str | None = None
+
+
+def run_campaign(
+    config: ClusterConfig,
+    profile: Profile,
+    *,
+    seed: int | None = None,
+    examples: int | None = None,
+    steps: int | None = None,
+) -> CampaignResult:
+    """Run the machine until a property fails or the budget is spent; shrink what fails."""
+    recorder = Recorder()
+    machine = make_machine(config, recorder)
+    if seed is not None:
+        machine = hypothesis_seed(seed)(machine)
+    settings = hypothesis_settings(profile, examples, steps)
+    started = time.perf_counter()
+    recorder.started = started
+    violation: Violation | None = None
+    error: str | None = None
+    try:
+        run_state_machine_as_test(machine, settings=settings)
+    except PropertyViolated as failure:
+        violation = failure.violation
+    except Flaky as flaky:
+        error = f"the failure did not reproduce deterministically: {flaky}"
+    except Exception as unexpected:  # an internal error of the broker or harness is a finding too
+        violation = Violation(
+            property="internal-error",
+            message=f"{type(unexpected).__name__}: {unexpected}",
+            details=(("traceback", traceback.format_exc(limit=8)),),
+        )
+    seconds = time.perf_counter() - started
+    detected = recorder.first_failure_seconds
+    return CampaignResult(
+        config=config,
+        seconds=seconds,
+        examples=recorder.examples,
+        steps=recorder.steps,
+        coverage=dict(recorder.coverage),
+        violation=violation,
+        events=list(recorder.failure_events) if violation else [],
+        seconds_to_detect=detected,
+        error=error,
+    )
+
+
+def default_reports_dir() -> Path:
+    return Path("reports")

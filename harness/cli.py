@@ -1,0 +1,202 @@
+"""`kafka-verify`: the command line (see DESIGN.md, "CLI contract").
+
+Exit codes: 0 nothing violated, 1 a violation (report written), 2 a usage or
+input error, which always gets exactly one clear sentence on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+
+class UsageError(Exception):
+    """Bad input from the user: one sentence, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see 'kafka-verify {self.prog.split()[-1]} --help')")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return value
+
+
+def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--brokers", type=_positive, default=3, help="brokers in the cluster (default 3)"
+    )
+    parser.add_argument(
+        "--partitions", type=_non_negative, default=2, help="partitions of topic t (default 2)"
+    )
+    parser.add_argument(
+        "--replication", type=_non_negative, default=3, help="replication factor (default 3)"
+    )
+    parser.add_argument(
+        "--min-insync", type=_non_negative, default=2, help="min.insync.replicas (default 2)"
+    )
+    parser.add_argument(
+        "--bug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch on a seeded bug (repeatable)",
+    )
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog="kafka-verify", description="Verify a Kafka-style broker against its model."
+    )
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the stateful campaign against the reference cluster")
+    run.add_argument("--profile", choices=["dev", "ci", "nightly"], default=None)
+    run.add_argument("--seed", type=_non_negative, default=None)
+    run.add_argument("--examples", type=_positive, default=None)
+    run.add_argument("--steps", type=_positive, default=None)
+    _add_cluster_arguments(run)
+    run.add_argument("--reports", type=Path, default=None, metavar="DIR")
+    run.add_argument("--json", type=Path, default=None, metavar="FILE")
+    run.add_argument(
+        "--save-regression", action="store_true", help="add a found trace to tests/regressions/"
+    )
+
+    replay = sub.add_parser(
+        "replay", help="re-execute a trace and report whether its violation reproduces"
+    )
+    replay.add_argument("trace", type=Path)
+    replay.add_argument("--bug", action="append", default=None, metavar="NAME")
+    replay.add_argument("--reports", type=Path, default=None, metavar="DIR")
+
+    prove = sub.add_parser(
+        "prove", help="prove the model's invariants with Z3 (BMC and k-induction)"
+    )
+    try:
+        from harness.prove_cli import add_prove_arguments
+
+        add_prove_arguments(prove)
+    except ImportError:
+        prove.set_defaults(prove_missing=True)
+
+    mutants = sub.add_parser("mutants", help="run the campaign against every seeded bug")
+    mutants.add_argument("--bug", action="append", default=[], metavar="NAME")
+    mutants.add_argument("--budget-s", type=_positive, default=60)
+    mutants.add_argument("--json", type=Path, default=None, metavar="FILE")
+    mutants.add_argument("--reports", type=Path, default=None, metavar="DIR")
+
+    bench = sub.add_parser("bench", help="measure checking speed and overhead")
+    bench.add_argument("--json", type=Path, default=None, metavar="FILE")
+    bench.add_argument("--steps", type=_positive, default=12_000)
+
+    sub.add_parser("bugs", help="list the seeded-bug catalogue")
+    sub.add_parser("properties", help="list every property and what it forbids")
+    return parser
+
+
+def cluster_config_from(args: argparse.Namespace, bugs: Sequence[str]) -> Any:
+    """A ClusterConfig from the flags; impossible configs are usage errors."""
+    from impl.config import ClusterConfig
+
+    try:
+        return ClusterConfig(
+            brokers=args.brokers,
+            partitions=args.partitions,
+            replication=args.replication,
+            min_insync=args.min_insync,
+            bugs=frozenset(bugs),
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def write_json(path: Path | None, payload: dict[str, Any]) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _cmd_bugs(args: argparse.Namespace) -> int:
+    from impl.bugs import BUGS
+
+    width = max(len(name) for name in BUGS)
+    for name, bug in BUGS.items():
+        print(f"{name.ljust(width)}  {bug.description}")
+    return 0
+
+
+def _cmd_properties(args: argparse.Namespace) -> int:
+    import harness.all_properties  # noqa: F401  (registers every room's properties)
+    from properties.catalogue import PROPERTIES
+
+    width = max(len(name) for name in PROPERTIES)
+    for name, info in sorted(PROPERTIES.items(), key=lambda item: (item[1].kind.value, item[0])):
+        print(f"{name.ljust(width)}  {info.kind.value.upper():10}  {info.forbids}")
+    return 0
+
+
+def _cmd_prove(args: argparse.Namespace) -> int:
+    if getattr(args, "prove_missing", False):
+        raise UsageError("the prove command is not available in this installation")
+    from harness.prove_cli import run_prove
+
+    return int(run_prove(args))
+
+
+def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
+    from harness import commands
+
+    return {
+        "run": commands.cmd_run,
+        "replay": commands.cmd_replay,
+        "prove": _cmd_prove,
+        "mutants": commands.cmd_mutants,
+        "bench": commands.cmd_bench,
+        "bugs": _cmd_bugs,
+        "properties": _cmd_properties,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return _commands()[args.command](args)
+    except UsageError as error:
+        print(f"kafka-verify: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

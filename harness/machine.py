@@ -1,0 +1,250 @@
+"""The Hypothesis stateful machine that drives the reference cluster under faults.
+
+One rule per event constructor, thin: each draws the event's arguments, turns
+them into one event of `impl/events.py`, and hands it to the `Checker`, which
+applies it and checks refinement and every ALWAYS property. A violation raises
+`PropertyViolated`; Hypothesis then shrinks the schedule, and the shrunk event
+list is the counterexample.
+
+Swarm testing: each example first draws a fault mix (crash-heavy,
+partition-heavy, drop-heavy, clock-heavy, calm) and only the faults of that mix
+are enabled, so different examples explore very different corners.
+
+Teardown is the liveness phase: heal, restart every node, drain messages and
+timers (with polls) until the cluster settles, then check EVENTUALLY.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from hypothesis import event as hypothesis_event
+from hypothesis import note, target
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from impl import events as ev
+from impl.config import ClusterConfig
+from harness.runner import Checker
+from properties.catalogue import Violation
+
+TICKS_MS = (1, 10, 50, 200, 1_000, 5_000, 15_000)
+
+# The swarm: each example enables one mix of fault kinds.
+FAULT_MIXES: dict[str, frozenset[str]] = {
+    "calm": frozenset({"tick"}),
+    "crash-heavy": frozenset({"crash", "tick"}),
+    "partition-heavy": frozenset({"partition", "tick"}),
+    "drop-heavy": frozenset({"drop", "duplicate", "tick"}),
+    "clock-heavy": frozenset({"tick", "clock-jump", "crash"}),
+    "everything": frozenset({"crash", "partition", "drop", "duplicate", "tick", "clock-jump"}),
+}
+
+
+class PropertyViolated(AssertionError):
+    """A property failed; carries the violation so the campaign can report it."""
+
+    def __init__(self, violation: Violation, steps: int) -> None:
+        super().__init__(f"{violation.property}: {violation.message} (after {steps} events)")
+        self.violation = violation
+
+
+@dataclass
+class Recorder:
+    """What a campaign learns across examples: totals, coverage, and the last failing run."""
+
+    examples: int = 0
+    steps: int = 0
+    coverage: dict[str, int] = field(default_factory=dict)
+    failure_events: list[object] = field(default_factory=list)
+    failure: Violation | None = None
+    first_failure_at_step: int | None = None
+    first_failure_seconds: float | None = None
+    settle_events: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+def settle(checker: Checker, max_rounds: int = 160, tick_ms: int = 250) -> Iterator[object]:
+    """The liveness phase's schedule: heal, restart everything, then deliver, tick and poll until settled.
+
+    A generator of events, so the caller applies (and records) each one; it
+    reads the checker's state between events to decide when to stop.
+    """
+    world = checker.world
+    if world.partitioned():
+        yield ev.Heal()
+    for node in world.nodes():
+        if not world.is_up(node):
+            yield ev.Restart(node)
+    consumers = [n for n in world.nodes() if n.startswith("c")]
+    calm_rounds = 0
+    for round_index in range(max_rounds):
+        delivered = 0
+        while world.inflight() and delivered < 400:
+            yield ev.Deliver(world.inflight()[0].id)
+            delivered += 1
+        if round_index % 2 == 0:
+            for consumer in consumers:
+                yield ev.Poll(consumer)
+        yield ev.Tick(tick_ms)
+        if round_index >= 8 and checker.settled():
+            calm_rounds += 1
+            if calm_rounds >= 3:
+                return
+        else:
+            calm_rounds = 0
+
+
+class ClusterMachine(RuleBasedStateMachine):
+    """Random schedules of client operations and faults against the reference cluster."""
+
+    cluster_config: ClassVar[ClusterConfig] = ClusterConfig()
+    recorder: ClassVar[Recorder] = Recorder()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checker = Checker(self.cluster_config)
+        self.events: list[object] = []
+        self.mix: frozenset[str] = FAULT_MIXES["everything"]
+        self.recorder.examples += 1
+        self._raise_all(self.checker.initial_violations())
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _raise_all(self, violations: list[Violation]) -> None:
+        if violations:
+            self.recorder.failure = violations[0]
+            self.recorder.failure_events = list(self.events)
+            if self.recorder.first_failure_at_step is None:
+                self.recorder.first_failure_at_step = self.recorder.steps
+                self.recorder.first_failure_seconds = time.perf_counter() - self.recorder.started
+            note(self.checker.world.describe())
+            raise PropertyViolated(violations[0], len(self.events))
+
+    def _do(self, event: object) -> None:
+        self.events.append(event)
+        self.recorder.steps += 1
+        try:
+            _, violations = self.checker.apply(event)
+        except Exception as error:  # the broker itself broke: that is a finding too
+            violations = [
+                Violation(
+                    property="internal-error",
+                    message=f"{type(error).__name__} while applying {event!r}: {error}",
+                    details=(("traceback", traceback.format_exc(limit=6)),),
+                )
+            ]
+        self._raise_all(violations)
+
+    def _nodes(self, prefix: str, up: bool) -> list[str]:
+        world = self.checker.world
+        return [n for n in world.nodes() if n.startswith(prefix) and world.is_up(n) == up]
+
+    # -- the swarm ----------------------------------------------------------------
+
+    @initialize(mix=st.sampled_from(sorted(FAULT_MIXES)))
+    def choose_fault_mix(self, mix: str) -> None:
+        self.mix = FAULT_MIXES[mix]
+        hypothesis_event(f"fault mix: {mix}")
+
+    # -- client operations ----------------------------------------------------------
+
+    @rule(producer=st.integers(0, 7), partition=st.none() | st.integers(0, 7))
+    def produce(self, producer: int, partition: int | None) -> None:
+        config = self.cluster_config
+        client = f"p{producer % config.producers}"
+        chosen = None if partition is None else partition % config.partitions
+        self._do(ev.Produce(client, "t", chosen))
+
+    @rule(consumer=st.integers(0, 7))
+    def poll(self, consumer: int) -> None:
+        self._do(ev.Poll(f"c{consumer % max(1, self.cluster_config.consumers)}"))
+
+    # -- the network -----------------------------------------------------------------
+
+    @precondition(lambda self: bool(self.checker.world.inflight()))
+    @rule(pick=st.integers(0, 63))
+    def deliver(self, pick: int) -> None:
+        inflight = self.checker.world.inflight()
+        self._do(ev.Deliver(inflight[pick % len(inflight)].id))
+
+    @precondition(lambda self: "drop" in self.mix and bool(self.checker.world.inflight()))
+    @rule(pick=st.integers(0, 63))
+    def drop(self, pick: int) -> None:
+        inflight = self.checker.world.inflight()
+        self._do(ev.Drop(inflight[pick % len(inflight)].id))
+
+    @precondition(lambda self: "duplicate" in self.mix and bool(self.checker.world.inflight()))
+    @rule(pick=st.integers(0, 63))
+    def duplicate(self, pick: int) -> None:
+        inflight = self.checker.world.inflight()
+        self._do(ev.Duplicate(inflight[pick % len(inflight)].id))
+
+    @precondition(lambda self: "partition" in self.mix and not self.checker.world.partitioned())
+    @rule(split=st.integers(1, 2**16))
+    def partition(self, split: int) -> None:
+        nodes = [n for n in self.checker.world.nodes() if n.startswith(("b", "zk"))]
+        mask = split % (2 ** len(nodes) - 2) + 1  # never everything on one side
+        side = tuple(n for i, n in enumerate(nodes) if mask >> i & 1)
+        rest = tuple(n for n in self.checker.world.nodes() if n not in side)
+        self._do(ev.Partition((side, rest)))
+
+    @precondition(lambda self: self.checker.world.partitioned())
+    @rule()
+    def heal(self) -> None:
+        self._do(ev.Heal())
+
+    # -- nodes and the clock -----------------------------------------------------------
+
+    @precondition(lambda self: "crash" in self.mix)
+    @rule(pick=st.integers(0, 15), lose_unflushed=st.booleans())
+    def crash(self, pick: int, lose_unflushed: bool) -> None:
+        up = self._nodes("b", True) + self._nodes("zk", True)
+        if up:
+            self._do(ev.Crash(up[pick % len(up)], lose_unflushed))
+
+    @precondition(
+        lambda self: any(not self.checker.world.is_up(n) for n in self.checker.world.nodes())
+    )
+    @rule(pick=st.integers(0, 15))
+    def restart(self, pick: int) -> None:
+        down = [n for n in self.checker.world.nodes() if not self.checker.world.is_up(n)]
+        self._do(ev.Restart(down[pick % len(down)]))
+
+    @rule(ms=st.sampled_from(TICKS_MS))
+    def tick(self, ms: int) -> None:
+        if ms >= 5_000 and "clock-jump" not in self.mix:
+            ms = 200
+        self._do(ev.Tick(ms))
+
+    # -- the liveness phase -----------------------------------------------------------
+
+    def teardown(self) -> None:
+        counts = self.checker.coverage.counts
+        # Steer towards the deep corners where replication bugs live.
+        depth = sum(
+            counts.get(k, 0)
+            for k in ("leader-reelected", "follower-truncated", "crash-lost-unflushed")
+        )
+        target(float(depth), label="leader changes, truncations and lossy crashes")
+        try:
+            for settle_event in settle(self.checker):
+                self.recorder.settle_events += 1
+                self._do(settle_event)
+            self._raise_all(self.checker.finish())
+        finally:
+            for name, count in counts.items():
+                self.recorder.coverage[name] = self.recorder.coverage.get(name, 0) + count
+
+
+def make_machine(config: ClusterConfig, recorder: Recorder) -> type[ClusterMachine]:
+    """A ClusterMachine subclass bound to one cluster config and one recorder."""
+    return type(
+        "ClusterMachine",
+        (ClusterMachine,),
+        {"cluster_config": config, "recorder": recorder},
+    )

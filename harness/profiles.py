@@ -1,0 +1,75 @@
+"""Run profiles: how long and how randomly the stateful campaign runs.
+
+- `dev`: quick, randomized, keeps an example database in .hypothesis/.
+- `ci`: derandomized and bounded, so the same commit gives the same result.
+- `nightly`: long and randomized, with an example database that remembers failures.
+
+Hypothesis settings profiles of the same names are registered too, so pytest can
+select them with `--hypothesis-profile` or `HYPOTHESIS_PROFILE`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    examples: int
+    steps: int
+    derandomize: bool
+    use_database: bool
+    deadline_free: bool = True
+
+
+PROFILES: dict[str, Profile] = {
+    "dev": Profile("dev", examples=20, steps=60, derandomize=False, use_database=True),
+    "ci": Profile("ci", examples=40, steps=80, derandomize=True, use_database=False),
+    "nightly": Profile("nightly", examples=2000, steps=200, derandomize=False, use_database=True),
+}
+
+_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+
+
+def hypothesis_settings(
+    profile: Profile, examples: int | None = None, steps: int | None = None
+) -> settings:
+    """Hypothesis settings for a campaign run under `profile`, with optional overrides."""
+    database = (
+        DirectoryBasedExampleDatabase(os.path.join(".hypothesis", "kafka-verify"))
+        if profile.use_database
+        else None
+    )
+    return settings(
+        max_examples=examples if examples is not None else profile.examples,
+        stateful_step_count=steps if steps is not None else profile.steps,
+        derandomize=profile.derandomize,
+        database=database,
+        deadline=None,
+        suppress_health_check=_SUPPRESSED,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+        print_blob=False,
+        report_multiple_bugs=False,
+    )
+
+
+def register_hypothesis_profiles() -> None:
+    """Register dev/ci/nightly as Hypothesis settings profiles (for pytest)."""
+    for profile in PROFILES.values():
+        base = hypothesis_settings(profile)
+        settings.register_profile(profile.name, base)
+
+
+def selected_profile_name(cli_choice: str | None) -> str:
+    """The flag wins, then HYPOTHESIS_PROFILE, then `ci` under CI=true, else `dev`."""
+    if cli_choice:
+        return cli_choice
+    env = os.environ.get("HYPOTHESIS_PROFILE")
+    if env in PROFILES:
+        return env
+    return "ci" if os.environ.get("CI", "").lower() == "true" else "dev"

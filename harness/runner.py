@@ -1,0 +1,266 @@
+"""Run an event list against the reference broker with every check, one step at a time.
+
+This is the one place where the impl, the model and the properties meet:
+- the world applies an event and names the model actions it performed;
+- the model applies those actions (`model.step`), and the world's abstraction
+  must equal the model's state afterwards (the refinement check);
+- the ALWAYS properties are checked incrementally on each model transition and
+  on each client operation;
+- coverage (SOMETIMES) is counted.
+
+The Hypothesis machine, trace replay, the campaign and the benchmark all use
+`Checker`, so a trace replays through exactly the code that found it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from impl.abstraction import abstract
+from impl.config import ClusterConfig
+from impl.world import ClientOp, Envelope, World
+from model import Action, NotAllowed, State, initial_state, step
+from model.state import Config
+from properties.catalogue import Violation
+from properties.coverage import Coverage
+from properties.history import HistoryChecker, Op
+from properties.invariants import check_state, check_step
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one event did: the actions it named, the history it made, the state after it."""
+
+    index: int
+    event: object
+    actions: tuple[Action, ...]
+    ops: tuple[ClientOp, ...]
+    delivered: Envelope | None
+    lost_records: int
+    state: State
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A whole (possibly shortened) run: the steps up to and including a violation."""
+
+    engine: str
+    config: ClusterConfig | Config
+    initial: State
+    steps: tuple[StepRecord, ...]
+    violation: Violation | None
+
+
+def state_difference(impl_state: State, model_state: State, limit: int = 6) -> list[str]:
+    """Human-readable differences between two model states, field by field."""
+    lines: list[str] = []
+    for name in ("running", "controller", "controller_epoch", "groups"):
+        a, b = getattr(impl_state, name), getattr(model_state, name)
+        if a != b:
+            lines.append(f"{name}: impl={_show(a)} model={_show(b)}")
+    for index, (pi, pm) in enumerate(zip(impl_state.partitions, model_state.partitions)):
+        for name in ("leader", "epoch", "isr"):
+            a, b = getattr(pi, name), getattr(pm, name)
+            if a != b:
+                lines.append(f"partition {index} quorum {name}: impl={_show(a)} model={_show(b)}")
+        for ri, rm in zip(pi.replicas, pm.replicas):
+            for f in dataclasses.fields(ri):
+                a, b = getattr(ri, f.name), getattr(rm, f.name)
+                if a != b:
+                    lines.append(
+                        f"partition {index} replica b{ri.broker} {f.name}: impl={_show(a)} model={_show(b)}"
+                    )
+    return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, frozenset):
+        return "{" + ", ".join(str(v) for v in sorted(value, key=str)) + "}"
+    if isinstance(value, tuple) and value and hasattr(value[0], "epoch"):
+        shown = " ".join(f"{r.id}@{r.epoch}" for r in value[-6:])
+        return ("... " if len(value) > 6 else "") + f"[{shown}]"
+    return str(getattr(value, "value", value))
+
+
+@dataclass
+class Checker:
+    """The reference cluster under check: world, model state, property checkers and coverage."""
+
+    config: ClusterConfig
+    check: bool = True
+    world: World = field(init=False)
+    model_config: Config = field(init=False)
+    state: State = field(init=False)
+    history: HistoryChecker = field(init=False)
+    coverage: Coverage = field(init=False)
+    ops: list[Op] = field(init=False, default_factory=list)
+    steps_done: int = field(init=False, default=0)
+    _read_up_to: dict[tuple[str, str], int] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.world = World(self.config)
+        self.model_config = self.config.model_config()
+        self.state = initial_state(self.model_config)
+        self.history = HistoryChecker(self.model_config)
+        self.coverage = Coverage()
+
+    def _note_progress(self, op: Op) -> None:
+        if op.f == "poll" and op.type == "ok" and isinstance(op.value, dict):
+            for key, pairs in op.value.items():
+                if pairs:
+                    last = pairs[-1][0] + 1
+                    slot = (op.process, key)
+                    self._read_up_to[slot] = max(self._read_up_to.get(slot, 0), last)
+
+    def initial_violations(self) -> list[Violation]:
+        """The world must start where the model starts."""
+        if not self.check:
+            return []
+        found = abstract(self.world)
+        if found != self.state:
+            return [_refinement_mismatch(None, found, self.state)]
+        return check_state(self.state, self.model_config)
+
+    def apply(self, event: object) -> tuple[StepRecord, list[Violation]]:
+        """Apply one event; return its record and the violations it caused (empty when clean)."""
+        result = self.world.apply(event)  # type: ignore[arg-type]
+        self.steps_done += 1
+        violations: list[Violation] = []
+        if self.check:
+            violations = self._check(event, result.actions, result.ops)
+        record = StepRecord(
+            index=self.steps_done,
+            event=event,
+            actions=result.actions,
+            ops=result.ops,
+            delivered=result.delivered,
+            lost_records=result.lost_records,
+            state=self.state,
+            time_ms=self.world.now_ms,
+        )
+        return record, violations
+
+    def _check(
+        self, event: object, actions: Sequence[Action], ops: Sequence[ClientOp]
+    ) -> list[Violation]:
+        violations: list[Violation] = []
+        state = self.state
+        for action in actions:
+            try:
+                after = step(state, action, self.model_config)
+            except NotAllowed as error:
+                return [
+                    Violation(
+                        property="refinement",
+                        message=f"the broker did something the protocol does not allow: {error.reason}",
+                        details=(("event", repr(event)), ("action", repr(action))),
+                    )
+                ]
+            violations.extend(check_step(state, action, after, self.model_config))
+            self.coverage.observe_step(state, action, after)
+            state = after
+        self.state = state
+        found = abstract(self.world)
+        if found != state:
+            return [_refinement_mismatch(event, found, state)]
+        for client_op in ops:
+            op = Op(
+                index=len(self.ops),
+                time_ms=client_op.time_ms,
+                process=client_op.process,
+                type=client_op.type,
+                f=client_op.f,
+                value=client_op.value,
+            )
+            self.ops.append(op)
+            self._note_progress(op)
+            self.coverage.observe_op(op)
+            violations.extend(self.history.observe(op, state))
+        return violations
+
+    def settled(self) -> bool:
+        """Converged replicas, and every consumer has read up to each high watermark."""
+        state = self.state
+        if state.running != frozenset(range(self.model_config.brokers)):
+            return False
+        for index, part in enumerate(state.partitions):
+            if part.leader is None or part.isr != frozenset(r.broker for r in part.replicas):
+                return False
+            leader = part.replica(part.leader)
+            for r in part.replicas:
+                if r.leo != leader.leo or r.hw != leader.hw or r.epoch != part.epoch:
+                    return False
+            if not self._consumers_caught_up(index, leader.hw):
+                return False
+        return True
+
+    def _consumers_caught_up(self, partition: int, hw: int) -> bool:
+        key = f"t/{partition}"
+        for consumer in range(self.config.consumers):
+            if self._read_up_to.get((f"c{consumer}", key), 0) < hw:
+                return False
+        return True
+
+    def finish(self) -> list[Violation]:
+        """EVENTUALLY properties, once the world has been healed and drained."""
+        return self.history.finish(self.state) if self.check else []
+
+
+def _refinement_mismatch(event: object, found: State, expected: State) -> Violation:
+    differences = state_difference(found, expected)
+    where = "at start" if event is None else f"after {event!r}"
+    return Violation(
+        property="refinement",
+        message=f"the broker's state {where} differs from the model's: " + "; ".join(differences),
+        details=(("event", repr(event)), ("differences", tuple(differences))),
+    )
+
+
+def execute(config: ClusterConfig, events: Sequence[object], finish: bool = False) -> RunOutcome:
+    """Run `events` with every check; stop at the first violation.
+
+    With `finish`, the EVENTUALLY properties are checked once every event has
+    run (the events then include the liveness phase that healed and drained).
+    An event that cannot apply raises `InvalidEvent`.
+    """
+    checker = Checker(config)
+    initial = checker.state
+    violations = checker.initial_violations()
+    records: list[StepRecord] = []
+    for event in events:
+        if violations:
+            break
+        record, violations = checker.apply(event)
+        records.append(record)
+    if finish and not violations:
+        violations = checker.finish()
+    return RunOutcome(
+        "impl", config, initial, tuple(records), violations[0] if violations else None
+    )
+
+
+def execute_model(config: Config, actions: Sequence[Action]) -> RunOutcome:
+    """Replay model actions from the initial state, checking every state property after each."""
+    state = initial_state(config)
+    initial = state
+    records: list[StepRecord] = []
+    violation: Violation | None = None
+    for index, action in enumerate(actions, start=1):
+        try:
+            after = step(state, action, config)
+        except NotAllowed as error:
+            violation = Violation(
+                property="refinement", message=f"the action is not allowed: {error.reason}"
+            )
+            break
+        found = check_step(state, action, after, config) or check_state(after, config)
+        state = after
+        records.append(StepRecord(index, action, (action,), (), None, 0, state, 0))
+        if found:
+            violation = found[0]
+            break
+    return RunOutcome("model", config, initial, tuple(records), violation)

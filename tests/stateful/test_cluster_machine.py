@@ -1,0 +1,37 @@
+"""The stateful campaign against the correct reference cluster: it must find nothing.
+
+A failure here writes a full counterexample report, and its path is in the
+failure text (and so in JUnit XML).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.campaign import run_campaign
+from harness.commands import write_failure
+from harness.profiles import PROFILES, selected_profile_name
+from impl.config import ClusterConfig
+
+CONFIGS = {
+    "3 brokers, 2 partitions, RF=3, min ISR=2": ClusterConfig(partitions=2),
+    "3 brokers, 1 partition, RF=2, min ISR=1": ClusterConfig(partitions=1, replication=2, min_insync=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_correct_cluster_survives_random_faults(name: str, reports_dir: Path) -> None:
+    profile = PROFILES[selected_profile_name(os.environ.get("HYPOTHESIS_PROFILE") or "ci")]
+    result = run_campaign(CONFIGS[name], profile, seed=11, examples=min(profile.examples, 25))
+    if result.violation is not None:
+        report, trace = write_failure(result, reports_dir, {"test": name})
+        pytest.fail(
+            f"{result.violation.property}: {result.violation.message}\n"
+            f"report: {report}\nreplay: kafka-verify replay {trace}"
+        )
+    assert result.error is None
+    assert result.examples >= 1
+    assert result.steps > 100

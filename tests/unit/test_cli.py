@@ -1,0 +1,54 @@
+"""Bad input gets one clear sentence on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", "--no-such-flag"], "unrecognized arguments"),
+        (["run", "--brokers", "2", "--replication", "3"], "replication factor 3"),
+        (["run", "--replication", "2", "--min-insync", "3"], "min.insync.replicas 3"),
+        (["run", "--partitions", "0"], "partition"),
+        (["run", "--bug", "no-such-bug"], "no-such-bug"),
+        (["run", "--examples", "zero"], "not a whole number"),
+        (["frobnicate"], "invalid choice"),
+        (["replay", "/nonexistent/trace.json"], "trace"),
+        (["mutants", "--bug", "no-such-bug", "--budget-s", "1"], "no-such-bug"),
+    ],
+)
+def test_bad_input_exits_2_with_one_sentence(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert fragment in lines[0]
+    assert "Traceback" not in captured.err
+
+
+def test_properties_lists_every_property_with_what_it_forbids(capsys: pytest.CaptureFixture[str]) -> None:
+    import harness.all_properties  # noqa: F401
+    from properties.catalogue import PROPERTIES
+
+    assert main(["properties"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(PROPERTIES)
+    for name, info in PROPERTIES.items():
+        line = next(line for line in out if line.split()[0] == name)
+        assert info.forbids in line
+
+
+def test_bugs_lists_every_seeded_bug(capsys: pytest.CaptureFixture[str]) -> None:
+    from impl.bugs import BUGS
+
+    assert main(["bugs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert {line.split()[0] for line in out} == set(BUGS)
+    assert len(BUGS) >= 16
