@@ -280,25 +280,73 @@ def _generic(item: Any) -> str:
     return repr(item)
 
 
+# Message fields a reader of a counterexample needs, under shorter names; the
+# rest (request ids, versions, broker epochs) only add noise to the line.
+_MESSAGE_FIELD_NAMES = {
+    "partition": "partition",
+    "leader": "leader",
+    "leader_epoch": "epoch",
+    "current_leader_epoch": "epoch",
+    "isr": "ISR",
+    "record_id": "record",
+    "seq": "seq",
+    "acks": "acks",
+    "error": "error",
+    "offset": "offset",
+    "fetch_offset": "offset",
+    "records": "records",
+    "high_watermark": "hw",
+    "log_start": "log start",
+    "log_end": "leo",
+    "requested_epoch": "requested epoch",
+    "epoch": "epoch",
+    "end_offset": "end offset",
+    "leaders": "leaders",
+}
+
+
 def _message_summary(message: Any) -> str:
-    """'Fetch (partition 0, offset 3, epoch 1)': the message type and its small fields."""
+    """'Fetch (partition 0, offset 3, epoch 1)': the message type and the fields that matter."""
     name = type(message).__name__
+    fields = _message_fields(message)
+    return f"{name} ({', '.join(fields)})" if fields else name
+
+
+def _message_fields(message: Any) -> list[str]:
     if not (dataclasses.is_dataclass(message) and not isinstance(message, type)):
-        return name
+        return []
     parts = []
     for f in dataclasses.fields(message):
+        label = _MESSAGE_FIELD_NAMES.get(f.name)
         value = getattr(message, f.name)
-        if isinstance(value, tuple | list | frozenset) and not isinstance(value, str):
-            parts.append(f"{len(value)} {f.name}")
-        elif value is None or isinstance(value, bool):
+        if label is None or value is None or (f.name == "error" and value == "NONE"):
             continue
-        else:
-            parts.append(f"{f.name.replace('_', ' ')} {_short(value)}")
-    return f"{name} ({', '.join(parts[:5])})" if parts else name
+        parts.append(f"{label} {_message_value(f.name, value)}")
+    return parts
+
+
+def _message_value(name: str, value: Any) -> str:
+    if name == "records":
+        shown = " ".join(
+            f"{getattr(r, 'record_id', '?')}@{getattr(r, 'epoch', '?')}" for r in value
+        )
+        return f"[{shown}]" if len(value) <= MAX_CASES else f"[{len(value)} records]"
+    if name == "isr":
+        return _brokers(value)
+    if name == "leader":
+        return _broker(value)
+    if name == "leaders":
+        return " ".join(f"p{p}→{_broker(b)}@e{e}" for p, b, e in value)
+    if name == "acks" and value == -1:
+        return "all"
+    return _short(value)
 
 
 def _envelope_text(envelope: Any) -> str:
-    return f"{_message_summary(envelope.message)} {envelope.src} → {envelope.dst}"
+    message = envelope.message
+    fields = _message_fields(message)
+    where = f"{type(message).__name__} {envelope.src} → {envelope.dst}"
+    return f"{where} ({', '.join(fields)})" if fields else where
 
 
 def _produce(e: ev.Produce, step: StepRecord) -> str:

@@ -244,12 +244,12 @@ EVENT_CASES: list[tuple[object, dict[str, Any], str]] = [
     (
         ev.Deliver(7),
         {"delivered": MESSAGE},
-        "network delivers Fetch (partition 0, offset 3, epoch 1) b1 → b0",
+        "network delivers Fetch b1 → b0 (partition 0, offset 3, epoch 1)",
     ),
     (
         ev.Drop(7),
         {"delivered": MESSAGE},
-        "network drops Fetch (partition 0, offset 3, epoch 1) b1 → b0",
+        "network drops Fetch b1 → b0 (partition 0, offset 3, epoch 1)",
     ),
     (ev.Duplicate(7), {}, "network delivers a copy of message #7"),
     (ev.Crash("b2"), {"lost_records": 1}, "broker b2 crashes, losing 1 unflushed record"),
@@ -515,3 +515,28 @@ def test_impl_reports_carry_the_client_history(tmp_path: Path) -> None:
         '"value": {"t/0": [[0, 1], [1, 2]]}}',
     ]
     assert load_trace(tmp_path / "trace.json") == trace
+
+
+def test_real_broker_messages_are_summarised_without_noise() -> None:
+    from impl import messages
+    from impl.log import StoredRecord
+
+    fetch = messages.Fetch(41, 0, 3, 1, 1, 16)
+    answer = messages.FetchResponse(
+        41, 0, "NONE", 3, (StoredRecord(12, 1, 0, 0, 5), StoredRecord(13, 1, 0, 1, 6)), 3, 0, 5
+    )
+    fenced = messages.ProduceResponse(9, 0, "NOT_LEADER_OR_FOLLOWER", None)
+    cases = [
+        (fetch, "b1", "b0", "Fetch b1 → b0 (partition 0, offset 3, epoch 1)"),
+        (
+            answer,
+            "b0",
+            "b1",
+            "FetchResponse b0 → b1 (partition 0, offset 3, records [12@1 13@1], hw 3, "
+            "log start 0, leo 5)",
+        ),
+        (fenced, "b0", "p0", "ProduceResponse b0 → p0 (partition 0, error NOT_LEADER_OR_FOLLOWER)"),
+    ]
+    for message, src, dst, words in cases:
+        envelope = Envelope(1, src, dst, message, type(message).__name__)
+        assert describe(impl_step(ev.Deliver(1), delivered=envelope)) == f"network delivers {words}"
