@@ -208,6 +208,27 @@ def _config_rows(config: Any) -> tuple[tuple[str, str], ...]:
     return tuple(rows)
 
 
+# The settings that shape a counterexample get a table row each; timers and
+# limits follow on one line so the table stays short.
+_MAIN_SETTINGS = frozenset(
+    {
+        "brokers",
+        "partitions",
+        "replication",
+        "min_insync",
+        "acks",
+        "idempotent",
+        "producers",
+        "consumers",
+        "retention_ms",
+        "retention_records",
+        "groups",
+        "members",
+        "durable",
+    }
+)
+
+
 # -- naming ----------------------------------------------------------------------------
 
 
@@ -466,25 +487,25 @@ def _poll_summary(value: dict[str, Any]) -> str:
 def _action_effect(action: Any, after: State) -> str:
     """The short form of a model action inside an impl step's line (only the telling ones)."""
     if isinstance(action, act.Truncate):
-        return f"b{action.broker} truncates p{action.partition} to offset {action.offset}"
+        return f"b{action.broker} truncates partition {action.partition} to offset {action.offset}"
     if isinstance(action, act.ResetLog):
-        return f"b{action.broker} resets p{action.partition} to offset {action.log_start}"
+        return f"b{action.broker} resets partition {action.partition} to offset {action.log_start}"
     if isinstance(action, act.ElectLeader):
-        return f"controller elects {_broker(action.leader)} for p{action.partition}"
+        return f"controller elects {_broker(action.leader)} for partition {action.partition}"
     if isinstance(action, act.BecomeLeader):
-        return f"b{action.broker} leads p{action.partition} in epoch {action.epoch}"
+        return f"b{action.broker} leads partition {action.partition} in epoch {action.epoch}"
     if isinstance(action, act.BecomeFollower):
         return f"b{action.broker} follows b{action.leader} in epoch {action.epoch}"
     if isinstance(action, act.IncHighWatermark):
-        return f"b{action.broker} hw of p{action.partition} → {action.hw}"
+        return f"b{action.broker} hw of partition {action.partition} → {action.hw}"
     if isinstance(action, act.ShrinkIsr | act.ExpandIsr):
-        return f"ISR of p{action.partition} → {_brokers(action.isr)}"
+        return f"ISR of partition {action.partition} → {_brokers(action.isr)}"
     if isinstance(action, act.LeaderWrite):
-        return f"b{action.broker} appends record {action.record_id} to p{action.partition}"
+        return f"b{action.broker} appends record {action.record_id} to partition {action.partition}"
     if isinstance(action, act.FollowerReplicate):
-        return f"b{action.broker} copies record {_short(action.record)} to p{action.partition}"
+        return f"b{action.broker} copies record {_short(action.record)} to partition {action.partition}"
     if isinstance(action, act.RetentionDelete):
-        return f"b{action.broker} deletes p{action.partition} below {action.log_start}"
+        return f"b{action.broker} deletes partition {action.partition} below {action.log_start}"
     if isinstance(action, act.ControllerFailover):
         return f"{_broker(action.controller)} becomes controller"
     return ""  # Flush, Crash, Restart: the event's own words already say it
@@ -849,7 +870,7 @@ def _model_marks(step: StepRecord, before: State) -> list[Mark]:
 
 def _short_action(action: Any) -> str:
     if isinstance(action, act.Flush):
-        return f"b{action.broker} flushes p{action.partition}"
+        return f"b{action.broker} flushes partition {action.partition}"
     return type(action).__name__
 
 
@@ -857,7 +878,7 @@ def _tag(step: StepRecord) -> str:
     """The few characters the timeline writes beside a step's mark."""
     item = step.event
     if step.delivered is not None:
-        return type(step.delivered.message).__name__
+        return type(step.delivered.message).__name__.replace("Response", "Resp")
     if isinstance(item, ev.Produce):
         sends = [op.value[3] for op in step.ops if op.f == "send" and op.type == "invoke"]
         return f"send {sends[0]}" if sends else "send"
@@ -980,7 +1001,10 @@ def _md_config(content: Content) -> list[str]:
         "| setting | value |",
         "|---|---|",
     ]
-    rows += [f"| {key} | `{value}` |" for key, value in content.config]
+    rows += [f"| {key} | `{value}` |" for key, value in content.config if key in _MAIN_SETTINGS]
+    others = [f"`{key}={value}`" for key, value in content.config if key not in _MAIN_SETTINGS]
+    if others:
+        rows += ["", "Other settings: " + " ".join(others)]
     rows += ["", "Seeded bugs:" if content.bugs else "Seeded bugs: none", ""]
     rows += [
         f"- `{name}` — {_md_inline(text)}" if text else f"- `{name}`" for name, text in content.bugs
@@ -1001,9 +1025,18 @@ def _md_steps(content: Content) -> list[str]:
 def _md_state(content: Content) -> list[str]:
     step = content.violating_step
     title = f"## State after step {step}" if step else "## State"
-    legend = "Lines marked `+` changed in this step; `-` shows them before it."
+    legend = _state_legend(content, "Lines marked `+`", "`-`")
     body = [f"{line.marker} {line.text}" for line in content.state]
     return [title, "", legend, "", "```diff", *body, "```", ""]
+
+
+def _state_legend(content: Content, changed: str, before: str) -> str:
+    if all(line.marker == " " for line in content.state):
+        return (
+            "The violating step changed nothing shown here; "
+            "the violation lies in what the step did or in what a client saw."
+        )
+    return f"{changed} lines changed in this step; {before} lines show them before it."
 
 
 def _md_details(content: Content) -> list[str]:
@@ -1165,7 +1198,7 @@ def _html_state(content: Content) -> list[str]:
     )
     return [
         f"<h2>State after step {step}</h2>" if step else "<h2>State</h2>",
-        "<p>Green lines changed in this step; red lines show them before it.</p>",
+        f"<p>{html.escape(_state_legend(content, 'Green', 'red'))}</p>",
         f"<pre>{body}</pre>",
     ]
 
@@ -1181,7 +1214,7 @@ def _html_details(content: Content) -> list[str]:
 # -- the SVG timeline -------------------------------------------------------------------
 
 _LANE_H = 42
-_COL_W = 46
+_COL_W = 56
 _LEFT = 70
 _TOP = 34
 _COLOURS = {
@@ -1284,7 +1317,10 @@ def _svg_mark(mark: Mark, lanes: dict[str, float], height: int) -> list[str]:
     if mark.kind in ("message", "duplicate", "drop") and all(n in lanes for n in mark.nodes):
         src, dst = (lanes[n] for n in mark.nodes)
         below = max(src, dst) if src != dst else src
-        return [_svg_arrow(mark, x, lanes, colour, tip), _svg_tag(mark.tag, x, below + 15)]
+        return [
+            _svg_arrow(mark, x, lanes, colour, tip),
+            _svg_tag(mark.tag, x, below + _tag_drop(mark)),
+        ]
     if mark.kind in ("split", "heal", "tick") or not mark.nodes:
         dash = {"split": "6 3", "heal": "2 3"}.get(mark.kind, "1 4")
         return [
@@ -1294,7 +1330,14 @@ def _svg_mark(mark: Mark, lanes: dict[str, float], height: int) -> list[str]:
             f'font-size="9">{html.escape(mark.kind if mark.kind != "tick" else mark.label)}</text>',
         ]
     points = [_svg_point(mark.kind, x, lanes[n], colour, tip) for n in mark.nodes if n in lanes]
-    return points + [_svg_tag(mark.tag, x, lanes[n] + 15) for n in mark.nodes[:1] if n in lanes]
+    return points + [
+        _svg_tag(mark.tag, x, lanes[n] + _tag_drop(mark)) for n in mark.nodes[:1] if n in lanes
+    ]
+
+
+def _tag_drop(mark: Mark) -> int:
+    # Neighbouring steps write their tags on alternate rows so long ones do not overlap.
+    return 15 if mark.step % 2 else 25
 
 
 def _svg_tag(tag: str, x: float, y: float) -> str:

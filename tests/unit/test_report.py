@@ -207,7 +207,7 @@ def test_mermaid_draws_fetches_as_arrows_and_wraps_the_violating_step() -> None:
     assert "    Note over b1: 11. broker b1 crashes, losing nothing" in lines
     start = lines.index("    rect rgb(255, 225, 225)")
     assert lines[start + 1 : start + 4] == [
-        "        Note over b1: 16. b1 leads p0 in epoch 1",
+        "        Note over b1: 16. b1 leads partition 0 in epoch 1",
         f"        Note over b0,ctl: violation of {PROPERTY}",
         "    end",
     ]
@@ -223,7 +223,7 @@ def test_mermaid_keeps_long_schedules_readable() -> None:
     diagram = report.mermaid(report.build_content(outcome, trace, "replay"))
     assert "Note over b0,ctl: 10 earlier steps not drawn" in diagram
     after_note = diagram.split("not drawn\n")[1]
-    assert after_note.startswith("    Note over b0: 11. b0 appends record 5 to p0\n")
+    assert after_note.startswith("    Note over b0: 11. b0 appends record 5 to partition 0\n")
     assert "record 4@0" not in diagram and "record 5@0" in diagram
     assert diagram.count("->>") == 20
 
@@ -299,7 +299,7 @@ def test_an_event_line_names_what_the_step_did_and_what_clients_learned() -> Non
         ops=(ACKED,),
     )
     assert describe(produced).endswith(
-        "— b0 appends record 12 to p0; b0 hw of p0 → 1; p0 send of record 12 ok at t/0 offset 3"
+        "— b0 appends record 12 to partition 0; b0 hw of partition 0 → 1; p0 send of record 12 ok at t/0 offset 3"
     )
     assert describe(impl_step(ev.Crash("b0", lose_unflushed=False))).endswith(
         "its disk keeping everything"
