@@ -1,0 +1,84 @@
+"""The abstraction function: reads the world's own state and returns the model state it stands for.
+
+It is a pure reading: nothing here changes the world, and nothing is built from
+model objects the brokers keep (they keep none). The quorum state and the
+controller lease come from the coordination node; each replica from its broker
+(when running) or from its disk (when crashed: a crashed replica has exactly
+what its disk kept, with the high watermark of its last checkpoint).
+
+Called after every event, so the record tuples are cached per log and rebuilt
+only when the log's generation moves.
+"""
+
+from __future__ import annotations
+
+from impl.broker import Role as ImplRole
+from impl.log import PartitionLog
+from impl.world import World
+from model.state import Partition, Record, Replica, Role, State
+
+_ROLES = {
+    ImplRole.UNKNOWN: Role.UNKNOWN,
+    ImplRole.LEADER: Role.LEADER,
+    ImplRole.TRUNCATING: Role.TRUNCATING,
+    ImplRole.FOLLOWING: Role.FOLLOWING,
+}
+
+
+def _records(world: World, broker: int, partition: int, log: PartitionLog) -> tuple[Record, ...]:
+    key = (broker, partition)
+    cached = world.abstraction_cache.get(key)
+    if cached is not None and cached[0] is log and cached[1] == log.generation:
+        return cached[2]
+    records = tuple(Record(r.record_id, r.epoch) for r in log.records)
+    world.abstraction_cache[key] = (log, log.generation, records)
+    return records
+
+
+def _replica(world: World, broker: int, partition: int) -> Replica:
+    log = world.disks[(broker, partition)]
+    records = _records(world, broker, partition, log)
+    node = world.broker(broker)
+    if node is None:
+        return Replica(
+            broker=broker,
+            log=records,
+            log_start=log.log_start,
+            hw=log.checkpoint_hw,
+            flushed=log.flushed,
+            checkpoint_hw=log.checkpoint_hw,
+        )
+    r = node.replicas[partition]
+    return Replica(
+        broker=broker,
+        log=records,
+        log_start=log.log_start,
+        hw=r.hw,
+        flushed=log.flushed,
+        checkpoint_hw=log.checkpoint_hw,
+        epoch=r.epoch,
+        role=_ROLES[r.role],
+        leader=r.leader,
+        isr=r.isr,
+    )
+
+
+def abstract(world: World) -> State:
+    """The model state the world is in."""
+    model = world.model
+    partitions = []
+    for p, record in enumerate(world.zk.partitions):
+        replicas = tuple(_replica(world, b, p) for b in model.replicas_of(p))
+        partitions.append(
+            Partition(
+                leader=record.leader, epoch=record.leader_epoch, isr=record.isr, replicas=replicas
+            )
+        )
+    running = frozenset(b for b in range(model.brokers) if world.broker(b) is not None)
+    lease = world.zk.lease
+    return State(
+        partitions=tuple(partitions),
+        running=running,
+        controller=lease.holder,
+        controller_epoch=lease.epoch,
+    )

@@ -1,0 +1,696 @@
+"""A broker: replicas of its partitions, replication, produce and fetch serving, and (when it holds
+the lease) the controller.
+
+Rules of this module:
+- Sans-IO. Every handler is a generator of effects (see effects.py); the
+  broker touches no network, clock or disk except through them, and reads its
+  logs, which the world owns and hands over at start.
+- Every change of replica state that the model knows about is named, in the
+  same handler, with an `Observe(action)`; the state change and the name are
+  never separated by another effect.
+- A replica's role table: UNKNOWN (after a start, until LeaderAndIsr) ->
+  LEADER | TRUNCATING; TRUNCATING -> FOLLOWING (after OffsetsForLeaderEpoch);
+  any role -> LEADER | TRUNCATING on a newer leader epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from impl import bugs
+from impl import messages as m
+from impl.config import ClusterConfig
+from impl.controller import Controller
+from impl.effects import Flush, Handler, Observe, Send, SetTimer, ZkCall
+from impl.log import PartitionLog, StoredRecord
+from impl.zk import (
+    ZkCluster,
+    ZkError,
+    ZkHeartbeat,
+    ZkLeaseTaken,
+    ZkRead,
+    ZkRegister,
+    ZkRegistered,
+    ZkTakeLease,
+    ZkUpdateIsr,
+    ZkWritten,
+)
+from model.actions import (
+    BecomeFollower,
+    BecomeLeader,
+    ControllerFailover,
+    ExpandIsr,
+    FollowerReplicate,
+    IncHighWatermark,
+    LeaderWrite,
+    ResetLog,
+    RetentionDelete,
+    ShrinkIsr,
+    Truncate,
+)
+from model.state import Record
+
+
+class Role(Enum):
+    UNKNOWN = "unknown"
+    LEADER = "leader"
+    TRUNCATING = "truncating"
+    FOLLOWING = "following"
+
+
+UNKNOWN_OFFSET = -1
+PRODUCER_STATE_SEQS = 5  # sequence numbers remembered per producer, as Kafka keeps 5 batches
+
+
+@dataclass(slots=True)
+class FollowerProgress:
+    fetch_offset: int = UNKNOWN_OFFSET
+    last_fetch_ms: int = -1
+    last_caught_up_ms: int = 0
+
+
+@dataclass(slots=True)
+class PendingAck:
+    offset: int
+    client: str
+    request_id: int
+
+
+@dataclass(slots=True)
+class ProducerEntry:
+    last_seq: int
+    offsets: dict[int, int] = field(default_factory=dict)  # seq -> offset answered
+
+
+@dataclass(slots=True)
+class ReplicaState:
+    partition: int
+    log: PartitionLog
+    hw: int
+    epoch: int = -1
+    role: Role = Role.UNKNOWN
+    leader: int | None = None
+    isr: frozenset[int] = frozenset()
+    zk_version: int = 0
+    epoch_start_offset: int = 0
+    next_offset: int = 0  # the offset the next append is answered with (== leo when correct)
+    followers: dict[int, FollowerProgress] = field(default_factory=dict)
+    producers: dict[int, ProducerEntry] = field(default_factory=dict)
+    pending: list[PendingAck] = field(default_factory=list)
+    outstanding: int | None = None  # request id of the fetch / epoch query in flight
+    parked: list[tuple[str, m.Fetch]] = field(
+        default_factory=list
+    )  # follower fetches waiting for news
+    outstanding_ms: int = 0
+
+
+class Broker:
+    """Broker `b{index}`. Build it with `initial` (the run's first state) or `restarted` (from disk)."""
+
+    def __init__(
+        self, index: int, config: ClusterConfig, logs: dict[int, PartitionLog], incarnation: int
+    ) -> None:
+        self.index = index
+        self.name = f"b{index}"
+        self.config = config
+        self.model = config.model_config()
+        self.replicas = {
+            p: ReplicaState(p, log, hw=log.checkpoint_hw, next_offset=log.leo)
+            for p, log in logs.items()
+        }
+        self.session: int | None = None
+        self.broker_epoch: int | None = None
+        self.controller_epoch_seen = 0
+        self.metadata: dict[int, tuple[int | None, int]] = {}
+        self.controller: Controller | None = None
+        self.restarting = True
+        self._next_request = incarnation * 1_000_000_000
+
+    @classmethod
+    def initial(
+        cls,
+        index: int,
+        config: ClusterConfig,
+        logs: dict[int, PartitionLog],
+        session: int,
+        broker_epoch: int,
+    ) -> Broker:
+        """The model's initial state: partition p led by its first replica in epoch 0, full ISR."""
+        broker = cls(index, config, logs, incarnation=0)
+        broker.session, broker.broker_epoch, broker.restarting = session, broker_epoch, False
+        for p in range(config.partitions):
+            replicas = broker.model.replicas_of(p)
+            broker.metadata[p] = (replicas[0], 0)
+            r = broker.replicas.get(p)
+            if r is None:
+                continue
+            r.epoch, r.leader = 0, replicas[0]
+            if replicas[0] == index:
+                r.role, r.isr = Role.LEADER, frozenset(replicas)
+                r.followers = {b: FollowerProgress() for b in replicas if b != index}
+            else:
+                r.role = Role.FOLLOWING
+        if index == 0:
+            broker.controller = Controller(0, 1, config)
+            broker.controller.assume_initial_state_known()
+        broker.controller_epoch_seen = 1
+        return broker
+
+    def _request_id(self) -> int:
+        self._next_request += 1
+        return self._next_request
+
+    # -- start and timers -------------------------------------------------------------
+
+    def start(self, now_ms: int) -> Handler:
+        c = self.config
+        if self.restarting and bugs.enabled(c, bugs.TRUNCATE_TO_HW):
+            for r in self.replicas.values():
+                offset = max(r.log.log_start, min(r.hw, r.log.leo))
+                if offset < r.log.leo:
+                    yield from self._truncate(r, offset, complete=True)
+        if self.restarting:
+            yield from self._heartbeat(now_ms)
+        yield SetTimer("heartbeat", c.heartbeat_interval_ms)
+        yield SetTimer("controller", c.controller_interval_ms)
+        yield SetTimer("fetch", c.replica_fetch_interval_ms)
+        yield SetTimer("flush", c.flush_interval_ms)
+        yield SetTimer("retention", c.retention_check_interval_ms)
+        yield SetTimer("isr", max(1, c.replica_lag_time_max_ms // 2))
+
+    def on_timer(self, name: str, now_ms: int) -> Handler:
+        c = self.config
+        if name == "heartbeat":
+            yield from self._heartbeat(now_ms)
+            yield SetTimer(name, c.heartbeat_interval_ms)
+        elif name == "controller":
+            yield from self._controller_tick(now_ms)
+            yield SetTimer(name, c.controller_interval_ms)
+        elif name == "fetch":
+            for r in self.replicas.values():
+                if r.role in (Role.TRUNCATING, Role.FOLLOWING) and self._request_expired(r, now_ms):
+                    yield from self._send_follower_request(r, now_ms)
+                yield from self._answer_parked(r)  # a parked fetch waits at most one interval
+            yield SetTimer(name, c.replica_fetch_interval_ms)
+        elif name == "flush":
+            for r in self.replicas.values():
+                yield Flush(r.partition, r.hw)
+                if r.role is Role.LEADER:
+                    yield from self._advance_hw(r, now_ms)
+            yield SetTimer(name, c.flush_interval_ms)
+        elif name == "retention":
+            for r in self.replicas.values():
+                yield from self._retention(r, now_ms)
+            yield SetTimer(name, c.retention_check_interval_ms)
+        elif name == "isr":
+            for r in self.replicas.values():
+                if r.role is Role.LEADER:
+                    yield from self._shrink_isr(r, now_ms)
+            yield SetTimer(name, max(1, c.replica_lag_time_max_ms // 2))
+
+    def _request_expired(self, r: ReplicaState, now_ms: int) -> bool:
+        return r.outstanding is None or now_ms - r.outstanding_ms >= self.config.request_timeout_ms
+
+    # -- coordination service: session and controller lease ------------------------------------
+
+    def _heartbeat(self, now_ms: int) -> Handler:
+        if self.session is not None:
+            reply = yield ZkCall(ZkHeartbeat(self.session))
+            if not (isinstance(reply, ZkError) and reply.code == "SESSION_EXPIRED"):
+                return
+        reply = yield ZkCall(ZkRegister(self.index))
+        if isinstance(reply, ZkRegistered):
+            self.session, self.broker_epoch = reply.session, reply.broker_epoch
+            self.restarting = False
+
+    def _controller_tick(self, now_ms: int) -> Handler:
+        cluster = yield ZkCall(ZkRead())
+        if not isinstance(cluster, ZkCluster):
+            return
+        lease = cluster.lease
+        deposed = lease.holder != self.index or (
+            self.controller is not None and lease.epoch != self.controller.epoch
+        )
+        if deposed and not bugs.enabled(self.config, bugs.CONTROLLER_SPLIT_BRAIN):
+            self.controller = None  # another broker holds the lease now
+        lease_free = lease.holder not in cluster.registrations
+        registered = (
+            self.session is not None and cluster.registrations.get(self.index) == self.broker_epoch
+        )
+        if self.controller is None and lease_free and registered and self.session is not None:
+            reply = yield ZkCall(ZkTakeLease(self.index, self.session, lease.version))
+            if isinstance(reply, ZkLeaseTaken):
+                self.controller = Controller(self.index, reply.epoch, self.config)
+                yield Observe(ControllerFailover(self.index))
+        if self.controller is not None:
+            yield from self.controller.tick(cluster, now_ms)
+
+    # -- messages -----------------------------------------------------------------------
+
+    def handle(self, src: str, message: object, now_ms: int) -> Handler:
+        handler = _HANDLERS.get(type(message))
+        if handler is None:
+            return  # not a message a broker serves: ignore it
+        yield from handler(self, src, message, now_ms)
+
+    def _on_leader_and_isr(self, src: str, msg: m.LeaderAndIsr, now_ms: int) -> Handler:
+        split_brain = bugs.enabled(self.config, bugs.CONTROLLER_SPLIT_BRAIN)
+        if msg.broker_epoch != self.broker_epoch:
+            return  # addressed to an earlier life of this broker (KIP-380)
+        if msg.controller_epoch < self.controller_epoch_seen and not split_brain:
+            return  # from a deposed controller
+        self.controller_epoch_seen = max(self.controller_epoch_seen, msg.controller_epoch)
+        self._learn_leader(msg.partition, msg.leader, msg.leader_epoch)
+        r = self.replicas.get(msg.partition)
+        if r is None:
+            return
+        if msg.leader_epoch > r.epoch:
+            if msg.leader == self.index:
+                yield from self._become_leader(r, msg, now_ms)
+            else:
+                yield from self._become_follower(r, msg, now_ms)
+        yield Send(src, m.LeaderAndIsrResponse(msg.partition, msg.leader_epoch, msg.broker_epoch))
+
+    def _on_leader_and_isr_response(
+        self, src: str, msg: m.LeaderAndIsrResponse, now_ms: int
+    ) -> Handler:
+        if self.controller is not None:
+            self.controller.on_leader_and_isr_response(int(src[1:]), msg)
+        yield from ()
+
+    def _on_update_metadata(self, src: str, msg: m.UpdateMetadata, now_ms: int) -> Handler:
+        if msg.broker_epoch != self.broker_epoch:
+            return
+        if msg.controller_epoch < self.controller_epoch_seen and not bugs.enabled(
+            self.config, bugs.CONTROLLER_SPLIT_BRAIN
+        ):
+            return
+        self.controller_epoch_seen = max(self.controller_epoch_seen, msg.controller_epoch)
+        for p, leader, epoch in msg.leaders:
+            self._learn_leader(p, leader, epoch)
+        yield Send(src, m.UpdateMetadataResponse(msg.leaders, msg.broker_epoch))
+
+    def _on_update_metadata_response(
+        self, src: str, msg: m.UpdateMetadataResponse, now_ms: int
+    ) -> Handler:
+        if self.controller is not None:
+            self.controller.on_metadata_response(int(src[1:]), msg)
+        yield from ()
+
+    def _learn_leader(self, p: int, leader: int | None, epoch: int) -> None:
+        known = self.metadata.get(p)
+        if known is None or epoch >= known[1]:
+            self.metadata[p] = (leader, epoch)
+
+    def _on_metadata(self, src: str, msg: m.Metadata, now_ms: int) -> Handler:
+        table = tuple((p, leader, epoch) for p, (leader, epoch) in sorted(self.metadata.items()))
+        yield Send(src, m.MetadataResponse(msg.request_id, table))
+
+    # -- becoming leader or follower ----------------------------------------------------------
+
+    def _become_leader(self, r: ReplicaState, msg: m.LeaderAndIsr, now_ms: int) -> Handler:
+        yield from self._fail_pending(r, m.LEADERSHIP_LOST)
+        r.role, r.epoch, r.leader, r.isr = Role.LEADER, msg.leader_epoch, self.index, msg.isr
+        r.zk_version, r.epoch_start_offset, r.outstanding = msg.zk_version, r.log.leo, None
+        r.followers = {
+            b: FollowerProgress(last_caught_up_ms=now_ms)
+            for b in self.model.replicas_of(r.partition)
+            if b != self.index
+        }
+        r.producers = _producer_state(r.log)
+        yield Observe(BecomeLeader(r.partition, self.index, msg.leader_epoch, msg.isr))
+
+    def _become_follower(self, r: ReplicaState, msg: m.LeaderAndIsr, now_ms: int) -> Handler:
+        yield from self._fail_pending(r, m.LEADERSHIP_LOST)
+        r.role, r.epoch, r.leader, r.isr = (
+            Role.TRUNCATING,
+            msg.leader_epoch,
+            msg.leader,
+            frozenset(),
+        )
+        r.followers, r.producers, r.outstanding = {}, {}, None
+        yield Observe(BecomeFollower(r.partition, self.index, msg.leader_epoch, msg.leader))
+        yield from self._send_follower_request(r, now_ms)
+
+    def _fail_pending(self, r: ReplicaState, error: str) -> Handler:
+        yield from self._answer_parked(r)
+        for ack in r.pending:
+            yield Send(ack.client, m.ProduceResponse(ack.request_id, r.partition, error, None))
+        r.pending = []
+
+    def _send_follower_request(self, r: ReplicaState, now_ms: int) -> Handler:
+        """A truncating follower asks where its log diverges; a following one fetches."""
+        if r.role is Role.TRUNCATING:
+            if bugs.enabled(self.config, bugs.TRUNCATE_TO_HW):
+                yield from self._truncate(
+                    r, max(r.log.log_start, min(r.hw, r.log.leo)), complete=True
+                )
+            elif r.log.last_epoch() == -1:
+                yield from self._truncate(r, r.log.leo, complete=True)
+            else:
+                r.outstanding, r.outstanding_ms = self._request_id(), now_ms
+                query = m.OffsetsForLeaderEpoch(
+                    r.outstanding, r.partition, r.log.last_epoch(), r.epoch
+                )
+                yield Send(f"b{r.leader}", query)
+                return
+        if r.role is Role.FOLLOWING:
+            yield Flush(r.partition, r.hw)  # advertise only durable offsets
+            r.outstanding, r.outstanding_ms = self._request_id(), now_ms
+            fetch = m.Fetch(
+                r.outstanding,
+                r.partition,
+                r.log.leo,
+                r.epoch,
+                self.index,
+                self.config.fetch_max_records,
+            )
+            yield Send(f"b{r.leader}", fetch)
+
+    def _truncate(self, r: ReplicaState, offset: int, complete: bool) -> Handler:
+        r.log.truncate(offset)
+        r.hw = min(r.hw, offset)
+        if not bugs.enabled(self.config, bugs.DUPLICATE_OFFSET):
+            r.next_offset = r.log.leo
+        if r.role is Role.TRUNCATING and complete:
+            r.role = Role.FOLLOWING
+        yield Observe(Truncate(r.partition, self.index, offset, complete))
+
+    def _on_epoch_query_response(
+        self, src: str, msg: m.OffsetsForLeaderEpochResponse, now_ms: int
+    ) -> Handler:
+        r = self.replicas.get(msg.partition)
+        if r is None or r.role is not Role.TRUNCATING or msg.request_id != r.outstanding:
+            return  # stale, duplicated or for an earlier epoch
+        r.outstanding = None
+        if msg.error != m.NONE:
+            return  # fenced or not the leader: wait for LeaderAndIsr, retry on the fetch timer
+        offset, complete = self._truncation_point(r, msg.epoch, msg.end_offset)
+        yield from self._truncate(r, max(r.log.log_start, offset), complete)
+        yield from self._send_follower_request(r, now_ms)
+
+    def _truncation_point(self, r: ReplicaState, epoch: int, end: int) -> tuple[int, bool]:
+        """KIP-279: cut to the smaller of the leader's and our own end of the answered epoch."""
+        log = r.log
+        if epoch == -1:
+            return max(
+                log.log_start, min(r.hw, log.leo)
+            ), True  # only committed records below our hw
+        if bugs.enabled(self.config, bugs.EPOCH_END_OFFSET_HOLE):
+            return min(end, log.leo), True
+        own_epoch, own_end = log.end_offset_for_epoch(epoch)
+        if own_epoch == -1:
+            return log.log_start, True
+        if own_epoch != epoch:
+            return min(own_end, log.leo), False  # we never had that epoch: cut and ask again
+        return min(end, own_end, log.leo), True
+
+    # -- leader side: epoch queries, fetches, produce -------------------------------------
+
+    def _fence_error(
+        self, r: ReplicaState | None, current_leader_epoch: int, from_replica: bool
+    ) -> str:
+        if r is None or r.role is not Role.LEADER:
+            return m.NOT_LEADER
+        unchecked = from_replica and bugs.enabled(self.config, bugs.NO_FETCH_EPOCH_FENCING)
+        if current_leader_epoch == -1 or unchecked or current_leader_epoch == r.epoch:
+            return m.NONE
+        return m.FENCED_LEADER_EPOCH if current_leader_epoch < r.epoch else m.UNKNOWN_LEADER_EPOCH
+
+    def _on_epoch_query(self, src: str, msg: m.OffsetsForLeaderEpoch, now_ms: int) -> Handler:
+        r = self.replicas.get(msg.partition)
+        error = self._fence_error(r, msg.current_leader_epoch, from_replica=True)
+        if r is None or error != m.NONE:
+            yield Send(
+                src, m.OffsetsForLeaderEpochResponse(msg.request_id, msg.partition, error, -1, -1)
+            )
+            return
+        if msg.requested_epoch >= r.epoch:
+            epoch, end = r.epoch, r.log.leo
+        else:
+            epoch, end = r.log.end_offset_for_epoch(msg.requested_epoch)
+        yield Send(
+            src, m.OffsetsForLeaderEpochResponse(msg.request_id, msg.partition, m.NONE, epoch, end)
+        )
+
+    def _on_fetch(self, src: str, msg: m.Fetch, now_ms: int) -> Handler:
+        r = self.replicas.get(msg.partition)
+        error = self._fence_error(r, msg.current_leader_epoch, from_replica=msg.replica is not None)
+        if r is None or error != m.NONE:
+            yield Send(
+                src,
+                m.FetchResponse(
+                    msg.request_id, msg.partition, error, msg.fetch_offset, (), -1, -1, -1
+                ),
+            )
+            return
+        log = r.log
+        if msg.replica is not None and log.log_start <= msg.fetch_offset <= log.leo:
+            hw = r.hw
+            yield from self._follower_fetched(r, msg.replica, msg.fetch_offset, now_ms)
+            if msg.fetch_offset == log.leo and r.hw == hw and r.role is Role.LEADER:
+                r.parked.append((src, msg))  # nothing new: answer when there is (long poll)
+                return
+        yield Send(src, self._fetch_response(r, msg))
+
+    def _fetch_response(self, r: ReplicaState, msg: m.Fetch) -> m.FetchResponse:
+        log = r.log
+        if r.role is not Role.LEADER:
+            return m.FetchResponse(
+                msg.request_id, msg.partition, m.NOT_LEADER, msg.fetch_offset, (), -1, -1, -1
+            )
+        if not log.log_start <= msg.fetch_offset <= log.leo:
+            error = m.OFFSET_OUT_OF_RANGE
+            return m.FetchResponse(
+                msg.request_id,
+                msg.partition,
+                error,
+                msg.fetch_offset,
+                (),
+                r.hw,
+                log.log_start,
+                log.leo,
+            )
+        if msg.replica is not None or bugs.enabled(self.config, bugs.READ_UNCOMMITTED):
+            upto = log.leo
+        else:
+            upto = r.hw
+        records = log.read(msg.fetch_offset, upto, msg.max_records)
+        return m.FetchResponse(
+            msg.request_id,
+            msg.partition,
+            m.NONE,
+            msg.fetch_offset,
+            records,
+            r.hw,
+            log.log_start,
+            log.leo,
+        )
+
+    def _answer_parked(self, r: ReplicaState) -> Handler:
+        parked, r.parked = r.parked, []
+        for src, fetch in parked:
+            yield Send(src, self._fetch_response(r, fetch))
+
+    def _follower_fetched(
+        self, r: ReplicaState, follower: int, offset: int, now_ms: int
+    ) -> Handler:
+        progress = r.followers.get(follower)
+        if progress is None:
+            return
+        progress.fetch_offset, progress.last_fetch_ms = offset, now_ms
+        if offset >= r.log.leo:
+            progress.last_caught_up_ms = now_ms
+        # In sync means caught up to the high watermark and to where this epoch began (KAFKA-7128).
+        if follower not in r.isr and offset >= max(r.hw, r.epoch_start_offset):
+            yield from self._change_isr(r, r.isr | {follower}, now_ms)
+        yield from self._advance_hw(r, now_ms)
+
+    def _advance_hw(self, r: ReplicaState, now_ms: int) -> Handler:
+        target = r.log.leo
+        recent_only = bugs.enabled(self.config, bugs.HW_AHEAD_OF_ISR)
+        for b in r.isr:
+            if b == self.index:
+                continue
+            progress = r.followers.get(b)
+            if progress is None or progress.fetch_offset == UNKNOWN_OFFSET:
+                if recent_only:
+                    continue
+                return
+            if (
+                recent_only
+                and now_ms - progress.last_fetch_ms > 2 * self.config.replica_fetch_interval_ms
+            ):
+                continue
+            target = min(target, progress.fetch_offset)
+        if target <= r.hw:
+            return
+        if r.log.flushed < target:
+            yield Flush(r.partition, r.hw)  # the leader counts itself only up to what is durable
+        target = min(target, r.log.flushed)
+        if target > r.hw:
+            r.hw = target
+            yield Observe(IncHighWatermark(r.partition, self.index, target))
+            yield from self._release_acks(r)
+            yield from self._answer_parked(r)  # followers learn the new high watermark
+
+    def _release_acks(self, r: ReplicaState) -> Handler:
+        still: list[PendingAck] = []
+        for ack in r.pending:
+            if ack.offset >= r.hw:
+                still.append(ack)
+            elif len(r.isr) < self.config.min_insync:
+                yield Send(
+                    ack.client,
+                    m.ProduceResponse(
+                        ack.request_id, r.partition, m.NOT_ENOUGH_REPLICAS_AFTER_APPEND, None
+                    ),
+                )
+            else:
+                yield Send(
+                    ack.client, m.ProduceResponse(ack.request_id, r.partition, m.NONE, ack.offset)
+                )
+        r.pending = still
+
+    def _change_isr(self, r: ReplicaState, isr: frozenset[int], now_ms: int) -> Handler:
+        fenced = not bugs.enabled(self.config, bugs.STALE_LEADER_ACCEPTS_WRITES)
+        reply = yield ZkCall(
+            ZkUpdateIsr(r.partition, self.index, r.epoch, r.zk_version, isr, fenced)
+        )
+        if not isinstance(reply, ZkWritten):
+            return  # fenced, stale version or no connection: a newer LeaderAndIsr will come
+        grew = isr > r.isr
+        r.isr, r.zk_version = isr, reply.record.version
+        if grew:
+            yield Observe(ExpandIsr(r.partition, self.index, isr))
+        else:
+            yield Observe(ShrinkIsr(r.partition, self.index, isr))
+
+    def _shrink_isr(self, r: ReplicaState, now_ms: int) -> Handler:
+        lag_max = self.config.replica_lag_time_max_ms
+        lagging = {
+            b
+            for b in r.isr
+            if b != self.index and now_ms - r.followers[b].last_caught_up_ms > lag_max
+        }
+        if lagging:
+            yield from self._change_isr(r, r.isr - lagging, now_ms)
+            yield from self._advance_hw(r, now_ms)
+
+    def _on_produce(self, src: str, msg: m.Produce, now_ms: int) -> Handler:
+        r = self.replicas.get(msg.partition)
+        if r is None or r.role is not Role.LEADER:
+            yield Send(src, m.ProduceResponse(msg.request_id, msg.partition, m.NOT_LEADER, None))
+            return
+        c = self.config
+        dedupe = (
+            c.idempotent and msg.producer_id >= 0 and not bugs.enabled(c, bugs.NON_IDEMPOTENT_RETRY)
+        )
+        entry = r.producers.get(msg.producer_id) if dedupe else None
+        if entry is not None and msg.seq <= entry.last_seq:
+            yield from self._answer(
+                r, src, msg, entry.offsets.get(msg.seq)
+            )  # a retry: answer, never re-append
+            return
+        if entry is not None and msg.seq > entry.last_seq + 1:
+            yield Send(
+                src, m.ProduceResponse(msg.request_id, msg.partition, m.OUT_OF_ORDER_SEQUENCE, None)
+            )
+            return
+        early_ack = bugs.enabled(c, bugs.ACK_BEFORE_COMMIT)
+        if msg.acks == -1 and len(r.isr) < c.min_insync and not early_ack:
+            yield Send(
+                src, m.ProduceResponse(msg.request_id, msg.partition, m.NOT_ENOUGH_REPLICAS, None)
+            )
+            return
+        stored = StoredRecord(msg.record_id, r.epoch, msg.producer_id, msg.seq, now_ms)
+        r.log.append(stored)
+        offset, r.next_offset = r.next_offset, r.next_offset + 1
+        yield Observe(LeaderWrite(msg.partition, self.index, msg.record_id, msg.acks))
+        yield from self._answer_parked(r)
+        if dedupe:
+            _remember(r.producers, msg.producer_id, msg.seq, offset)
+        if early_ack and msg.acks == -1:
+            yield Send(src, m.ProduceResponse(msg.request_id, msg.partition, m.NONE, offset))
+        else:
+            yield from self._answer(r, src, msg, offset)
+
+    def _answer(self, r: ReplicaState, src: str, msg: m.Produce, offset: int | None) -> Handler:
+        if msg.acks == 0:
+            return
+        if msg.acks == -1 and offset is not None and offset >= r.hw:
+            r.pending.append(PendingAck(offset, src, msg.request_id))
+            return
+        yield Send(src, m.ProduceResponse(msg.request_id, msg.partition, m.NONE, offset))
+
+    # -- follower side: fetch responses ----------------------------------------------------------
+
+    def _on_fetch_response(self, src: str, msg: m.FetchResponse, now_ms: int) -> Handler:
+        r = self.replicas.get(msg.partition)
+        if r is None or r.role is not Role.FOLLOWING or msg.request_id != r.outstanding:
+            return  # stale, duplicated, or from before a role change
+        r.outstanding = None
+        if msg.error == m.OFFSET_OUT_OF_RANGE and msg.log_start > r.log.leo:
+            r.log.reset(msg.log_start)
+            r.hw, r.next_offset = msg.log_start, msg.log_start
+            yield Observe(ResetLog(r.partition, self.index, msg.log_start))
+            yield from self._send_follower_request(r, now_ms)
+            return
+        if msg.error != m.NONE or msg.fetch_offset != r.log.leo:
+            return
+        for stored in msg.records:
+            r.log.append(stored)
+            r.next_offset += 1
+            yield Observe(
+                FollowerReplicate(r.partition, self.index, Record(stored.record_id, stored.epoch))
+            )
+        new_hw = min(msg.high_watermark, r.log.leo)
+        if new_hw > r.hw:
+            r.hw = new_hw
+            yield Observe(IncHighWatermark(r.partition, self.index, new_hw))
+        yield from self._send_follower_request(r, now_ms)  # the leader holds it until there is news
+
+    # -- retention ---------------------------------------------------------------------------------
+
+    def _retention(self, r: ReplicaState, now_ms: int) -> Handler:
+        c = self.config
+        reckless = bugs.enabled(c, bugs.RETENTION_DELETES_UNREPLICATED)
+        limit = r.log.leo if reckless else r.hw
+        start = r.log.retention_start(
+            now_ms, c.retention_ms, c.retention_records, limit, whole_segments=not reckless
+        )
+        if start > r.log.log_start:
+            r.log.delete_prefix(start)
+            yield Observe(RetentionDelete(r.partition, self.index, start))
+
+
+def _producer_state(log: PartitionLog) -> dict[int, ProducerEntry]:
+    """Rebuild idempotence state from the records themselves (they carry producer id and sequence)."""
+    state: dict[int, ProducerEntry] = {}
+    for offset, record in log.producer_entries():
+        if record.producer_id >= 0:
+            _remember(state, record.producer_id, record.seq, offset)
+    return state
+
+
+def _remember(state: dict[int, ProducerEntry], producer_id: int, seq: int, offset: int) -> None:
+    entry = state.setdefault(producer_id, ProducerEntry(seq))
+    entry.last_seq = max(entry.last_seq, seq)
+    entry.offsets[seq] = offset
+    for old in [s for s in entry.offsets if s <= entry.last_seq - PRODUCER_STATE_SEQS]:
+        del entry.offsets[old]
+
+
+_HANDLERS = {
+    m.LeaderAndIsr: Broker._on_leader_and_isr,
+    m.LeaderAndIsrResponse: Broker._on_leader_and_isr_response,
+    m.UpdateMetadata: Broker._on_update_metadata,
+    m.UpdateMetadataResponse: Broker._on_update_metadata_response,
+    m.Metadata: Broker._on_metadata,
+    m.OffsetsForLeaderEpoch: Broker._on_epoch_query,
+    m.OffsetsForLeaderEpochResponse: Broker._on_epoch_query_response,
+    m.Fetch: Broker._on_fetch,
+    m.FetchResponse: Broker._on_fetch_response,
+    m.Produce: Broker._on_produce,
+}

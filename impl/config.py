@@ -1,0 +1,79 @@
+"""The reference cluster's configuration: shape, client settings, retention, timing, seeded bugs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import model
+from impl.bugs import BUGS
+
+TOPIC = "t"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Everything that shapes one simulated cluster. Times are virtual milliseconds."""
+
+    brokers: int = 3
+    partitions: int = 1  # partitions of the one user topic "t"
+    replication: int = 3
+    min_insync: int = 2
+    acks: int = -1  # producer acks: 0, 1 or -1 (all)
+    idempotent: bool = True
+    producers: int = 2  # "p0", "p1", ...
+    consumers: int = 1  # "c0", ... (assign mode: read every partition of "t")
+    retention_ms: int | None = 120_000
+    retention_records: int | None = 40  # per partition
+    bugs: frozenset[str] = frozenset()
+    session_timeout_ms: int = 6_000
+    heartbeat_interval_ms: int = 2_000
+    controller_interval_ms: int = 250
+    replica_fetch_interval_ms: int = 200
+    replica_lag_time_max_ms: int = 5_000
+    request_timeout_ms: int = 3_000
+    message_lifetime_ms: int = 10_000  # a message still in flight this long is lost
+    retry_backoff_ms: int = 100
+    delivery_timeout_ms: int = (
+        15_000  # a producer gives a record up this long after first sending it
+    )
+    flush_interval_ms: int = 500
+    retention_check_interval_ms: int = 1_000
+    segment_records: int = 4
+    fetch_max_records: int = 16
+    reset_earliest: bool = True  # consumer auto.offset.reset: earliest (else latest)
+
+    def __post_init__(self) -> None:
+        self.model_config()  # the model's own shape checks, with its own sentences
+        if self.acks not in (0, 1, -1):
+            raise ValueError(f"acks must be 0, 1 or -1 (all), not {self.acks}")
+        if self.idempotent and self.acks != -1:
+            raise ValueError("an idempotent producer needs acks=-1 (all); set idempotent=False")
+        if self.producers < 0 or self.consumers < 0:
+            raise ValueError("the numbers of producers and consumers cannot be negative")
+        if self.retention_ms is not None and self.retention_ms <= 0:
+            raise ValueError(f"retention_ms must be positive or None, not {self.retention_ms}")
+        if self.retention_records is not None and self.retention_records < 1:
+            raise ValueError(
+                f"retention_records must be at least 1 or None, not {self.retention_records}"
+            )
+        for f in fields(self):
+            if f.name.endswith("_ms") and f.name != "retention_ms" and getattr(self, f.name) <= 0:
+                raise ValueError(f"{f.name} must be positive, not {getattr(self, f.name)}")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be shorter than session_timeout_ms")
+        if self.segment_records < 1 or self.fetch_max_records < 1:
+            raise ValueError("segment_records and fetch_max_records must be >= 1")
+        for name in sorted(self.bugs):
+            if name not in BUGS:
+                raise ValueError(f"there is no bug named {name!r}; `kafka-verify bugs` lists them")
+            if not BUGS[name].implemented:
+                raise ValueError(f"bug {name!r} is catalogued but not implemented yet")
+
+    def model_config(self) -> model.Config:
+        """The model's view of this cluster; the model is the spec, so no bugs."""
+        return model.Config(
+            brokers=self.brokers,
+            partitions=self.partitions,
+            replication=self.replication,
+            min_insync=self.min_insync,
+        )

@@ -1,0 +1,134 @@
+"""The active controller, hosted by the broker that holds the lease in the coordination service.
+
+Each tick it works from a fresh read of the coordination service:
+1. elect a leader for every partition whose leader is gone (unregistered, or
+   re-registered under a new broker epoch, i.e. bounced) and for every offline
+   partition with a live ISR member, choosing from ISR ∩ registered (clean);
+   every election is a compare-and-set conditioned on the controller epoch;
+2. send LeaderAndIsr to every live replica that has not acknowledged the
+   current leader epoch under its current broker epoch, and UpdateMetadata to
+   every live broker that has not acknowledged the current leader table.
+Messages are re-sent after `request_timeout_ms` until acknowledged, since the
+network may lose them.
+"""
+
+from __future__ import annotations
+
+from impl import bugs
+from impl import messages as m
+from impl.config import ClusterConfig
+from impl.effects import Handler, Observe, Send, ZkCall
+from impl.zk import PartitionRecord, ZkCluster, ZkElect, ZkWritten
+from model.actions import ElectLeader
+
+
+class Controller:
+    def __init__(self, broker: int, epoch: int, config: ClusterConfig) -> None:
+        self.broker = broker
+        self.epoch = epoch
+        self.config = config
+        self.model = config.model_config()
+        # (partition, broker) -> (leader epoch, broker epoch) acknowledged
+        self.acked: dict[tuple[int, int], tuple[int, int]] = {}
+        self.metadata_acked: dict[int, tuple[m.LeaderTable, int]] = {}
+        self.last_sent_ms: dict[tuple[object, ...], int] = {}
+
+    def assume_initial_state_known(self) -> None:
+        """At the start of a run every broker already knows the initial leaders (broker i has epoch i + 1)."""
+        table: m.LeaderTable = tuple(
+            (p, self.model.replicas_of(p)[0], 0) for p in range(self.model.partitions)
+        )
+        for b in range(self.model.brokers):
+            self.metadata_acked[b] = (table, b + 1)
+        for p in range(self.model.partitions):
+            for b in self.model.replicas_of(p):
+                self.acked[(p, b)] = (0, b + 1)
+
+    def tick(self, cluster: ZkCluster, now_ms: int) -> Handler:
+        records = list(cluster.partitions)
+        for p, record in enumerate(records):
+            choice = self._election(p, record, cluster.registrations)
+            if choice is None:
+                continue
+            leader, isr = choice
+            broker_epoch = cluster.registrations.get(leader, -1) if leader is not None else -1
+            fenced = not bugs.enabled(self.config, bugs.CONTROLLER_SPLIT_BRAIN)
+            reply = yield ZkCall(
+                ZkElect(p, self.epoch, record.version, leader, isr, broker_epoch, fenced)
+            )
+            if isinstance(reply, ZkWritten):
+                records[p] = reply.record
+                yield Observe(ElectLeader(p, leader, isr, self.epoch))
+        yield from self._send_leader_and_isr(records, cluster.registrations, now_ms)
+        yield from self._send_metadata(records, cluster.registrations, now_ms)
+
+    def _election(
+        self, p: int, record: PartitionRecord, registered: dict[int, int]
+    ) -> tuple[int | None, frozenset[int]] | None:
+        """(new leader or None, new ISR) if partition p needs an election now, else None."""
+        leader = record.leader
+        if leader is not None and registered.get(leader) == record.leader_broker_epoch:
+            return None
+        live = frozenset(b for b in record.isr if b in registered)
+        replicas = self.model.replicas_of(p)
+        if live:
+            # Prefer a replica other than the one that just went away or bounced.
+            others = [b for b in replicas if b in live and b != leader]
+            return (others[0] if others else leader), live
+        if bugs.enabled(self.config, bugs.UNCLEAN_ELECTION):
+            outside = [b for b in replicas if b in registered]
+            if outside:
+                return outside[0], frozenset({outside[0]})
+        if leader is None:
+            return None
+        return None, record.isr
+
+    def _due(self, key: tuple[object, ...], now_ms: int) -> bool:
+        last = self.last_sent_ms.get(key)
+        if last is not None and now_ms - last < self.config.request_timeout_ms:
+            return False
+        self.last_sent_ms[key] = now_ms
+        return True
+
+    def _send_leader_and_isr(
+        self, records: list[PartitionRecord], registered: dict[int, int], now_ms: int
+    ) -> Handler:
+        for p, record in enumerate(records):
+            if record.leader is None:
+                continue
+            for b in self.model.replicas_of(p):
+                if b not in registered:
+                    continue
+                current = (record.leader_epoch, registered[b])
+                if self.acked.get((p, b)) == current or not self._due(
+                    ("lai", p, b, *current), now_ms
+                ):
+                    continue
+                message = m.LeaderAndIsr(
+                    p,
+                    record.leader,
+                    record.leader_epoch,
+                    record.isr,
+                    record.version,
+                    self.epoch,
+                    registered[b],
+                )
+                yield Send(f"b{b}", message)
+
+    def _send_metadata(
+        self, records: list[PartitionRecord], registered: dict[int, int], now_ms: int
+    ) -> Handler:
+        table: m.LeaderTable = tuple((p, r.leader, r.leader_epoch) for p, r in enumerate(records))
+        for b in sorted(registered):
+            current = (table, registered[b])
+            if self.metadata_acked.get(b) == current or not self._due(
+                ("meta", b, *current), now_ms
+            ):
+                continue
+            yield Send(f"b{b}", m.UpdateMetadata(table, self.epoch, registered[b]))
+
+    def on_leader_and_isr_response(self, src: int, response: m.LeaderAndIsrResponse) -> None:
+        self.acked[(response.partition, src)] = (response.leader_epoch, response.broker_epoch)
+
+    def on_metadata_response(self, src: int, response: m.UpdateMetadataResponse) -> None:
+        self.metadata_acked[src] = (response.leaders, response.broker_epoch)

@@ -1,0 +1,68 @@
+"""What a node asks the world to do: effects are data, the world performs them.
+
+A node's handler is a generator of effects. The world performs each effect as
+it is yielded and sends back the result: `None` for most, the coordination
+service's reply for a `ZkCall`. That makes a call to the coordination service a
+synchronous RPC inside the same event, as with Kafka's ZooKeeper client, so a
+fenced quorum write and the caller's local update happen atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from impl.messages import Message
+from model.actions import Action
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOp:
+    """One client history entry, Jepsen style (see DESIGN.md "Client history")."""
+
+    process: str
+    type: str  # invoke | ok | fail | info
+    f: str  # send | poll | ...
+    value: object
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    dst: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Fire timer `name` on this node after `delay_ms`; setting a name again replaces it."""
+
+    name: str
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Make this broker's log of `partition` durable, checkpointing high watermark `hw`."""
+
+    partition: int
+    hw: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observe:
+    """Name a model action this node just performed, or record a client history entry."""
+
+    item: Action | ClientOp
+
+
+@dataclass(frozen=True, slots=True)
+class ZkCall:
+    """A synchronous call to the coordination service; the reply is sent back into the handler."""
+
+    request: Any
+
+
+Effect = Send | SetTimer | Flush | Observe | ZkCall
+Handler = Generator[Effect, Any, None]

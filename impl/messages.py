@@ -1,0 +1,149 @@
+"""The messages nodes exchange over the simulated network (Kafka API names), as frozen dataclasses.
+
+Requests carry a `request_id` chosen by the sender; the answer echoes it, so a
+late, duplicated or stale answer is recognised and ignored. Error codes are
+Kafka's names. Calls to the coordination service are not messages: see zk.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from impl.log import StoredRecord
+
+NONE = "NONE"
+NOT_LEADER = "NOT_LEADER_OR_FOLLOWER"
+FENCED_LEADER_EPOCH = "FENCED_LEADER_EPOCH"
+UNKNOWN_LEADER_EPOCH = "UNKNOWN_LEADER_EPOCH"
+OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE"
+NOT_ENOUGH_REPLICAS = "NOT_ENOUGH_REPLICAS"
+NOT_ENOUGH_REPLICAS_AFTER_APPEND = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+OUT_OF_ORDER_SEQUENCE = "OUT_OF_ORDER_SEQUENCE_NUMBER"
+LEADERSHIP_LOST = "LEADERSHIP_LOST_AFTER_APPEND"
+
+# Errors that prove the record was not appended (a producer may report "fail").
+DEFINITE_PRODUCE_ERRORS = frozenset({NOT_LEADER, NOT_ENOUGH_REPLICAS, OUT_OF_ORDER_SEQUENCE})
+
+# (partition, leader or None, leader epoch) for every partition.
+LeaderTable = tuple[tuple[int, int | None, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderAndIsr:
+    """Controller -> replica: this partition's leader, epoch and ISR (with the quorum record version)."""
+
+    partition: int
+    leader: int
+    leader_epoch: int
+    isr: frozenset[int]
+    zk_version: int
+    controller_epoch: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderAndIsrResponse:
+    partition: int
+    leader_epoch: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateMetadata:
+    """Controller -> every broker: who leads what, so brokers can answer client Metadata requests."""
+
+    leaders: LeaderTable
+    controller_epoch: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateMetadataResponse:
+    leaders: LeaderTable
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataResponse:
+    request_id: int
+    leaders: LeaderTable
+
+
+@dataclass(frozen=True, slots=True)
+class Produce:
+    request_id: int
+    partition: int
+    record_id: int
+    producer_id: int  # -1 when the producer is not idempotent
+    seq: int
+    acks: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceResponse:
+    request_id: int
+    partition: int
+    error: str
+    offset: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """A follower (replica = its broker index) or a consumer (replica None) reads from the leader."""
+
+    request_id: int
+    partition: int
+    fetch_offset: int
+    current_leader_epoch: int  # -1: unknown, not checked
+    replica: int | None
+    max_records: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResponse:
+    request_id: int
+    partition: int
+    error: str
+    fetch_offset: int
+    records: tuple[StoredRecord, ...]
+    high_watermark: int
+    log_start: int
+    log_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetsForLeaderEpoch:
+    request_id: int
+    partition: int
+    requested_epoch: int
+    current_leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetsForLeaderEpochResponse:
+    request_id: int
+    partition: int
+    error: str
+    epoch: int
+    end_offset: int
+
+
+Message = (
+    LeaderAndIsr
+    | LeaderAndIsrResponse
+    | UpdateMetadata
+    | UpdateMetadataResponse
+    | Metadata
+    | MetadataResponse
+    | Produce
+    | ProduceResponse
+    | Fetch
+    | FetchResponse
+    | OffsetsForLeaderEpoch
+    | OffsetsForLeaderEpochResponse
+)

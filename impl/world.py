@@ -1,0 +1,447 @@
+"""The deterministic simulated world: the only owner of the network, the virtual clock, the disks
+and the schedule.
+
+Rules of this module:
+- Nothing happens unless an event says so: `apply(event)` is the only way in,
+  and the same events from the same config give the same results.
+- Nodes are sans-IO (their handlers are generators of effects); the world
+  performs each effect as it is yielded. A `ZkCall` runs inline on the
+  coordination node and its reply goes straight back into the handler.
+- Messages to a crashed node, or across a partition, are lost when sent; a
+  crash also loses every message in flight to or from the node, and a
+  Partition event loses those that cross the new boundary.
+- Nodes not named in a Partition event's groups form one more group together.
+- A message still in flight `message_lifetime_ms` after it was sent is lost
+  when a Tick passes that age, as a connection would time out: the network
+  never holds more than a few seconds' worth of traffic.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from impl import events as ev
+from impl.broker import Broker
+from impl.clients import Consumer, Producer
+from impl.config import TOPIC, ClusterConfig
+from impl.effects import ClientOp, Flush, Handler, Observe, Send, SetTimer, ZkCall
+from impl.log import PartitionLog
+from impl.messages import Message
+from impl.zk import CONNECTION_LOSS, Coordination, Lease, PartitionRecord, ZkError, ZkRegister
+from model.actions import Action
+from model.actions import Crash as CrashAction
+from model.actions import Flush as FlushAction
+from model.actions import Restart as RestartAction
+
+__all__ = ["ClientOp", "Envelope", "InvalidEvent", "StepResult", "World"]
+
+ZK = "zk"
+MAX_TIMERS_PER_TICK = 100_000
+
+
+class InvalidEvent(ValueError):
+    """The event cannot apply to the world as it is (unknown node or message, restart of a running node, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: int
+    src: str
+    dst: str
+    message: Message
+
+    @property
+    def kind(self) -> str:
+        return type(self.message).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    actions: tuple[Action, ...]
+    ops: tuple[ClientOp, ...]
+    delivered: Envelope | None
+    sent: tuple[Envelope, ...]
+    lost_records: int
+
+
+class _Step:
+    """What one event produced so far."""
+
+    __slots__ = ("actions", "delivered", "lost_records", "ops", "sent")
+
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+        self.ops: list[ClientOp] = []
+        self.sent: list[Envelope] = []
+        self.delivered: Envelope | None = None
+        self.lost_records = 0
+
+    def result(self) -> StepResult:
+        return StepResult(
+            tuple(self.actions),
+            tuple(self.ops),
+            self.delivered,
+            tuple(self.sent),
+            self.lost_records,
+        )
+
+
+class World:
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.now_ms = 0
+        self.model = config.model_config()
+        self._brokers = tuple(f"b{i}" for i in range(config.brokers))
+        self._nodes = (
+            ZK,
+            *self._brokers,
+            *(f"p{i}" for i in range(config.producers)),
+            *(f"c{i}" for i in range(config.consumers)),
+        )
+        self._node_set = frozenset(self._nodes)
+        self.disks: dict[tuple[int, int], PartitionLog] = {
+            (b, p): PartitionLog(config.segment_records)
+            for p in range(config.partitions)
+            for b in self.model.replicas_of(p)
+        }
+        self.zk = self._initial_coordination()
+        self.nodes_up: dict[str, Any] = {}
+        self._incarnations: dict[str, int] = dict.fromkeys(self._nodes, 0)
+        self._inflight: dict[int, Envelope] = {}
+        self._sent_ms: dict[int, int] = {}
+        self._inflight_view: tuple[Envelope, ...] | None = ()
+        self._next_message = 1
+        self._next_record = 1
+        self._groups: dict[str, int] | None = None
+        self._timers: list[tuple[int, int, str, str]] = []  # (due, seq, node, name)
+        self._timer_seq: dict[tuple[str, str], int] = {}
+        self._next_timer_seq = 0
+        self._zk_up = True
+        self.abstraction_cache: dict[
+            tuple[int, int], tuple[PartitionLog, int, tuple[Any, ...]]
+        ] = {}
+        step = _Step()
+        for i in range(config.brokers):
+            session, broker_epoch = self.zk.registrations[i]
+            self._boot(
+                f"b{i}", Broker.initial(i, config, self._logs_of(i), session, broker_epoch), step
+            )
+        for node in self._nodes:
+            if node[0] in "pc":
+                self._boot(node, self._new_client(node), step)
+
+    def _initial_coordination(self) -> Coordination:
+        records = []
+        for p in range(self.config.partitions):
+            replicas = self.model.replicas_of(p)
+            # Broker i registers with broker epoch i + 1 (see the registrations below).
+            records.append(PartitionRecord(replicas[0], 0, frozenset(replicas), 0, replicas[0] + 1))
+        zk = Coordination(self.config, tuple(records), Lease(0, 1, 0))
+        for i in range(self.config.brokers):
+            zk.call(ZkRegister(i), 0)
+        return zk
+
+    def _logs_of(self, broker: int) -> dict[int, PartitionLog]:
+        return {p: log for (b, p), log in self.disks.items() if b == broker}
+
+    def _new_client(self, node: str) -> Producer | Consumer:
+        index, incarnation = int(node[1:]), self._incarnations[node]
+        if node[0] == "p":
+            return Producer(index, self.config, incarnation)
+        return Consumer(index, self.config, incarnation)
+
+    def _boot(self, node: str, instance: Any, step: _Step) -> None:
+        self.nodes_up[node] = instance
+        self._run(node, instance.start(self.now_ms), step)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def nodes(self) -> tuple[str, ...]:
+        return self._nodes
+
+    def is_up(self, node: str) -> bool:
+        if node == ZK:
+            return self._zk_up
+        return node in self.nodes_up
+
+    def partitioned(self) -> bool:
+        return self._groups is not None
+
+    def inflight(self) -> Sequence[Envelope]:
+        if self._inflight_view is None:
+            self._inflight_view = tuple(self._inflight.values())
+        return self._inflight_view
+
+    def next_timer_ms(self) -> int | None:
+        while self._timers:
+            due, seq, node, name = self._timers[0]
+            if self._timer_seq.get((node, name)) == seq and node in self.nodes_up:
+                return max(0, due - self.now_ms)
+            heapq.heappop(self._timers)
+        return None
+
+    def connected(self, a: str, b: str) -> bool:
+        if self._groups is None:
+            return True
+        return self._groups.get(a, -1) == self._groups.get(b, -1)
+
+    def broker(self, index: int) -> Broker | None:
+        node = self.nodes_up.get(f"b{index}")
+        return node if isinstance(node, Broker) else None
+
+    # -- applying events ---------------------------------------------------------------------------
+
+    def apply(self, event: ev.Event) -> StepResult:
+        handler = _EVENT_HANDLERS.get(type(event))
+        if handler is None:
+            raise InvalidEvent(f"{type(event).__name__} is not an event this world knows")
+        step = _Step()
+        handler(self, event, step)
+        return step.result()
+
+    def _client(self, name: str, kind: type) -> Any:
+        if name not in self._node_set:
+            raise InvalidEvent(f"there is no client named {name!r}")
+        client = self.nodes_up.get(name)
+        if client is None:
+            raise InvalidEvent(f"client {name} is down")
+        if not isinstance(client, kind):
+            raise InvalidEvent(f"{name} is not a {kind.__name__.lower()}")
+        return client
+
+    def _produce(self, event: ev.Produce, step: _Step) -> None:
+        producer = self._client(event.client, Producer)
+        if event.topic != TOPIC:
+            raise InvalidEvent(
+                f"there is no topic {event.topic!r}; the cluster has one topic, {TOPIC!r}"
+            )
+        if event.partition is not None and event.partition >= self.config.partitions:
+            raise InvalidEvent(f"topic {TOPIC!r} has no partition {event.partition}")
+        record_id = self._next_record
+        self._next_record += 1
+        self._run(
+            event.client, producer.send(record_id, event.partition, event.key, self.now_ms), step
+        )
+
+    def _poll(self, event: ev.Poll, step: _Step) -> None:
+        consumer = self._client(event.client, Consumer)
+        self._run(event.client, consumer.poll(self.now_ms), step)
+
+    def _groups_unsupported(self, event: object, step: _Step) -> None:
+        raise InvalidEvent(f"{type(event).__name__}: consumer groups are not implemented yet")
+
+    def _envelope(self, message_id: int) -> Envelope:
+        envelope = self._inflight.get(message_id)
+        if envelope is None:
+            raise InvalidEvent(f"no message #{message_id} is in flight")
+        return envelope
+
+    def _deliver(self, event: ev.Deliver | ev.Duplicate, step: _Step) -> None:
+        envelope = self._envelope(event.message_id)
+        if isinstance(event, ev.Deliver):
+            self._forget_message(envelope.id)
+        step.delivered = envelope
+        node = self.nodes_up[envelope.dst]
+        self._run(envelope.dst, node.handle(envelope.src, envelope.message, self.now_ms), step)
+
+    def _drop(self, event: ev.Drop, step: _Step) -> None:
+        step.delivered = self._envelope(event.message_id)
+        self._forget_message(event.message_id)
+
+    def _forget_message(self, message_id: int) -> None:
+        del self._inflight[message_id]
+        del self._sent_ms[message_id]
+        self._inflight_view = None
+
+    def _check_node(self, node: str) -> None:
+        if node not in self._node_set:
+            raise InvalidEvent(
+                f"there is no node named {node!r}; nodes are {', '.join(self._nodes)}"
+            )
+
+    def _crash(self, event: ev.Crash, step: _Step) -> None:
+        node = event.node
+        self._check_node(node)
+        if not self.is_up(node):
+            raise InvalidEvent(f"{node} is already down")
+        if node == ZK:
+            self._zk_up = False
+            return
+        instance = self.nodes_up.pop(node)
+        self._incarnations[node] += 1
+        self._cut_messages(lambda e: node in (e.src, e.dst))
+        for key in [k for k in self._timer_seq if k[0] == node]:
+            del self._timer_seq[key]  # a crash stops every timer of the node
+        if isinstance(instance, Broker):
+            self._crash_broker(instance, event.lose_unflushed, step)
+        else:
+            step.ops.extend(instance.crash_ops(self.now_ms))
+
+    def _crash_broker(self, broker: Broker, lose_unflushed: bool, step: _Step) -> None:
+        for p, r in sorted(broker.replicas.items()):
+            if not lose_unflushed and r.log.flush(r.hw):
+                step.actions.append(FlushAction(p, broker.index))
+        step.actions.append(CrashAction(broker.index))
+        for r in broker.replicas.values():
+            step.lost_records += r.log.crash()
+
+    def _restart(self, event: ev.Restart, step: _Step) -> None:
+        node = event.node
+        self._check_node(node)
+        if self.is_up(node):
+            raise InvalidEvent(f"{node} is already running")
+        if node == ZK:
+            self._zk_up = True
+            self.zk.restarted(self.now_ms)
+            return
+        if node[0] == "b":
+            index = int(node[1:])
+            step.actions.append(RestartAction(index))
+            self._boot(
+                node,
+                Broker(index, self.config, self._logs_of(index), self._incarnations[node]),
+                step,
+            )
+        else:
+            self._boot(node, self._new_client(node), step)
+
+    def _partition(self, event: ev.Partition, step: _Step) -> None:
+        groups: dict[str, int] = {}
+        for index, group in enumerate(event.groups):
+            for node in group:
+                self._check_node(node)
+                groups[node] = index
+        self._groups = groups
+        self._cut_messages(lambda e: not self.connected(e.src, e.dst))
+
+    def _heal(self, event: ev.Heal, step: _Step) -> None:
+        self._groups = None
+
+    def _cut_messages(self, lost: Any) -> None:
+        doomed = [i for i, e in self._inflight.items() if lost(e)]
+        for message_id in doomed:
+            self._forget_message(message_id)
+
+    def _tick(self, event: ev.Tick, step: _Step) -> None:
+        until = self.now_ms + event.ms
+        for _ in range(MAX_TIMERS_PER_TICK):
+            if not self._timers or self._timers[0][0] > until:
+                break
+            due, seq, node, name = heapq.heappop(self._timers)
+            if self._timer_seq.get((node, name)) != seq or node not in self.nodes_up:
+                continue
+            del self._timer_seq[(node, name)]
+            self.now_ms = max(self.now_ms, due)
+            self._run(node, self.nodes_up[node].on_timer(name, self.now_ms), step)
+        self.now_ms = until
+        self._expire_messages()
+
+    def _expire_messages(self) -> None:
+        oldest = self.now_ms - self.config.message_lifetime_ms
+        expired = []
+        for message_id, sent_ms in self._sent_ms.items():  # in send order, so oldest first
+            if sent_ms >= oldest:
+                break
+            expired.append(message_id)
+        for message_id in expired:
+            self._forget_message(message_id)
+
+    # -- performing effects ---------------------------------------------------------------------
+
+    def _run(self, node: str, handler: Handler, step: _Step) -> None:
+        try:
+            effect = next(handler)
+            while True:
+                effect = handler.send(self._perform(node, effect, step))
+        except StopIteration:
+            pass
+
+    def _perform(self, node: str, effect: object, step: _Step) -> object:
+        if isinstance(effect, Observe):
+            if isinstance(effect.item, ClientOp):
+                step.ops.append(effect.item)
+            else:
+                step.actions.append(effect.item)
+        elif isinstance(effect, Send):
+            self._send(node, effect, step)
+        elif isinstance(effect, SetTimer):
+            self._set_timer(node, effect)
+        elif isinstance(effect, ZkCall):
+            if not self.is_up(ZK) or not self.connected(node, ZK):
+                return ZkError(CONNECTION_LOSS)
+            return self.zk.call(effect.request, self.now_ms)
+        elif isinstance(effect, Flush):
+            index = int(node[1:])
+            if self.disks[(index, effect.partition)].flush(effect.hw):
+                step.actions.append(FlushAction(effect.partition, index))
+        else:
+            raise TypeError(f"{node} yielded {effect!r}, which is not an effect")
+        return None
+
+    def _send(self, src: str, effect: Send, step: _Step) -> None:
+        if effect.dst not in self.nodes_up or not self.connected(src, effect.dst):
+            return  # lost on the way: the destination is down or out of reach
+        envelope = Envelope(self._next_message, src, effect.dst, effect.message)
+        self._next_message += 1
+        self._inflight[envelope.id] = envelope
+        self._sent_ms[envelope.id] = self.now_ms
+        self._inflight_view = None
+        step.sent.append(envelope)
+
+    def _set_timer(self, node: str, effect: SetTimer) -> None:
+        self._next_timer_seq += 1
+        self._timer_seq[(node, effect.name)] = self._next_timer_seq
+        heapq.heappush(
+            self._timers, (self.now_ms + effect.delay_ms, self._next_timer_seq, node, effect.name)
+        )
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """A short summary: per partition the quorum and every replica, then network and clock."""
+        lines = [
+            f"clock {self.now_ms} ms; {len(self._inflight)} messages in flight"
+            + ("; network partitioned" if self._groups is not None else "")
+        ]
+        lease = self.zk.lease
+        lines.append(
+            f"controller b{lease.holder} (epoch {lease.epoch}); zk {'up' if self.is_up(ZK) else 'down'}"
+        )
+        for p, record in enumerate(self.zk.partitions):
+            leader = "none" if record.leader is None else f"b{record.leader}"
+            isr = ",".join(f"b{b}" for b in sorted(record.isr))
+            lines.append(f"{TOPIC}/{p}: leader {leader} epoch {record.leader_epoch} isr {{{isr}}}")
+            for b in self.model.replicas_of(p):
+                log = self.disks[(b, p)]
+                broker = self.broker(b)
+                if broker is None:
+                    lines.append(
+                        f"  b{b} down: log [{log.log_start}, {log.leo}) checkpoint hw {log.checkpoint_hw}"
+                    )
+                    continue
+                r = broker.replicas[p]
+                lines.append(
+                    f"  b{b} {r.role.value} epoch {r.epoch}: log [{log.log_start}, {log.leo}) hw {r.hw} "
+                    f"flushed {log.flushed}"
+                )
+        return "\n".join(lines)
+
+
+_EVENT_HANDLERS: dict[type, Any] = {
+    ev.Produce: World._produce,
+    ev.Poll: World._poll,
+    ev.CommitOffsets: World._groups_unsupported,
+    ev.Subscribe: World._groups_unsupported,
+    ev.Close: World._groups_unsupported,
+    ev.Deliver: World._deliver,
+    ev.Duplicate: World._deliver,
+    ev.Drop: World._drop,
+    ev.Crash: World._crash,
+    ev.Restart: World._restart,
+    ev.Partition: World._partition,
+    ev.Heal: World._heal,
+    ev.Tick: World._tick,
+}

@@ -1,0 +1,236 @@
+"""The coordination service ("zk"): linearizable, versioned records, sessions on the virtual clock.
+
+It holds broker registrations (ephemeral: alive while their session is
+heartbeated), the controller lease with the controller epoch, and one record
+per partition (leader, leader epoch, ISR, version). Every write is a
+compare-and-set. Calls are synchronous (see effects.ZkCall); the world answers
+`ZkError(CONNECTION_LOSS)` itself when the caller cannot reach this node.
+
+Sessions expire lazily: a session is alive while its last heartbeat is at most
+`session_timeout_ms` old. The lease record is never deleted by an expiry; a
+broker takes it over with a compare-and-set once its holder is gone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from impl.config import ClusterConfig
+
+CONNECTION_LOSS = "CONNECTION_LOSS"
+SESSION_EXPIRED = "SESSION_EXPIRED"
+BAD_VERSION = "BAD_VERSION"
+FENCED = "FENCED"
+LEASE_HELD = "LEASE_HELD"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRecord:
+    leader: int | None
+    leader_epoch: int
+    isr: frozenset[int]
+    version: int
+    # The broker epoch of the leader when elected: a new epoch means it bounced.
+    leader_broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    holder: int | None
+    epoch: int
+    version: int
+
+
+# -- requests and replies ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ZkRegister:
+    broker: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZkHeartbeat:
+    session: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZkRead:
+    """Read every registration (alive ones), the lease and every partition record."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZkTakeLease:
+    broker: int
+    session: int
+    expected_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZkElect:
+    partition: int
+    controller_epoch: int
+    expected_version: int
+    leader: int | None
+    isr: frozenset[int]
+    leader_broker_epoch: int
+    fenced: bool = True  # conditioned on the controller epoch
+
+
+@dataclass(frozen=True, slots=True)
+class ZkUpdateIsr:
+    partition: int
+    leader: int
+    leader_epoch: int
+    expected_version: int
+    isr: frozenset[int]
+    fenced: bool = True  # conditioned on leader, leader epoch and version
+
+
+@dataclass(frozen=True, slots=True)
+class ZkRegistered:
+    session: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZkOk:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ZkCluster:
+    registrations: dict[int, int]  # broker -> broker epoch, alive sessions only
+    lease: Lease
+    partitions: tuple[PartitionRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ZkLeaseTaken:
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZkWritten:
+    record: PartitionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ZkError:
+    code: str
+
+
+@dataclass(slots=True)
+class _Session:
+    broker: int
+    last_heartbeat_ms: int
+
+
+class Coordination:
+    """The coordination node's state; it survives its own crash (it stands for a durable ensemble)."""
+
+    def __init__(
+        self, config: ClusterConfig, initial: tuple[PartitionRecord, ...], lease: Lease
+    ) -> None:
+        self.config = config
+        self.sessions: dict[int, _Session] = {}
+        self.registrations: dict[int, tuple[int, int]] = {}  # broker -> (session, broker epoch)
+        self.lease = lease
+        self.partitions = list(initial)
+        self._next_session = 1
+        self._next_broker_epoch = 1
+
+    def alive(self, broker: int | None, now_ms: int) -> bool:
+        if broker is None or broker not in self.registrations:
+            return False
+        session = self.sessions.get(self.registrations[broker][0])
+        return (
+            session is not None
+            and now_ms - session.last_heartbeat_ms <= self.config.session_timeout_ms
+        )
+
+    def restarted(self, now_ms: int) -> None:
+        """Back from an outage: session clocks start again, as sessions survive a ZooKeeper failover."""
+        for session in self.sessions.values():
+            session.last_heartbeat_ms = now_ms
+
+    def call(self, request: object, now_ms: int) -> object:
+        handler = _CALLS.get(type(request))
+        if handler is None:
+            raise TypeError(f"the coordination service has no call {type(request).__name__}")
+        return handler(self, request, now_ms)
+
+    def _register(self, r: ZkRegister, now_ms: int) -> object:
+        old = self.registrations.get(r.broker)
+        if old is not None:
+            self.sessions.pop(old[0], None)
+        session, epoch = self._next_session, self._next_broker_epoch
+        self._next_session += 1
+        self._next_broker_epoch += 1
+        self.sessions[session] = _Session(r.broker, now_ms)
+        self.registrations[r.broker] = (session, epoch)
+        return ZkRegistered(session, epoch)
+
+    def _heartbeat(self, r: ZkHeartbeat, now_ms: int) -> object:
+        session = self.sessions.get(r.session)
+        if (
+            session is None
+            or not self.alive(session.broker, now_ms)
+            or self.registrations[session.broker][0] != r.session
+        ):
+            self._expire(r.session)
+            return ZkError(SESSION_EXPIRED)
+        session.last_heartbeat_ms = now_ms
+        return ZkOk()
+
+    def _expire(self, session_id: int) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is not None and self.registrations.get(session.broker, (None,))[0] == session_id:
+            del self.registrations[session.broker]
+
+    def _read(self, r: ZkRead, now_ms: int) -> object:
+        alive = {b: epoch for b, (_, epoch) in self.registrations.items() if self.alive(b, now_ms)}
+        return ZkCluster(alive, self.lease, tuple(self.partitions))
+
+    def _take_lease(self, r: ZkTakeLease, now_ms: int) -> object:
+        if not self.alive(r.broker, now_ms) or self.registrations[r.broker][0] != r.session:
+            return ZkError(SESSION_EXPIRED)
+        if self.lease.version != r.expected_version:
+            return ZkError(BAD_VERSION)
+        if self.alive(self.lease.holder, now_ms):
+            return ZkError(LEASE_HELD)
+        self.lease = Lease(r.broker, self.lease.epoch + 1, self.lease.version + 1)
+        return ZkLeaseTaken(self.lease.epoch)
+
+    def _elect(self, r: ZkElect, now_ms: int) -> object:
+        record = self.partitions[r.partition]
+        if r.fenced and r.controller_epoch != self.lease.epoch:
+            return ZkError(FENCED)
+        if record.version != r.expected_version:
+            return ZkError(BAD_VERSION)
+        updated = PartitionRecord(
+            r.leader, record.leader_epoch + 1, r.isr, record.version + 1, r.leader_broker_epoch
+        )
+        self.partitions[r.partition] = updated
+        return ZkWritten(updated)
+
+    def _update_isr(self, r: ZkUpdateIsr, now_ms: int) -> object:
+        record = self.partitions[r.partition]
+        if r.fenced:
+            if record.leader != r.leader or record.leader_epoch != r.leader_epoch:
+                return ZkError(FENCED)
+            if record.version != r.expected_version:
+                return ZkError(BAD_VERSION)
+        updated = replace(record, isr=r.isr, version=record.version + 1)
+        self.partitions[r.partition] = updated
+        return ZkWritten(updated)
+
+
+_CALLS = {
+    ZkRegister: Coordination._register,
+    ZkHeartbeat: Coordination._heartbeat,
+    ZkRead: Coordination._read,
+    ZkTakeLease: Coordination._take_lease,
+    ZkElect: Coordination._elect,
+    ZkUpdateIsr: Coordination._update_isr,
+}
