@@ -229,12 +229,11 @@ class Broker:
         if not isinstance(cluster, ZkCluster):
             return
         lease = cluster.lease
-        deposed = lease.holder != self.index or (
-            self.controller is not None and lease.epoch != self.controller.epoch
-        )
+        mine = lease.holder == self.index and lease.session == self.session and cluster.lease_alive
+        deposed = not mine or (self.controller is not None and lease.epoch != self.controller.epoch)
         if deposed and not bugs.enabled(self.config, bugs.CONTROLLER_SPLIT_BRAIN):
             self.controller = None  # another broker holds the lease now
-        lease_free = lease.holder not in cluster.registrations
+        lease_free = not cluster.lease_alive
         registered = (
             self.session is not None and cluster.registrations.get(self.index) == self.broker_epoch
         )

@@ -139,7 +139,7 @@ class World:
             replicas = self.model.replicas_of(p)
             # Broker i registers with broker epoch i + 1 (see the registrations below).
             records.append(PartitionRecord(replicas[0], 0, frozenset(replicas), 0, replicas[0] + 1))
-        zk = Coordination(self.config, tuple(records), Lease(0, 1, 0))
+        zk = Coordination(self.config, tuple(records), Lease(0, 1, 0, session=1))
         for i in range(self.config.brokers):
             zk.call(ZkRegister(i), 0)
         return zk

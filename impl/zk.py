@@ -1,7 +1,7 @@
 """The coordination service ("zk"): linearizable, versioned records, sessions on the virtual clock.
 
 It holds broker registrations (ephemeral: alive while their session is
-heartbeated), the controller lease with the controller epoch, and one record
+heartbeated), the controller lease with the controller epoch (held by a session), and one record
 per partition (leader, leader epoch, ISR, version). Every write is a
 compare-and-set. Calls are synchronous (see effects.ZkCall); the world answers
 `ZkError(CONNECTION_LOSS)` itself when the caller cannot reach this node.
@@ -39,6 +39,7 @@ class Lease:
     holder: int | None
     epoch: int
     version: int
+    session: int  # the holder's session when it took the lease: a restarted holder does not keep it
 
 
 # -- requests and replies ---------------------------------------------------------------
@@ -102,6 +103,7 @@ class ZkOk:
 class ZkCluster:
     registrations: dict[int, int]  # broker -> broker epoch, alive sessions only
     lease: Lease
+    lease_alive: bool  # the session that took the lease is still alive
     partitions: tuple[PartitionRecord, ...]
 
 
@@ -143,11 +145,13 @@ class Coordination:
     def alive(self, broker: int | None, now_ms: int) -> bool:
         if broker is None or broker not in self.registrations:
             return False
-        session = self.sessions.get(self.registrations[broker][0])
-        return (
-            session is not None
-            and now_ms - session.last_heartbeat_ms <= self.config.session_timeout_ms
-        )
+        return self.session_alive(self.registrations[broker][0], now_ms)
+
+    def session_alive(self, session_id: int, now_ms: int) -> bool:
+        session = self.sessions.get(session_id)
+        if session is None or now_ms - session.last_heartbeat_ms > self.config.session_timeout_ms:
+            return False
+        return self.registrations.get(session.broker, (None,))[0] == session_id
 
     def restarted(self, now_ms: int) -> None:
         """Back from an outage: session clocks start again, as sessions survive a ZooKeeper failover."""
@@ -190,16 +194,17 @@ class Coordination:
 
     def _read(self, r: ZkRead, now_ms: int) -> object:
         alive = {b: epoch for b, (_, epoch) in self.registrations.items() if self.alive(b, now_ms)}
-        return ZkCluster(alive, self.lease, tuple(self.partitions))
+        lease_alive = self.session_alive(self.lease.session, now_ms)
+        return ZkCluster(alive, self.lease, lease_alive, tuple(self.partitions))
 
     def _take_lease(self, r: ZkTakeLease, now_ms: int) -> object:
         if not self.alive(r.broker, now_ms) or self.registrations[r.broker][0] != r.session:
             return ZkError(SESSION_EXPIRED)
         if self.lease.version != r.expected_version:
             return ZkError(BAD_VERSION)
-        if self.alive(self.lease.holder, now_ms):
+        if self.session_alive(self.lease.session, now_ms):
             return ZkError(LEASE_HELD)
-        self.lease = Lease(r.broker, self.lease.epoch + 1, self.lease.version + 1)
+        self.lease = Lease(r.broker, self.lease.epoch + 1, self.lease.version + 1, r.session)
         return ZkLeaseTaken(self.lease.epoch)
 
     def _elect(self, r: ZkElect, now_ms: int) -> object:
