@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 MAX_CASES = 5
 MAX_LOG_RECORDS = 12
 MAX_DIAGRAM_STEPS = 40
+MAX_TIMELINE_STEPS = 60
+# Longer event lists show their head and tail; trace.json keeps every event.
+MAX_LISTED_STEPS = 150
+LISTED_HEAD = 20
+LISTED_TAIL = 100
 MAX_ACTIONS_PER_LINE = 3
 
 # -- where reports go ------------------------------------------------------------------
@@ -1014,9 +1019,28 @@ def _md_config(content: Content) -> list[str]:
     return rows
 
 
+def listed_steps(steps: Sequence[tuple[int, str]]) -> list[tuple[int, str] | int]:
+    """The steps a report lists: all of them, or for a long run its head and tail.
+
+    An int in the result stands for that many steps left out at that place.
+    """
+    if len(steps) <= MAX_LISTED_STEPS:
+        return list(steps)
+    left_out = len(steps) - LISTED_HEAD - LISTED_TAIL
+    return [*steps[:LISTED_HEAD], left_out, *steps[-LISTED_TAIL:]]
+
+
+def _left_out(count: int) -> str:
+    return f"… {count} more steps, not listed here; trace.json holds every event"
+
+
 def _md_steps(content: Content) -> list[str]:
     lines = []
-    for index, text in content.steps:
+    for entry in listed_steps(content.steps):
+        if isinstance(entry, int):
+            lines.append(f"\n{_left_out(entry)}\n")
+            continue
+        index, text = entry
         flag = " **← violation**" if index == content.violating_step else ""
         lines.append(f"{index}. {_md_inline(text)}{flag}")
     return lines or ["(no events: the initial state already violates the property)"]
@@ -1111,6 +1135,7 @@ pre { background: #f6f8fa; padding: .8em; overflow-x: auto; border-radius: 6px; 
 .message { border-left: 4px solid #cf222e; background: #fff5f5; padding: .5em 1em; }
 table { border-collapse: collapse; }
 td, th { border: 1px solid #d0d7de; padding: 3px 10px; text-align: left; vertical-align: top; }
+ol li.gap { list-style: none; color: #57606a; font-style: italic; }
 ol li.violating { background: #ffe1e1; font-weight: 600; }
 .add { background: #e6ffec; display: block; }
 .del { background: #ffebe9; display: block; color: #82071e; }
@@ -1182,7 +1207,11 @@ def _html_steps(content: Content) -> list[str]:
     if not content.steps:
         return ["<p>(no events: the initial state already violates the property)</p>"]
     items = []
-    for index, text in content.steps:
+    for entry in listed_steps(content.steps):
+        if isinstance(entry, int):
+            items.append(f'<li class="gap">{html.escape(_left_out(entry))}</li>')
+            continue
+        index, text = entry
         css = ' class="violating"' if index == content.violating_step else ""
         flag = " ← violation" if index == content.violating_step else ""
         items.append(f'<li value="{index}"{css}>{html.escape(text + flag)}</li>')
@@ -1232,10 +1261,14 @@ _COLOURS = {
 
 
 def timeline_svg(content: Content) -> str:
-    """An inline SVG: one lane per node, one column per step, the violating column highlighted."""
+    """An inline SVG: one lane per node, one column per step, the violating column highlighted.
+
+    Only the last MAX_TIMELINE_STEPS steps are drawn, so a long run stays a picture.
+    """
     lanes = {name: _TOP + (i + 0.5) * _LANE_H for i, name in enumerate(content.participants)}
-    columns = max((index for index, _ in content.steps), default=0)
-    width = _LEFT + columns * _COL_W + 20
+    last = max([index for index, _ in content.steps] + [content.violating_step or 0, 1])
+    first = max(1, last - MAX_TIMELINE_STEPS + 1)
+    width = _LEFT + (last - first + 1) * _COL_W + 20
     height = _TOP + len(lanes) * _LANE_H + 24
     parts = [
         f'<svg role="img" width="{width}" height="{height}" '
@@ -1248,23 +1281,36 @@ def timeline_svg(content: Content) -> str:
         ),
         "</defs>",
     ]
+    if first > 1:
+        parts.append(
+            f'<text x="8" y="12" fill="#57606a" font-size="10">steps 1 to {first - 1} '
+            "are not drawn</text>"
+        )
     if content.violating_step is not None:
-        x = _LEFT + (content.violating_step - 1) * _COL_W
-        parts.append(
-            f'<rect x="{x}" y="4" width="{_COL_W}" height="{height - 8}" fill="#ffd7d5" '
-            f'stroke="#cf222e"><title>violating step {content.violating_step}: '
-            f"{html.escape(content.property)}</title></rect>",
-        )
-        parts.append(
-            f'<text x="{x + _COL_W / 2:.0f}" y="{height - 10}" text-anchor="middle" '
-            f'fill="#cf222e" font-size="9" font-weight="bold">violation</text>'
-        )
-    parts += _column_labels(columns)
-    parts += _lane_lines(content, lanes, width)
+        parts += _violating_column(content, _column_x(content.violating_step, first), height)
+    parts += _column_labels(first, last)
+    parts += _lane_lines(content, lanes, first, last)
     for mark in content.marks:
-        parts += _svg_mark(mark, lanes, height)
+        if mark.step >= first:
+            parts += _svg_mark(mark, _column_x(mark.step, first), lanes, height)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _column_x(step: int, first: int) -> float:
+    """The x of the middle of step `step`'s column when the drawing starts at step `first`."""
+    return _LEFT + (step - first + 0.5) * _COL_W
+
+
+def _violating_column(content: Content, x: float, height: int) -> list[str]:
+    left = x - _COL_W / 2
+    return [
+        f'<rect x="{left:.0f}" y="4" width="{_COL_W}" height="{height - 8}" fill="#ffd7d5" '
+        f'stroke="#cf222e"><title>violating step {content.violating_step}: '
+        f"{html.escape(content.property)}</title></rect>",
+        f'<text x="{x:.0f}" y="{height - 10}" text-anchor="middle" '
+        f'fill="#cf222e" font-size="9" font-weight="bold">violation</text>',
+    ]
 
 
 def _arrowhead(kind: str, colour: str) -> str:
@@ -1275,26 +1321,29 @@ def _arrowhead(kind: str, colour: str) -> str:
     )
 
 
-def _column_labels(columns: int) -> list[str]:
+def _column_labels(first: int, last: int) -> list[str]:
     return [
-        f'<text x="{_LEFT + (i - 0.5) * _COL_W:.0f}" y="20" text-anchor="middle" '
-        f'fill="#57606a">{i}</text>'
-        for i in range(1, columns + 1)
+        f'<text x="{_column_x(i, first):.0f}" y="24" text-anchor="middle" fill="#57606a">{i}</text>'
+        for i in range(first, last + 1)
     ]
 
 
-def _lane_lines(content: Content, lanes: dict[str, float], width: int) -> list[str]:
+def _lane_lines(content: Content, lanes: dict[str, float], first: int, last: int) -> list[str]:
     """Each lane's label and line; dashed grey while its node is crashed."""
     parts = []
-    last = max((index for index, _ in content.steps), default=0)
+    # Segment ends are in column units: u is the right edge of step u's column.
+    left, right = _LEFT, _LEFT + (last - first + 1) * _COL_W
     for name, y in lanes.items():
         parts.append(
             f'<text x="8" y="{y + 4:.0f}" font-weight="bold" fill="#1f2328">{html.escape(name)}</text>'
         )
         for start, end, down in _lane_segments(content.marks, name, last):
-            x1, x2 = _LEFT + start * _COL_W, min(_LEFT + end * _COL_W, width - 10)
+            x1 = max(left, _LEFT + (start - first + 1) * _COL_W)
+            x2 = min(right, _LEFT + (end - first + 1) * _COL_W)
+            if x2 <= x1:
+                continue
             style = 'stroke="#d0d7de" stroke-dasharray="4 4"' if down else 'stroke="#8c959f"'
-            parts.append(f'<line x1="{x1}" y1="{y:.0f}" x2="{x2}" y2="{y:.0f}" {style}/>')
+            parts.append(f'<line x1="{x1:.0f}" y1="{y:.0f}" x2="{x2:.0f}" y2="{y:.0f}" {style}/>')
     return parts
 
 
@@ -1310,8 +1359,7 @@ def _lane_segments(marks: Sequence[Mark], name: str, last: int) -> list[tuple[fl
     return segments
 
 
-def _svg_mark(mark: Mark, lanes: dict[str, float], height: int) -> list[str]:
-    x = _LEFT + (mark.step - 0.5) * _COL_W
+def _svg_mark(mark: Mark, x: float, lanes: dict[str, float], height: int) -> list[str]:
     colour = _COLOURS.get(mark.kind, "#57606a")
     tip = f"<title>{html.escape(f'{mark.step}. {mark.label}')}</title>"
     if mark.kind in ("message", "duplicate", "drop") and all(n in lanes for n in mark.nodes):

@@ -540,3 +540,23 @@ def test_real_broker_messages_are_summarised_without_noise() -> None:
     for message, src, dst, words in cases:
         envelope = Envelope(1, src, dst, message, type(message).__name__)
         assert describe(impl_step(ev.Deliver(1), delivered=envelope)) == f"network delivers {words}"
+
+
+def test_long_runs_list_head_and_tail_and_draw_the_last_columns(tmp_path: Path) -> None:
+    actions = tuple(
+        a
+        for i in range(100)
+        for a in (act.LeaderWrite(0, 0, i, 1), act.FollowerReplicate(0, 1, Record(i, 0)))
+    )
+    outcome, trace = model_outcome(actions, replace(CONFIG, bugs=frozenset()))
+    write_report(outcome, trace, tmp_path, "replay")
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    numbered = [line for line in text.splitlines() if line[:1].isdigit() and ". " in line]
+    assert len(numbered) == report.LISTED_HEAD + report.LISTED_TAIL
+    assert numbered[report.LISTED_HEAD - 1].startswith("20. ")
+    assert numbered[report.LISTED_HEAD].startswith("101. ")
+    assert "… 80 more steps, not listed here; trace.json holds every event" in text
+    svg = report.timeline_svg(report.build_content(outcome, trace, "replay"))
+    assert "steps 1 to 140 are not drawn" in svg
+    assert ">141</text>" in svg and ">140</text>" not in svg and ">200</text>" in svg
+    assert len(load_trace(tmp_path / "trace.json").items) == 200
