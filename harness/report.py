@@ -139,7 +139,7 @@ def build_content(outcome: RunOutcome, trace: Trace, replay_command: str) -> Con
     violating = int(violation["step"]) if violation else None
     steps = outcome.steps
     marks = tuple(
-        dataclasses.replace(m, tag=_tag(s))
+        m if m.tag else dataclasses.replace(m, tag=_tag(s))
         for s in steps
         for m in _marks(s, _before(outcome, s.index))
     )
@@ -813,6 +813,29 @@ def _compact(value: Any) -> str:
 
 
 def _marks(step: StepRecord, before: State) -> list[Mark]:
+    """The marks of one step: its event, plus, for timers, faults and client calls, what the brokers did."""
+    marks = _event_marks(step, before)
+    quiet = (ev.Deliver, ev.Duplicate, ev.Drop)
+    if type(step.event) in _EVENT_DESCRIBERS and not isinstance(step.event, quiet):
+        marks += [m for a in step.actions if (m := _action_mark(a, step)) is not None]
+    return marks
+
+
+def _action_mark(action: Any, step: StepRecord) -> Mark | None:
+    """A small mark on the lane of the broker that performed `action` inside an impl step."""
+    text = _action_effect(action, step.state)
+    if not text:
+        return None
+    if isinstance(action, act.ElectLeader | act.ControllerFailover):
+        broker = step.state.controller
+    else:
+        broker = getattr(action, "broker", None)
+    if not isinstance(broker, int):
+        return None
+    return Mark(step.index, "note", (f"b{broker}",), text, _action_tag(action) or "lease")
+
+
+def _event_marks(step: StepRecord, before: State) -> list[Mark]:
     item, i = step.event, step.index
     envelope = step.delivered
     if isinstance(item, ev.Deliver | ev.Duplicate) and envelope is not None:
@@ -1245,7 +1268,7 @@ def _html_details(content: Content) -> list[str]:
 _LANE_H = 42
 _COL_W = 56
 _LEFT = 70
-_TOP = 34
+_TOP = 46
 _COLOURS = {
     "message": "#0969da",
     "duplicate": "#8250df",
@@ -1323,7 +1346,7 @@ def _arrowhead(kind: str, colour: str) -> str:
 
 def _column_labels(first: int, last: int) -> list[str]:
     return [
-        f'<text x="{_column_x(i, first):.0f}" y="24" text-anchor="middle" fill="#57606a">{i}</text>'
+        f'<text x="{_column_x(i, first):.0f}" y="18" text-anchor="middle" fill="#57606a">{i}</text>'
         for i in range(first, last + 1)
     ]
 
@@ -1374,7 +1397,7 @@ def _svg_mark(mark: Mark, x: float, lanes: dict[str, float], height: int) -> lis
         return [
             f'<line x1="{x:.0f}" y1="{_TOP - 4}" x2="{x:.0f}" y2="{height - 6}" stroke="{colour}" '
             f'stroke-width="2" stroke-dasharray="{dash}">{tip}</line>',
-            f'<text x="{x:.0f}" y="{_TOP - 4}" text-anchor="middle" fill="{colour}" '
+            f'<text x="{x:.0f}" y="{_TOP - 10}" text-anchor="middle" fill="{colour}" '
             f'font-size="9">{html.escape(mark.kind if mark.kind != "tick" else mark.label)}</text>',
         ]
     points = [_svg_point(mark.kind, x, lanes[n], colour, tip) for n in mark.nodes if n in lanes]

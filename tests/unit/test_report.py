@@ -560,3 +560,22 @@ def test_long_runs_list_head_and_tail_and_draw_the_last_columns(tmp_path: Path) 
     assert "steps 1 to 140 are not drawn" in svg
     assert ">141</text>" in svg and ">140</text>" not in svg and ">200</text>" in svg
     assert len(load_trace(tmp_path / "trace.json").items) == 200
+
+
+def test_what_brokers_do_on_a_timer_is_marked_on_their_lanes() -> None:
+    shrink = act.ShrinkIsr(0, 0, frozenset({0}))
+    failover = act.ControllerFailover(1)
+    after = replace(initial_state(CONFIG), controller=1)
+    tick = impl_step(ev.Tick(500), actions=(shrink, failover), state=after, time_ms=500)
+    outcome = Outcome("impl", CONFIG, initial_state(CONFIG), (tick,), None)
+    trace = Trace(SCHEMA_VERSION, "model", CONFIG, (ev.Tick(500),), None, {})
+    marks = report.build_content(outcome, trace, "replay").marks
+    assert [(m.kind, m.nodes, m.tag) for m in marks] == [
+        ("tick", (), ""),
+        ("note", ("b0",), "isr 0"),
+        ("note", ("b1",), "lease"),
+    ]
+    assert marks[1].label == "ISR of partition 0 → {b0}"
+    assert describe(tick) == (
+        "clock advances 500 ms (to 500 ms) — ISR of partition 0 → {b0}; b1 becomes controller"
+    )
