@@ -1292,7 +1292,7 @@ def timeline_svg(content: Content) -> str:
     last = max([index for index, _ in content.steps] + [content.violating_step or 0, 1])
     first = max(1, last - MAX_TIMELINE_STEPS + 1)
     width = _LEFT + (last - first + 1) * _COL_W + 20
-    height = _TOP + len(lanes) * _LANE_H + 24
+    height = _TOP + len(lanes) * _LANE_H + 32
     parts = [
         f'<svg role="img" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
@@ -1331,7 +1331,7 @@ def _violating_column(content: Content, x: float, height: int) -> list[str]:
         f'<rect x="{left:.0f}" y="4" width="{_COL_W}" height="{height - 8}" fill="#ffd7d5" '
         f'stroke="#cf222e"><title>violating step {content.violating_step}: '
         f"{html.escape(content.property)}</title></rect>",
-        f'<text x="{x:.0f}" y="{height - 10}" text-anchor="middle" '
+        f'<text x="{x:.0f}" y="{height - 7}" text-anchor="middle" '
         f'fill="#cf222e" font-size="9" font-weight="bold">violation</text>',
     ]
 
