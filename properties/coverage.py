@@ -8,6 +8,8 @@ Rules of this module:
   client operations. A count of zero is a vacuity warning, not a violation.
 - The consumer-group situations live with the group properties and are
   counted here too.
+- Sibling modules are imported as modules, not names: the catalogue loads
+  every property module, so any of them may be the one being imported first.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from collections.abc import Callable
 
 from model.actions import ControllerFailover, Crash, ElectLeader, RetentionDelete, Truncate
 from model.state import State
-from properties import groups
+from properties import groups, history
 from properties.catalogue import PROPERTIES, Kind, prop
-from properties.history import Op, parse_poll, parse_send
 
 StepPredicate = Callable[[State, object, State], bool]
 
@@ -92,7 +93,7 @@ def isr_shrank_and_grew_back(
 
 
 @prop("acked-write-read", Kind.SOMETIMES, "coverage")
-def acked_write_read(acked: set[object], read: set[object], op: Op) -> int:
+def acked_write_read(acked: set[object], read: set[object], op: history.Op) -> int:
     """Reaches: a consumer reading a record whose send was acknowledged.
 
     `acked` and `read` remember the records acknowledged and read so far; the
@@ -101,13 +102,13 @@ def acked_write_read(acked: set[object], read: set[object], op: Op) -> int:
     if op.type != "ok":
         return 0
     if op.f == "send":
-        record = parse_send(op).record
+        record = history.parse_send(op).record
         acked.add(record)
         return 1 if record in read else 0
     if op.f != "poll":
         return 0
     reached = 0
-    for _, records in parse_poll(op):
+    for _, records in history.parse_poll(op):
         for _, record in records:
             if record not in read:
                 read.add(record)
@@ -146,7 +147,7 @@ class Coverage:
         for name in groups.group_coverage(before, action, after):
             self.counts[name] = self.counts.get(name, 0) + 1
 
-    def observe_op(self, op: Op) -> None:
+    def observe_op(self, op: history.Op) -> None:
         """Count what one client operation reaches."""
         self.counts["acked-write-read"] += acked_write_read(self._acked, self._read, op)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -108,3 +110,15 @@ def test_violations_are_hashable_and_json_able() -> None:
         "partition": 0,
         "details": {"offsets": [1, 2], "record": 3},
     }
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["properties.catalogue", "properties.invariants", "properties.history", "properties.coverage"],
+)
+def test_any_property_module_can_be_imported_first(module: str) -> None:
+    """The catalogue loads every property module, so no import order may break on a cycle."""
+    code = f"import {module}; from properties.catalogue import PROPERTIES; print(len(PROPERTIES))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len(PROPERTIES)
