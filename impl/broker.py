@@ -115,8 +115,14 @@ class Broker:
         self.name = f"b{index}"
         self.config = config
         self.model = config.model_config()
+        stale_offsets = bugs.enabled(config, bugs.DUPLICATE_OFFSET)
         self.replicas = {
-            p: ReplicaState(p, log, hw=log.checkpoint_hw, next_offset=log.leo)
+            p: ReplicaState(
+                p,
+                log,
+                hw=log.checkpoint_hw,
+                next_offset=log.appended_end if stale_offsets else log.leo,
+            )
             for p, log in logs.items()
         }
         self.session: int | None = None

@@ -46,7 +46,6 @@ class _MetadataClient:
         }
         self._next_request = incarnation * 1_000_000_000
         self._metadata_request: tuple[int, int] | None = None  # (request id, sent at)
-        self._metadata_rotation = incarnation
 
     def _request_id(self) -> int:
         self._next_request += 1
@@ -58,9 +57,9 @@ class _MetadataClient:
             return
         request_id = self._request_id()
         self._metadata_request = (request_id, now_ms)
-        broker = self._metadata_rotation % self.config.brokers
-        self._metadata_rotation += 1
-        yield Send(f"b{broker}", m.Metadata(request_id))
+        # Ask every broker: a dead one never answers, and the newest leader epochs win.
+        for broker in range(self.config.brokers):
+            yield Send(f"b{broker}", m.Metadata(request_id))
 
     def _forget_leader(self, partition: int) -> None:
         _, epoch = self.leaders.get(partition, (None, -1))
@@ -74,6 +73,10 @@ class _MetadataClient:
             known = self.leaders.get(p, (None, -1))
             if epoch > known[1] or (epoch == known[1] and known[0] is None):
                 self.leaders[p] = (leader, epoch)
+                self._leader_changed(p)
+
+    def _leader_changed(self, partition: int) -> None:
+        """A hook: the client learned a new leader for `partition`."""
 
     def start(self, now_ms: int) -> Handler:
         yield from ()
@@ -232,6 +235,9 @@ class Consumer(_MetadataClient):
         self.positions: dict[int, int] = {p: 0 for p in range(config.partitions)}
         self.fetching: dict[int, tuple[int, int]] = {}  # partition -> (request id, sent at)
 
+    def _leader_changed(self, partition: int) -> None:
+        self.fetching.pop(partition, None)  # the old leader's answer no longer matters
+
     def poll(self, now_ms: int) -> Handler:
         for p in range(self.config.partitions):
             leader, epoch = self.leaders.get(p, (None, -1))
@@ -239,8 +245,10 @@ class Consumer(_MetadataClient):
                 yield from self._refresh_metadata(now_ms)
                 continue
             pending = self.fetching.get(p)
-            if pending is not None and now_ms - pending[1] < self.config.request_timeout_ms:
-                continue
+            if pending is not None:
+                if now_ms - pending[1] < self.config.request_timeout_ms:
+                    continue
+                yield from self._refresh_metadata(now_ms)  # no answer: the leader may have moved
             request_id = self._request_id()
             self.fetching[p] = (request_id, now_ms)
             yield Send(

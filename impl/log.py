@@ -40,6 +40,9 @@ class PartitionLog:
         self.flushed = 0
         self.checkpoint_hw = 0
         self.generation = 0
+        # The largest log end ever reached (kept in the segment metadata); only a buggy
+        # broker would number new records from it after the log was cut back.
+        self.appended_end = 0
 
     @property
     def leo(self) -> int:
@@ -63,6 +66,7 @@ class PartitionLog:
             self.segment_bases.append(offset)  # roll a new active segment
         self.records.append(record)
         self.generation += 1
+        self.appended_end = max(self.appended_end, self.leo)
         return offset
 
     def truncate(self, offset: int) -> None:
@@ -81,7 +85,7 @@ class PartitionLog:
         """Drop everything and start empty at `log_start` (durable)."""
         self.records = []
         self.segment_bases = [log_start]
-        self.log_start = self.flushed = self.checkpoint_hw = log_start
+        self.log_start = self.flushed = self.checkpoint_hw = self.appended_end = log_start
         self.generation += 1
 
     def delete_prefix(self, new_start: int) -> None:
