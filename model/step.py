@@ -220,7 +220,8 @@ def _elect_leader(state: State, a: ElectLeader, config: Config) -> State:
 def _retention_delete(state: State, a: RetentionDelete, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
     _require(a.log_start > r.log_start, a, f"the log start only moves up, it is {r.log_start}")
-    _require(a.log_start <= r.hw, a, f"retention may not delete at or above the high watermark {r.hw}")
+    limit = r.leo if variants.RETENTION_DELETES_UNREPLICATED in config.bugs else r.hw
+    _require(a.log_start <= limit, a, f"retention may not delete at or above the high watermark {r.hw}")
     updated = replace(
         r,
         log=r.log[a.log_start - r.log_start :],
