@@ -39,6 +39,8 @@ def register_event_type(cls: type) -> None:
 
 
 def encode_value(value: Any) -> Any:
+    if isinstance(value, Record):
+        return {"id": value.id, "epoch": value.epoch}
     if isinstance(value, frozenset | set):
         return sorted(encode_value(v) for v in value)
     if isinstance(value, tuple | list):
