@@ -13,8 +13,10 @@ only when the log's generation moves.
 from __future__ import annotations
 
 from impl.broker import Role as ImplRole
+from impl.group_store import GroupRecord, replay_commits
 from impl.log import PartitionLog
 from impl.world import World
+from model.groups import GroupState, MemberView, Phase
 from model.state import Partition, Record, Replica, Role, State
 
 _ROLES = {
@@ -81,4 +83,40 @@ def abstract(world: World) -> State:
         running=running,
         controller=lease.holder,
         controller_epoch=lease.epoch,
+        groups=tuple(
+            _group(world, record) for _, record in sorted(world.group_store.groups.items())
+        ),
+    )
+
+
+def _committed(world: World, group: str) -> dict[int, int]:
+    """Committed offsets: the loaded coordinator's, else what the offsets topic's applied prefix holds."""
+    partition = world.group_store.partition_of[group]
+    quorum = world.zk.partitions[partition]
+    broker = world.broker(quorum.leader) if quorum.leader is not None else None
+    if broker is not None:
+        loaded = broker.coordinator.loaded.get(partition)
+        if loaded is not None and loaded.epoch == quorum.leader_epoch:
+            return loaded.committed.get(group, {})
+    applied = world.group_store.applied.get(partition, 0)
+    hosts = [b for b in world.model.replicas_of(partition) if b in quorum.isr]
+    hosts += [b for b in world.model.replicas_of(partition) if b not in quorum.isr]
+    for b in hosts:
+        log = world.disks[(b, partition)]
+        if log.leo >= applied:
+            return replay_commits(log.records, applied, log.log_start).get(group, {})
+    return {}
+
+
+def _group(world: World, g: GroupRecord) -> GroupState:
+    return GroupState(
+        group=g.group,
+        phase=Phase(g.phase),
+        generation=g.generation,
+        members=g.members,
+        joined=g.joined,
+        leader=g.leader,
+        assignment=g.assignment,
+        committed=tuple(sorted(_committed(world, g.group).items())),
+        views=tuple(MemberView(m, t.generation, t.owned) for m, t in g.told),
     )

@@ -22,6 +22,7 @@ from impl import bugs
 from impl import messages as m
 from impl.config import ClusterConfig
 from impl.controller import Controller
+from impl.coordinator import Coordinator
 from impl.effects import Flush, Handler, Observe, Send, SetTimer, ZkCall
 from impl.log import PartitionLog, StoredRecord
 from impl.zk import (
@@ -131,6 +132,7 @@ class Broker:
         self.metadata: dict[int, tuple[int | None, int]] = {}
         self.controller: Controller | None = None
         self.restarting = True
+        self.coordinator = Coordinator(self, incarnation)
         self._next_request = incarnation * 1_000_000_000
 
     @classmethod
@@ -145,7 +147,7 @@ class Broker:
         """The model's initial state: partition p led by its first replica in epoch 0, full ISR."""
         broker = cls(index, config, logs, incarnation=0)
         broker.session, broker.broker_epoch, broker.restarting = session, broker_epoch, False
-        for p in range(config.partitions):
+        for p in range(broker.model.partitions):
             replicas = broker.model.replicas_of(p)
             broker.metadata[p] = (replicas[0], 0)
             r = broker.replicas.get(p)
@@ -154,6 +156,8 @@ class Broker:
             r.epoch, r.leader = 0, replicas[0]
             if replicas[0] == index:
                 r.role, r.isr = Role.LEADER, frozenset(replicas)
+                if broker.coordinator.is_offsets(p):
+                    broker.coordinator.load_initial(p, 0)
                 r.followers = {b: FollowerProgress() for b in replicas if b != index}
             else:
                 r.role = Role.FOLLOWING
@@ -184,6 +188,8 @@ class Broker:
         yield SetTimer("flush", c.flush_interval_ms)
         yield SetTimer("retention", c.retention_check_interval_ms)
         yield SetTimer("isr", max(1, c.replica_lag_time_max_ms // 2))
+        if c.groups:
+            yield SetTimer("groups", c.group_check_interval_ms)
 
     def on_timer(self, name: str, now_ms: int) -> Handler:
         c = self.config
@@ -214,6 +220,9 @@ class Broker:
                 if r.role is Role.LEADER:
                     yield from self._shrink_isr(r, now_ms)
             yield SetTimer(name, max(1, c.replica_lag_time_max_ms // 2))
+        elif name == "groups":
+            yield from self.coordinator.on_timer(now_ms)
+            yield SetTimer(name, c.group_check_interval_ms)
 
     def _request_expired(self, r: ReplicaState, now_ms: int) -> bool:
         return r.outstanding is None or now_ms - r.outstanding_ms >= self.config.request_timeout_ms
@@ -256,7 +265,8 @@ class Broker:
     def handle(self, src: str, message: object, now_ms: int) -> Handler:
         handler = _HANDLERS.get(type(message))
         if handler is None:
-            return  # not a message a broker serves: ignore it
+            yield from self.coordinator.handle(src, message, now_ms)  # group requests, or ignored
+            return
         yield from handler(self, src, message, now_ms)
 
     def _on_leader_and_isr(self, src: str, msg: m.LeaderAndIsr, now_ms: int) -> Handler:
@@ -325,6 +335,7 @@ class Broker:
         }
         r.producers = _producer_state(r.log)
         yield Observe(BecomeLeader(r.partition, self.index, msg.leader_epoch, msg.isr))
+        yield from self.coordinator.on_become_leader(r, now_ms)
 
     def _become_follower(self, r: ReplicaState, msg: m.LeaderAndIsr, now_ms: int) -> Handler:
         yield from self._fail_pending(r, m.LEADERSHIP_LOST)
@@ -336,7 +347,12 @@ class Broker:
         )
         r.followers, r.producers, r.outstanding = {}, {}, None
         yield Observe(BecomeFollower(r.partition, self.index, msg.leader_epoch, msg.leader))
+        yield from self.coordinator.unload(r.partition)
         yield from self._send_follower_request(r, now_ms)
+
+    def records_appended(self, r: ReplicaState, now_ms: int) -> Handler:
+        """The group coordinator appended to a partition this broker leads: followers may fetch it."""
+        yield from self._answer_parked(r)
 
     def _fail_pending(self, r: ReplicaState, error: str) -> Handler:
         yield from self._answer_parked(r)
@@ -537,6 +553,7 @@ class Broker:
         if target > r.hw:
             r.hw = target
             yield Observe(IncHighWatermark(r.partition, self.index, target))
+            yield from self.coordinator.on_high_watermark(r, now_ms)
             yield from self._release_acks(r)
             yield from self._answer_parked(r)  # followers learn the new high watermark
 
@@ -660,6 +677,8 @@ class Broker:
 
     def _retention(self, r: ReplicaState, now_ms: int) -> Handler:
         c = self.config
+        if self.coordinator.is_offsets(r.partition):
+            return  # the offsets topic is kept whole: its records are the committed offsets
         reckless = bugs.enabled(c, bugs.RETENTION_DELETES_UNREPLICATED)
         limit = r.log.leo if reckless else r.hw
         start = r.log.retention_start(

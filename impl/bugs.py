@@ -113,19 +113,16 @@ BUGS: dict[str, Bug] = {
             ZOMBIE_COMMIT,
             "the group coordinator accepts an offset commit from an older generation",
             "group protocol",
-            False,
         ),
         _bug(
             DOUBLE_ASSIGNMENT,
             "a rebalance leaves one partition owned by two current members",
             "group protocol",
-            False,
         ),
         _bug(
             OFFSETS_IN_MEMORY,
             "committed offsets live only in the coordinator's memory, not the offsets topic",
             "offsets topic",
-            False,
         ),
         _bug(
             NO_GENERATION_FENCING_ON_FETCH,

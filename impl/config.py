@@ -41,6 +41,12 @@ class ClusterConfig:
     segment_records: int = 4
     fetch_max_records: int = 16
     reset_earliest: bool = True  # consumer auto.offset.reset: earliest (else latest)
+    # Consumer groups "g0", ...; with groups > 0 the internal offsets topic's partitions
+    # follow the user topic's in the model's partition tuple, replicated like them.
+    groups: int = 0
+    offsets_partitions: int = 1
+    group_check_interval_ms: int = 500
+    rebalance_timeout_ms: int = 12_000  # how long a join phase waits for members to rejoin
 
     def __post_init__(self) -> None:
         self.model_config()  # the model's own shape checks, with its own sentences
@@ -61,6 +67,8 @@ class ClusterConfig:
                 raise ValueError(f"{f.name} must be positive, not {getattr(self, f.name)}")
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be shorter than session_timeout_ms")
+        if self.groups < 0 or self.offsets_partitions < 1:
+            raise ValueError("groups must be >= 0 and offsets_partitions >= 1")
         if self.segment_records < 1 or self.fetch_max_records < 1:
             raise ValueError("segment_records and fetch_max_records must be >= 1")
         for name in sorted(self.bugs):
@@ -73,7 +81,10 @@ class ClusterConfig:
         """The model's view of this cluster; the model is the spec, so no bugs."""
         return model.Config(
             brokers=self.brokers,
-            partitions=self.partitions,
+            partitions=self.partitions + (self.offsets_partitions if self.groups else 0),
             replication=self.replication,
             min_insync=self.min_insync,
+            groups=self.groups,
+            members=max(1, self.consumers),
+            group_partitions=self.partitions,
         )

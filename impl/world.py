@@ -27,7 +27,10 @@ from impl import events as ev
 from impl.broker import Broker
 from impl.clients import Consumer, Producer
 from impl.config import TOPIC, ClusterConfig
+from impl.coordinator import group_names, offsets_partition
 from impl.effects import ClientOp, Flush, Handler, Observe, Send, SetTimer, ZkCall
+from impl.group_member import GroupConsumer
+from impl.group_store import GROUP_CALLS, GroupStore
 from impl.log import PartitionLog
 from impl.messages import Message
 from impl.zk import CONNECTION_LOSS, Coordination, Lease, PartitionRecord, ZkError, ZkRegister
@@ -104,10 +107,13 @@ class World:
         self._node_set = frozenset(self._nodes)
         self.disks: dict[tuple[int, int], PartitionLog] = {
             (b, p): PartitionLog(config.segment_records)
-            for p in range(config.partitions)
+            for p in range(self.model.partitions)
             for b in self.model.replicas_of(p)
         }
         self.zk = self._initial_coordination()
+        self.group_store = GroupStore.initial(
+            {g: offsets_partition(g, config) for g in group_names(config)}
+        )
         self.nodes_up: dict[str, Any] = {}
         self._incarnations: dict[str, int] = dict.fromkeys(self._nodes, 0)
         self._inflight: dict[int, Envelope] = {}
@@ -135,7 +141,7 @@ class World:
 
     def _initial_coordination(self) -> Coordination:
         records = []
-        for p in range(self.config.partitions):
+        for p in range(self.model.partitions):
             replicas = self.model.replicas_of(p)
             # Broker i registers with broker epoch i + 1 (see the registrations below).
             records.append(PartitionRecord(replicas[0], 0, frozenset(replicas), 0, replicas[0] + 1))
@@ -151,7 +157,7 @@ class World:
         index, incarnation = int(node[1:]), self._incarnations[node]
         if node[0] == "p":
             return Producer(index, self.config, incarnation)
-        return Consumer(index, self.config, incarnation)
+        return GroupConsumer(index, self.config, incarnation)
 
     def _boot(self, node: str, instance: Any, step: _Step) -> None:
         self.nodes_up[node] = instance
@@ -230,8 +236,24 @@ class World:
         consumer = self._client(event.client, Consumer)
         self._run(event.client, consumer.poll(self.now_ms), step)
 
-    def _groups_unsupported(self, event: object, step: _Step) -> None:
-        raise InvalidEvent(f"{type(event).__name__}: consumer groups are not implemented yet")
+    def _subscribe(self, event: ev.Subscribe, step: _Step) -> None:
+        consumer = self._client(event.client, GroupConsumer)
+        if event.group not in group_names(self.config) or set(event.topics) != {TOPIC}:
+            raise InvalidEvent(
+                f"{event.client} cannot join {event.group!r} on {list(event.topics)}: the groups "
+                f"are {list(group_names(self.config))} and the one topic is {TOPIC!r}"
+            )
+        if consumer.group is not None:
+            raise InvalidEvent(f"{event.client} has already subscribed")
+        self._run(event.client, consumer.subscribe(event.group, event.topics, self.now_ms), step)
+
+    def _commit_offsets(self, event: ev.CommitOffsets, step: _Step) -> None:
+        consumer = self._client(event.client, GroupConsumer)
+        self._run(event.client, consumer.commit(self.now_ms), step)
+
+    def _close(self, event: ev.Close, step: _Step) -> None:
+        consumer = self._client(event.client, GroupConsumer)
+        self._run(event.client, consumer.close(self.now_ms), step)
 
     def _envelope(self, message_id: int) -> Envelope:
         envelope = self._inflight.get(message_id)
@@ -372,6 +394,8 @@ class World:
         elif isinstance(effect, ZkCall):
             if not self.is_up(ZK) or not self.connected(node, ZK):
                 return ZkError(CONNECTION_LOSS)
+            if isinstance(effect.request, GROUP_CALLS):
+                return self.group_store.call(effect.request, self.zk.partitions)
             return self.zk.call(effect.request, self.now_ms)
         elif isinstance(effect, Flush):
             index = int(node[1:])
@@ -433,9 +457,9 @@ class World:
 _EVENT_HANDLERS: dict[type, Any] = {
     ev.Produce: World._produce,
     ev.Poll: World._poll,
-    ev.CommitOffsets: World._groups_unsupported,
-    ev.Subscribe: World._groups_unsupported,
-    ev.Close: World._groups_unsupported,
+    ev.CommitOffsets: World._commit_offsets,
+    ev.Subscribe: World._subscribe,
+    ev.Close: World._close,
     ev.Deliver: World._deliver,
     ev.Duplicate: World._deliver,
     ev.Drop: World._drop,
