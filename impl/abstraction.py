@@ -37,6 +37,51 @@ def _records(world: World, broker: int, partition: int, log: PartitionLog) -> tu
     return records
 
 
+def replica_view(world: World, broker: int, partition: int) -> Replica:
+    """One replica as the model sees it (for incremental refinement checks)."""
+    return _replica(world, broker, partition)
+
+
+def replica_matches(world: World, broker: int, partition: int, expected: Replica) -> bool:
+    """Whether one replica is exactly `expected`, compared field by field without building a view."""
+    log = world.disks[(broker, partition)]
+    node = world.broker(broker)
+    if node is None:
+        hw, epoch, role, leader, isr = log.checkpoint_hw, -1, Role.UNKNOWN, None, frozenset()
+    else:
+        r = node.replicas[partition]
+        hw, epoch, role, leader, isr = r.hw, r.epoch, _ROLES[r.role], r.leader, r.isr
+    return (
+        hw == expected.hw
+        and epoch == expected.epoch
+        and role is expected.role
+        and leader == expected.leader
+        and log.log_start == expected.log_start
+        and log.flushed == expected.flushed
+        and log.checkpoint_hw == expected.checkpoint_hw
+        and isr == expected.isr
+        and _records(world, broker, partition, log) == expected.log
+    )
+
+
+def quorum_view(world: World, partition: int) -> tuple[int | None, int, frozenset[int]]:
+    """(leader, leader epoch, ISR) of one partition, as the coordination service holds them."""
+    record = world.zk.partitions[partition]
+    return record.leader, record.leader_epoch, record.isr
+
+
+def cluster_view(world: World) -> tuple[frozenset[int], int | None, int]:
+    """(running brokers, controller, controller epoch)."""
+    running = frozenset(b for b in range(world.model.brokers) if world.broker(b) is not None)
+    lease = world.zk.lease
+    return running, lease.holder, lease.epoch
+
+
+def groups_view(world: World) -> tuple[GroupState, ...]:
+    """Every consumer group, as the coordinators and consumers hold it."""
+    return tuple(_group(world, record) for _, record in sorted(world.group_store.groups.items()))
+
+
 def _replica(world: World, broker: int, partition: int) -> Replica:
     log = world.disks[(broker, partition)]
     records = _records(world, broker, partition, log)

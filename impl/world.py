@@ -68,12 +68,17 @@ class StepResult:
     delivered: Envelope | None
     sent: tuple[Envelope, ...]
     lost_records: int
+    # Nodes whose state this event may have changed (their handlers ran, they
+    # crashed or restarted, or the coordination service took a call). Nodes
+    # outside this set are untouched, which lets the harness check refinement
+    # incrementally.
+    touched: frozenset[str] = frozenset()
 
 
 class _Step:
     """What one event produced so far."""
 
-    __slots__ = ("actions", "delivered", "lost_records", "ops", "sent")
+    __slots__ = ("actions", "delivered", "lost_records", "ops", "sent", "touched")
 
     def __init__(self) -> None:
         self.actions: list[Action] = []
@@ -81,6 +86,7 @@ class _Step:
         self.sent: list[Envelope] = []
         self.delivered: Envelope | None = None
         self.lost_records = 0
+        self.touched: set[str] = set()
 
     def result(self) -> StepResult:
         return StepResult(
@@ -89,6 +95,7 @@ class _Step:
             self.delivered,
             tuple(self.sent),
             self.lost_records,
+            frozenset(self.touched),
         )
 
 
@@ -287,6 +294,7 @@ class World:
     def _crash(self, event: ev.Crash, step: _Step) -> None:
         node = event.node
         self._check_node(node)
+        step.touched.add(node)
         if not self.is_up(node):
             raise InvalidEvent(f"{node} is already down")
         if node == ZK:
@@ -313,6 +321,7 @@ class World:
     def _restart(self, event: ev.Restart, step: _Step) -> None:
         node = event.node
         self._check_node(node)
+        step.touched.add(node)
         if self.is_up(node):
             raise InvalidEvent(f"{node} is already running")
         if node == ZK:
@@ -374,6 +383,7 @@ class World:
     # -- performing effects ---------------------------------------------------------------------
 
     def _run(self, node: str, handler: Handler, step: _Step) -> None:
+        step.touched.add(node)
         try:
             effect = next(handler)
             while True:
@@ -392,6 +402,7 @@ class World:
         elif isinstance(effect, SetTimer):
             self._set_timer(node, effect)
         elif isinstance(effect, ZkCall):
+            step.touched.add(ZK)
             if not self.is_up(ZK) or not self.connected(node, ZK):
                 return ZkError(CONNECTION_LOSS)
             if isinstance(effect.request, GROUP_CALLS):
