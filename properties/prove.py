@@ -32,7 +32,8 @@ from properties.symbolic import BREAKS, LEMMAS, Formula
 
 PROVED, BOUNDED, VIOLATED, UNKNOWN = "proved", "bounded", "violated", "unknown"
 DEFAULT_DEPTH = 12
-DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_TIMEOUT_S = 600.0
+_STRIDE = 4  # BMC deepens this many steps at a time
 
 
 def default_config(bugs: frozenset[str] = frozenset()) -> Config:
@@ -138,22 +139,27 @@ def prove(
     for k in range(1, induction_k + 1):
         if _inductive(name, config, k, deadline) and _base_holds(name, unrolling, k - 1, deadline):
             return ProofResult(name, PROVED, k, time.perf_counter() - started)
-    bound = depth
+    # Deepen in strides (shallow bugs are found cheaply); once a path is found,
+    # ask again just below its first bad state until nothing shorter exists.
+    schedule = [*range(_STRIDE, depth, _STRIDE), depth]
     found: tuple[tuple[Action, ...], str] | None = None
+    bound = schedule.pop(0)
     while True:
         answer, model, first = unrolling.first_bad(BREAKS[name], bound, deadline)
-        if answer == z3.unsat:
-            if bound == depth:
-                note = f"k-induction did not close up to k={induction_k}"
-                return ProofResult(
-                    name, BOUNDED, depth, time.perf_counter() - started, notes=(note,)
-                )
-            # Nothing before `bound + 1`, so the last counterexample is a shortest one.
-            assert found is not None
+        if answer == z3.unsat and found is not None:
+            # Nothing within `bound` steps, so the last counterexample is a shortest one.
             actions, message = found
             return ProofResult(
                 name, VIOLATED, len(actions), time.perf_counter() - started, actions, message
             )
+        if answer == z3.unsat:
+            if not schedule:
+                note = f"k-induction did not close up to k={induction_k}"
+                return ProofResult(
+                    name, BOUNDED, depth, time.perf_counter() - started, notes=(note,)
+                )
+            bound = schedule.pop(0)
+            continue
         if answer != z3.sat or model is None:
             return _unknown(name, bound, started)
         found = _counterexample(name, config, unrolling.states[: first + 1], model)
