@@ -1,0 +1,159 @@
+"""`kafka-verify prove`: Z3 proofs of the model's state properties (see DESIGN.md, "CLI contract").
+
+Exit codes: 0 when nothing is violated, 1 on a counterexample (a trace file is
+written for each), 2 on bad input (one sentence on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.report import report_directory
+from harness.trace import Trace, dump_trace, violation_record
+from model import variants
+from model.state import Config, initial_state
+from model.step import step
+from properties.invariants import STATE_PROPERTIES
+from properties.prove import DEFAULT_DEPTH, VIOLATED, ProofResult, default_config, prove
+from properties.symbolic import BREAKS
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class _BadInput(Exception):
+    """A flag the prover cannot act on: one sentence, exit code 2."""
+
+
+def add_prove_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `kafka-verify prove`."""
+    parser.add_argument(
+        "--property",
+        default="all",
+        help=f"a property with a Z3 formula ({', '.join(BREAKS)}) or 'all'",
+    )
+    parser.add_argument(
+        "--depth", type=int, default=DEFAULT_DEPTH, help="BMC depth (steps from the initial state)"
+    )
+    parser.add_argument(
+        "--bug",
+        action="append",
+        default=[],
+        help="a protocol variant to switch on (repeatable); see 'kafka-verify bugs'",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument(
+        "--reports", type=Path, default=Path("reports"), help="where counterexample traces go"
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="solver time per property; running out reports 'unknown'",
+    )
+
+
+def _selected(args: argparse.Namespace) -> tuple[list[str], Config]:
+    names = list(BREAKS) if args.property == "all" else [args.property]
+    for name in names:
+        if name not in BREAKS:
+            raise _BadInput(
+                f"unknown property {name!r}: prove knows {', '.join(BREAKS)} (or 'all')"
+            )
+    bugs = frozenset(b for b in args.bug if b != "none")
+    unknown = sorted(bugs - set(variants.PROTOCOL_VARIANTS))
+    if unknown:
+        known = ", ".join(sorted(variants.PROTOCOL_VARIANTS))
+        raise _BadInput(f"unknown protocol bug(s) {unknown}: prove knows {known}")
+    if args.depth < 0:
+        raise _BadInput(f"--depth must be at least 0, not {args.depth}")
+    if args.timeout_s <= 0:
+        raise _BadInput(f"--timeout-s must be positive, not {args.timeout_s}")
+    return names, default_config(bugs)
+
+
+def write_counterexample(result: ProofResult, config: Config, root: Path) -> Path:
+    """Replay the counterexample on the model and write it as a model-engine trace."""
+    state = initial_state(config)
+    for action in result.actions:
+        state = step(state, action, config)
+    violations = STATE_PROPERTIES[result.property](state, config)
+    if not violations:
+        raise RuntimeError(f"the counterexample for {result.property} does not replay")
+    directory = report_directory(root, result.property, datetime.now(UTC))
+    directory.mkdir(parents=True, exist_ok=True)
+    trace = Trace(
+        schema=1,
+        engine="model",
+        config=config,
+        items=tuple(result.actions),
+        violation=violation_record(violations[0], len(result.actions)),
+        meta={"command": "prove", "seconds": round(result.seconds, 3)},
+    )
+    path = directory / "trace.json"
+    dump_trace(trace, path)
+    return path
+
+
+def _print_table(results: list[tuple[ProofResult, Path | None]], config: Config) -> None:
+    bugs = ", ".join(sorted(config.bugs)) or "none"
+    table = Table(
+        title=(
+            f"prove: {config.brokers} brokers, RF {config.replication}, {config.max_log} log "
+            f"slots, epochs <= {config.max_epoch}, bugs: {bugs}"
+        )
+    )
+    for column in ("property", "status", "depth", "seconds", "detail"):
+        table.add_column(column)
+    for result, trace in results:
+        detail = result.message or "; ".join(result.notes)
+        if trace is not None:
+            detail = f"{detail} (trace: {trace})"
+        table.add_row(
+            result.property, result.status, str(result.depth), f"{result.seconds:.2f}", detail
+        )
+    Console(width=160).print(table)
+
+
+def run_prove(args: argparse.Namespace) -> int:
+    """Run the prover as the flags say; the exit code of `kafka-verify prove`."""
+    try:
+        names, config = _selected(args)
+    except _BadInput as error:
+        print(f"kafka-verify: {error}", file=sys.stderr)
+        return 2
+    results: list[tuple[ProofResult, Path | None]] = []
+    for name in names:
+        result = prove(name, config, depth=args.depth, timeout_s=args.timeout_s)
+        trace = None
+        if result.status == VIOLATED:
+            trace = write_counterexample(result, config, args.reports)
+        results.append((result, trace))
+    _print_table(results, config)
+    if args.json is not None:
+        _write_json(args.json, results)
+    return 1 if any(r.status == VIOLATED for r, _ in results) else 0
+
+
+def _write_json(path: Path, results: list[tuple[ProofResult, Path | None]]) -> None:
+    payload: dict[str, Any] = {
+        "results": [
+            {
+                "property": r.property,
+                "status": r.status,
+                "depth": r.depth,
+                "seconds": round(r.seconds, 3),
+                "trace": None if trace is None else str(trace),
+            }
+            for r, trace in results
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
