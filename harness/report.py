@@ -28,7 +28,7 @@ from harness.trace import Trace, config_to_json, dump_trace, jsonable
 from impl import events as ev
 from model import actions as act
 from model import groups as grp
-from model.state import Replica, State
+from model.state import Record, Replica, State
 from properties.catalogue import PROPERTIES
 
 if TYPE_CHECKING:
@@ -257,6 +257,8 @@ def _node_kind(node: str) -> str:
 
 def _short(value: Any) -> str:
     """A compact, deterministic rendering of a field value."""
+    if isinstance(value, Record):
+        return f"{value.id}@{value.epoch}"
     if isinstance(value, frozenset | set):
         return "{" + ", ".join(_short(v) for v in sorted(value, key=repr)) + "}"
     if isinstance(value, tuple | list):
