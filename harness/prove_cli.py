@@ -21,6 +21,7 @@ from harness.trace import Trace, dump_trace, violation_record
 from model import variants
 from model.state import Config, initial_state
 from model.step import step
+from model.symbolic import ENCODED_VARIANTS
 from properties.invariants import STATE_PROPERTIES
 from properties.prove import DEFAULT_DEPTH, VIOLATED, ProofResult, default_config, prove
 from properties.symbolic import BREAKS
@@ -72,6 +73,10 @@ def _selected(args: argparse.Namespace) -> tuple[list[str], Config]:
     if unknown:
         known = ", ".join(sorted(variants.PROTOCOL_VARIANTS))
         raise _BadInput(f"unknown protocol bug(s) {unknown}: prove knows {known}")
+    not_encoded = sorted(bugs - ENCODED_VARIANTS)
+    if not_encoded:
+        encoded = ", ".join(sorted(ENCODED_VARIANTS))
+        raise _BadInput(f"prove does not encode {not_encoded}; it encodes {encoded}")
     if args.depth < 0:
         raise _BadInput(f"--depth must be at least 0, not {args.depth}")
     if args.timeout_s <= 0:

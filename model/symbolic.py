@@ -48,6 +48,20 @@ UNKNOWN, LEADER, TRUNCATING, FOLLOWING = (ROLE_CODES[r] for r in Role)
 
 Expr = Any  # a z3 expression (z3 ships no type information)
 
+# The protocol variants the encoding switches. Group variants wait for groups to
+# be encoded; retention-deletes-unreplicated offers deletions that `step` refuses,
+# so in the explored model it changes nothing.
+ENCODED_VARIANTS = frozenset(
+    {
+        variants.TRUNCATE_TO_HW,
+        variants.EPOCH_END_OFFSET_HOLE,
+        variants.NO_FETCH_EPOCH_FENCING,
+        variants.UNCLEAN_ELECTION,
+        variants.HW_AHEAD_OF_ISR,
+        variants.STALE_LEADER_ACCEPTS_WRITES,
+    }
+)
+
 
 def _replica_fields(config: Config) -> list[str]:
     names = ["leo", "hw", "epoch", "role", "leader"]
