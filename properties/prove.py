@@ -84,9 +84,12 @@ def _bit_blasting_solver(deadline: float) -> z3.Solver:
 class _Unrolling:
     """A path s0..sk from the initial state: the states and the formulas that link them."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, invariant: Formula | None = None) -> None:
         self.config = config
+        # A proved invariant of the model, stated on every state to prune the search.
+        self.invariant = invariant
         self.states: list[SymState] = [fresh_state(config, "s0")]
+        # formulas[k]: what ties state k to the path (the initial state, or a transition).
         self.formulas: list[Expr] = [initial(self.states[0], initial_state(config))]
 
     def extend_to(self, depth: int) -> None:
@@ -96,6 +99,8 @@ class _Unrolling:
             relation, _, _ = transition_relation(
                 current, following, f"choice{len(self.states) - 1}"
             )
+            if self.invariant is not None:
+                relation = z3.And(relation, self.invariant(following))
             self.formulas.append(relation)
             self.states.append(following)
 
@@ -135,7 +140,7 @@ def prove(
         raise KeyError(f"no formula for property {name!r}")
     started = time.perf_counter()
     deadline = started + timeout_s
-    unrolling = _Unrolling(config)
+    unrolling = _Unrolling(config, _lemmas if _lemmas_proved(config, deadline) else None)
     for k in range(1, induction_k + 1):
         if _inductive(name, config, k, deadline) and _base_holds(name, unrolling, k - 1, deadline):
             return ProofResult(name, PROVED, k, time.perf_counter() - started)
@@ -171,6 +176,23 @@ def prove(
 def _unknown(name: str, bound: int, started: float) -> ProofResult:
     message = f"the solver gave up on paths of up to {bound} steps (timeout)"
     return ProofResult(name, UNKNOWN, bound, time.perf_counter() - started, message=message)
+
+
+def _lemmas(s: SymState) -> Expr:
+    return z3.And([lemma(s) for lemma in LEMMAS.values()])
+
+
+def _lemmas_proved(config: Config, deadline: float) -> bool:
+    """Whether the lemmas hold initially and are 1-inductive for this config (variants included)."""
+    before, after = fresh_state(config, "l0"), fresh_state(config, "l1")
+    relation, _, _ = transition_relation(before, after, "lchoice")
+    solver = _bit_blasting_solver(deadline)
+    solver.add(_lemmas(before), relation, z3.Not(_lemmas(after)))
+    if solver.check() != z3.unsat:
+        return False
+    solver = _bit_blasting_solver(deadline)
+    solver.add(initial(before, initial_state(config)), z3.Not(_lemmas(before)))
+    return bool(solver.check() == z3.unsat)
 
 
 def _invariant(name: str, s: SymState) -> Expr:
