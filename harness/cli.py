@@ -58,6 +58,9 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-insync", type=_non_negative, default=2, help="min.insync.replicas (default 2)"
     )
     parser.add_argument(
+        "--groups", type=_non_negative, default=2, help="consumer groups on topic t (default 2)"
+    )
+    parser.add_argument(
         "--bug",
         action="append",
         default=[],
@@ -126,6 +129,13 @@ def cluster_config_from(args: argparse.Namespace, bugs: Sequence[str]) -> Any:
             partitions=args.partitions,
             replication=args.replication,
             min_insync=args.min_insync,
+            groups=args.groups,
+            consumers=3 if args.groups else 1,
+            # Small enough that retention by size and by time runs within a schedule.
+            retention_records=8,
+            retention_ms=30_000,
+            # Flushing rarely (as Kafka does by default) leaves crashes something to lose.
+            flush_interval_ms=5_000,
             bugs=frozenset(bugs),
         )
     except ValueError as error:

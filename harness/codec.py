@@ -47,7 +47,7 @@ def encode_value(value: Any) -> Any:
         return [encode_value(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: encode_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums
+    if hasattr(value, "value") and isinstance(value.value, str):  # enums
         return value.value
     return value
 
@@ -87,7 +87,9 @@ def _decode_field(tp: Any, raw: Any, where: str) -> Any:
             return tuple(_decode_field(args[0], v, f"{where}[{i}]") for i, v in enumerate(raw))
         if len(args) != len(raw):
             raise TraceError(f"{where} must have {len(args)} items, got {len(raw)}")
-        return tuple(_decode_field(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, raw)))
+        return tuple(
+            _decode_field(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, raw))
+        )
     if origin in (frozenset,):
         (arg,) = get_args(tp)
         if not isinstance(raw, list):
@@ -97,7 +99,8 @@ def _decode_field(tp: Any, raw: Any, where: str) -> Any:
         if not isinstance(raw, dict) or set(raw) != {"id", "epoch"}:
             raise TraceError(f"{where} must be a record {{'id': int, 'epoch': int}}, got {raw!r}")
         return Record(
-            _decode_field(int, raw["id"], f"{where}.id"), _decode_field(int, raw["epoch"], f"{where}.epoch")
+            _decode_field(int, raw["id"], f"{where}.id"),
+            _decode_field(int, raw["epoch"], f"{where}.epoch"),
         )
     if tp is bool:
         if not isinstance(raw, bool):

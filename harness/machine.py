@@ -27,18 +27,20 @@ from hypothesis import note, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from harness.runner import Checker
 from impl import events as ev
 from impl.config import ClusterConfig
-from harness.runner import Checker
 from properties.catalogue import Violation
 
-TICKS_MS = (1, 10, 50, 200, 1_000, 5_000, 15_000)
+TICKS_MS = (1, 10, 50, 200, 1_000, 5_000)
+# Clock jumps: long enough to expire sessions and to age records past retention.
+CLOCK_JUMPS_MS = (15_000, 60_000)
 
 # The swarm: each example enables one mix of fault kinds.
 FAULT_MIXES: dict[str, frozenset[str]] = {
     "calm": frozenset({"tick"}),
-    "crash-heavy": frozenset({"crash", "tick"}),
-    "partition-heavy": frozenset({"partition", "tick"}),
+    "crash-heavy": frozenset({"crash", "tick", "clock-jump"}),
+    "partition-heavy": frozenset({"partition", "tick", "clock-jump"}),
     "drop-heavy": frozenset({"drop", "duplicate", "tick"}),
     "clock-heavy": frozenset({"tick", "clock-jump", "crash"}),
     "everything": frozenset({"crash", "partition", "drop", "duplicate", "tick", "clock-jump"}),
@@ -81,6 +83,11 @@ def settle(checker: Checker, max_rounds: int = 160, tick_ms: int = 250) -> Itera
         if not world.is_up(node):
             yield ev.Restart(node)
     consumers = [n for n in world.nodes() if n.startswith("c")]
+    groups = checker.config.groups
+    if groups:
+        for index, consumer in enumerate(consumers):
+            if not world.subscribed(consumer):
+                yield ev.Subscribe(consumer, f"g{index % groups}", ("t",))
     calm_rounds = 0
     for round_index in range(max_rounds):
         delivered = 0
@@ -153,16 +160,44 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # -- client operations ----------------------------------------------------------
 
+    def _consumers(self, subscribed: bool | None = None) -> list[str]:
+        world = self.checker.world
+        up = self._nodes("c", True)
+        if subscribed is None:
+            return up
+        return [c for c in up if world.subscribed(c) == subscribed]
+
+    @precondition(lambda self: bool(self._nodes("p", True)))
     @rule(producer=st.integers(0, 7), partition=st.none() | st.integers(0, 7))
     def produce(self, producer: int, partition: int | None) -> None:
-        config = self.cluster_config
-        client = f"p{producer % config.producers}"
-        chosen = None if partition is None else partition % config.partitions
-        self._do(ev.Produce(client, "t", chosen))
+        producers = self._nodes("p", True)
+        chosen = None if partition is None else partition % self.cluster_config.partitions
+        self._do(ev.Produce(producers[producer % len(producers)], "t", chosen))
 
+    @precondition(lambda self: bool(self._consumers()))
     @rule(consumer=st.integers(0, 7))
     def poll(self, consumer: int) -> None:
-        self._do(ev.Poll(f"c{consumer % max(1, self.cluster_config.consumers)}"))
+        consumers = self._consumers()
+        self._do(ev.Poll(consumers[consumer % len(consumers)]))
+
+    @precondition(lambda self: self.cluster_config.groups > 0 and bool(self._consumers(False)))
+    @rule(consumer=st.integers(0, 7), group=st.integers(0, 7))
+    def subscribe(self, consumer: int, group: int) -> None:
+        consumers = self._consumers(False)
+        chosen = f"g{group % self.cluster_config.groups}"
+        self._do(ev.Subscribe(consumers[consumer % len(consumers)], chosen, ("t",)))
+
+    @precondition(lambda self: bool(self._consumers(True)))
+    @rule(consumer=st.integers(0, 7))
+    def commit(self, consumer: int) -> None:
+        consumers = self._consumers(True)
+        self._do(ev.CommitOffsets(consumers[consumer % len(consumers)]))
+
+    @precondition(lambda self: bool(self._consumers(True)))
+    @rule(consumer=st.integers(0, 7))
+    def close_consumer(self, consumer: int) -> None:
+        consumers = self._consumers(True)
+        self._do(ev.Close(consumers[consumer % len(consumers)]))
 
     # -- the network -----------------------------------------------------------------
 
@@ -171,6 +206,16 @@ class ClusterMachine(RuleBasedStateMachine):
     def deliver(self, pick: int) -> None:
         inflight = self.checker.world.inflight()
         self._do(ev.Deliver(inflight[pick % len(inflight)].id))
+
+    @precondition(lambda self: bool(self.checker.world.inflight()))
+    @rule(count=st.integers(1, 16))
+    def deliver_oldest(self, count: int) -> None:
+        """Deliver up to `count` messages in send order: most of real time is a working network."""
+        for _ in range(count):
+            inflight = self.checker.world.inflight()
+            if not inflight:
+                return
+            self._do(ev.Deliver(inflight[0].id))
 
     @precondition(lambda self: "drop" in self.mix and bool(self.checker.world.inflight()))
     @rule(pick=st.integers(0, 63))
@@ -193,6 +238,24 @@ class ClusterMachine(RuleBasedStateMachine):
         rest = tuple(n for n in self.checker.world.nodes() if n not in side)
         self._do(ev.Partition((side, rest)))
 
+    @precondition(lambda self: "partition" in self.mix and not self.checker.world.partitioned())
+    @rule(partition=st.integers(0, 7), with_producers=st.booleans())
+    def isolate_leader(self, partition: int, with_producers: bool) -> None:
+        """Jepsen's favourite nemesis: cut one partition's leader off from everyone else.
+
+        With the producers on its side, a deposed leader keeps appending
+        records that must later be truncated.
+        """
+        part = self.checker.state.partitions[partition % len(self.checker.state.partitions)]
+        if part.leader is None:
+            return
+        world = self.checker.world
+        side = (f"b{part.leader}",)
+        if with_producers:
+            side += tuple(n for n in world.nodes() if n.startswith("p"))
+        rest = tuple(n for n in world.nodes() if n not in side)
+        self._do(ev.Partition((side, rest)))
+
     @precondition(lambda self: self.checker.world.partitioned())
     @rule()
     def heal(self) -> None:
@@ -200,12 +263,28 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # -- nodes and the clock -----------------------------------------------------------
 
-    @precondition(lambda self: "crash" in self.mix)
+    @precondition(lambda self: "crash" in self.mix and bool(self._nodes("b", True)))
     @rule(pick=st.integers(0, 15), lose_unflushed=st.booleans())
-    def crash(self, pick: int, lose_unflushed: bool) -> None:
-        up = self._nodes("b", True) + self._nodes("zk", True)
+    def crash_broker(self, pick: int, lose_unflushed: bool) -> None:
+        up = self._nodes("b", True)
+        self._do(ev.Crash(up[pick % len(up)], lose_unflushed))
+
+    @precondition(lambda self: "crash" in self.mix)
+    @rule(partition=st.integers(0, 7), lose_unflushed=st.booleans())
+    def crash_leader(self, partition: int, lose_unflushed: bool) -> None:
+        """Crash one partition's current leader, the broker most likely to hold unflushed records."""
+        part = self.checker.state.partitions[partition % len(self.checker.state.partitions)]
+        if part.leader is not None and self.checker.world.is_up(f"b{part.leader}"):
+            self._do(ev.Crash(f"b{part.leader}", lose_unflushed))
+
+    @precondition(lambda self: "crash" in self.mix)
+    @rule(pick=st.integers(0, 15))
+    def crash_other(self, pick: int) -> None:
+        # The coordination service and clients crash too (a restarted consumer
+        # must find its committed position again).
+        up = self._nodes("zk", True) + self._nodes("c", True) + self._nodes("p", True)
         if up:
-            self._do(ev.Crash(up[pick % len(up)], lose_unflushed))
+            self._do(ev.Crash(up[pick % len(up)]))
 
     @precondition(
         lambda self: any(not self.checker.world.is_up(n) for n in self.checker.world.nodes())
@@ -217,8 +296,11 @@ class ClusterMachine(RuleBasedStateMachine):
 
     @rule(ms=st.sampled_from(TICKS_MS))
     def tick(self, ms: int) -> None:
-        if ms >= 5_000 and "clock-jump" not in self.mix:
-            ms = 200
+        self._do(ev.Tick(ms))
+
+    @precondition(lambda self: "clock-jump" in self.mix)
+    @rule(ms=st.sampled_from(CLOCK_JUMPS_MS))
+    def clock_jump(self, ms: int) -> None:
         self._do(ev.Tick(ms))
 
     # -- the liveness phase -----------------------------------------------------------

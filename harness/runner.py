@@ -29,9 +29,14 @@ from model.actions import Restart as RestartAction
 from model.state import Config
 from properties.catalogue import Violation
 from properties.coverage import Coverage
+from properties.groups import (
+    check_group_step,
+    group_missed_records,
+    poll_skipped_after_resume,
+    unsettled_group,
+)
 from properties.history import HistoryChecker, Op
 from properties.invariants import check_state, check_step
-
 
 # A full refinement comparison (the whole abstraction) runs this often, on top of
 # the incremental one after every event.
@@ -113,10 +118,13 @@ class Checker:
     steps_done: int = field(init=False, default=0)
     _read_up_to: dict[tuple[str, str], int] = field(init=False, default_factory=dict)
     _partitions_of: dict[int, tuple[int, ...]] = field(init=False, default_factory=dict)
+    _groups: bool = field(init=False, default=False)
+    _group_of: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.world = World(self.config)
         self.model_config = self.config.model_config()
+        self._groups = self.config.groups > 0
         for p in range(self.model_config.partitions):
             for b in self.model_config.replicas_of(p):
                 self._partitions_of[b] = (*self._partitions_of.get(b, ()), p)
@@ -125,11 +133,15 @@ class Checker:
         self.coverage = Coverage()
 
     def _note_progress(self, op: Op) -> None:
+        """Track how far each reader (a group, or an unsubscribed consumer) has read."""
+        if op.f == "subscribe" and isinstance(op.value, dict):
+            self._group_of[op.process] = str(op.value.get("group"))
         if op.f == "poll" and op.type == "ok" and isinstance(op.value, dict):
+            reader = self._group_of.get(op.process, op.process)
             for key, pairs in op.value.items():
                 if pairs:
                     last = pairs[-1][0] + 1
-                    slot = (op.process, key)
+                    slot = (reader, key)
                     self._read_up_to[slot] = max(self._read_up_to.get(slot, 0), last)
 
     def initial_violations(self) -> list[Violation]:
@@ -181,6 +193,8 @@ class Checker:
                     )
                 ]
             violations.extend(check_step(state, action, after, self.model_config))
+            if self._groups:
+                violations.extend(check_group_step(state, action, after, self.model_config))
             self.coverage.observe_step(state, action, after)
             state = after
         self.state = state
@@ -234,7 +248,9 @@ class Checker:
         for broker in brokers:
             pairs.update((p, broker) for p in self._partitions_of.get(broker, ()))
         for partition, broker in pairs:
-            if not replica_matches(world, broker, partition, state.partitions[partition].replica(broker)):
+            if not replica_matches(
+                world, broker, partition, state.partitions[partition].replica(broker)
+            ):
                 return False
         return not state.groups or groups_view(world) == state.groups
 
@@ -250,20 +266,30 @@ class Checker:
             for r in part.replicas:
                 if r.leo != leader.leo or r.hw != leader.hw or r.epoch != part.epoch:
                     return False
-            if not self._consumers_caught_up(index, leader.hw):
+            # The internal offsets topic's partitions come after the user topic's.
+            if index < self.config.partitions and not self._readers_caught_up(index, leader.hw):
                 return False
-        return True
+        return all(g.phase.value == "Stable" or not g.members for g in state.groups)
 
-    def _consumers_caught_up(self, partition: int, hw: int) -> bool:
+    def _readers_caught_up(self, partition: int, hw: int) -> bool:
         key = f"t/{partition}"
-        for consumer in range(self.config.consumers):
-            if self._read_up_to.get((f"c{consumer}", key), 0) < hw:
-                return False
-        return True
+        readers = (
+            [f"g{i}" for i in range(self.config.groups)]
+            if self._groups
+            else [f"c{i}" for i in range(self.config.consumers)]
+        )
+        return all(self._read_up_to.get((reader, key), 0) >= hw for reader in readers)
 
     def finish(self) -> list[Violation]:
-        """EVENTUALLY properties, once the world has been healed and drained."""
-        return self.history.finish(self.state) if self.check else []
+        """EVENTUALLY properties (and whole-history ones), once the world is healed and drained."""
+        if not self.check:
+            return []
+        found = self.history.finish(self.state)
+        if self._groups:
+            found += unsettled_group(self.state, self.model_config)
+            found += poll_skipped_after_resume(self.ops)
+            found += group_missed_records(self.ops, self.state)
+        return found
 
 
 def _refinement_mismatch(event: object, found: State, expected: State) -> Violation:

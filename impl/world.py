@@ -254,6 +254,11 @@ class World:
             raise InvalidEvent(f"{event.client} has already subscribed")
         self._run(event.client, consumer.subscribe(event.group, event.topics, self.now_ms), step)
 
+    def subscribed(self, client: str) -> bool:
+        """Whether consumer `client` is up and has joined a group."""
+        node = self.nodes_up.get(client)
+        return isinstance(node, GroupConsumer) and node.group is not None
+
     def _commit_offsets(self, event: ev.CommitOffsets, step: _Step) -> None:
         consumer = self._client(event.client, GroupConsumer)
         self._run(event.client, consumer.commit(self.now_ms), step)

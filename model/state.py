@@ -15,15 +15,14 @@ Rules of this module:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import NamedTuple
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from model.groups import GroupState
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a replica believes it is doing for its partition."""
 
     UNKNOWN = "unknown"  # after a (re)start, until a LeaderAndIsr arrives

@@ -26,8 +26,8 @@ from model.actions import (
     Crash,
     ElectLeader,
     ExpandIsr,
-    FollowerReplicate,
     Flush,
+    FollowerReplicate,
     IncHighWatermark,
     LeaderWrite,
     ResetLog,
@@ -53,7 +53,9 @@ def _require(condition: bool, action: object, reason: str) -> None:
         raise NotAllowed(action, reason)
 
 
-def _replica(state: State, action: object, partition: int, broker: int) -> tuple[Partition, Replica]:
+def _replica(
+    state: State, action: object, partition: int, broker: int
+) -> tuple[Partition, Replica]:
     _require(0 <= partition < len(state.partitions), action, f"there is no partition {partition}")
     part = state.partitions[partition]
     for replica in part.replicas:
@@ -78,7 +80,9 @@ def _put(state: State, index: int, part: Partition, replica: Replica, config: Co
 
 def _leader_write(state: State, a: LeaderWrite, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(r.role is Role.LEADER, a, f"broker {a.broker} is not a leader of partition {a.partition}")
+    _require(
+        r.role is Role.LEADER, a, f"broker {a.broker} is not a leader of partition {a.partition}"
+    )
     _require(a.acks in (0, 1, -1), a, f"acks must be 0, 1 or -1, not {a.acks}")
     if a.acks == -1:
         _require(
@@ -92,7 +96,9 @@ def _leader_write(state: State, a: LeaderWrite, config: Config) -> State:
 
 def _follower_replicate(state: State, a: FollowerReplicate, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(r.role is Role.FOLLOWING, a, f"broker {a.broker} is {r.role.value}, not a fetching follower")
+    _require(
+        r.role is Role.FOLLOWING, a, f"broker {a.broker} is {r.role.value}, not a fetching follower"
+    )
     _require(
         a.record.epoch <= r.epoch,
         a,
@@ -117,7 +123,9 @@ def _inc_high_watermark(state: State, a: IncHighWatermark, config: Config) -> St
 def _become_leader(state: State, a: BecomeLeader, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
     _require(a.epoch > r.epoch, a, f"epoch {a.epoch} is not newer than the replica's {r.epoch}")
-    _require(a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})")
+    _require(
+        a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})"
+    )
     _require(a.broker in a.isr, a, "a leader must be in its own ISR")
     updated = replace(r, epoch=a.epoch, role=Role.LEADER, leader=a.broker, isr=a.isr)
     return _put(state, a.partition, part, updated, config)
@@ -126,7 +134,9 @@ def _become_leader(state: State, a: BecomeLeader, config: Config) -> State:
 def _become_follower(state: State, a: BecomeFollower, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
     _require(a.epoch > r.epoch, a, f"epoch {a.epoch} is not newer than the replica's {r.epoch}")
-    _require(a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})")
+    _require(
+        a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})"
+    )
     _require(a.leader != a.broker, a, "a replica cannot follow itself")
     updated = replace(r, epoch=a.epoch, role=Role.TRUNCATING, leader=a.leader, isr=frozenset())
     return _put(state, a.partition, part, updated, config)
@@ -135,7 +145,11 @@ def _become_follower(state: State, a: BecomeFollower, config: Config) -> State:
 def _truncate(state: State, a: Truncate, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
     _require(r.role in (Role.TRUNCATING, Role.UNKNOWN), a, f"broker {a.broker} is {r.role.value}")
-    _require(r.log_start <= a.offset <= r.leo, a, f"offset {a.offset} is outside [{r.log_start}, {r.leo}]")
+    _require(
+        r.log_start <= a.offset <= r.leo,
+        a,
+        f"offset {a.offset} is outside [{r.log_start}, {r.leo}]",
+    )
     kept = r.log[: a.offset - r.log_start]
     updated = replace(
         r,
@@ -151,7 +165,11 @@ def _truncate(state: State, a: Truncate, config: Config) -> State:
 def _reset_log(state: State, a: ResetLog, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
     _require(r.role in (Role.TRUNCATING, Role.FOLLOWING), a, f"broker {a.broker} is {r.role.value}")
-    _require(a.log_start > r.leo, a, f"the log end {r.leo} is not below the leader's log start {a.log_start}")
+    _require(
+        a.log_start > r.leo,
+        a,
+        f"the log end {r.leo} is not below the leader's log start {a.log_start}",
+    )
     updated = replace(
         r,
         log=(),
@@ -164,7 +182,9 @@ def _reset_log(state: State, a: ResetLog, config: Config) -> State:
     return _put(state, a.partition, part, updated, config)
 
 
-def _fenced_isr_write(state: State, a: ShrinkIsr | ExpandIsr, config: Config) -> tuple[Partition, Replica]:
+def _fenced_isr_write(
+    state: State, a: ShrinkIsr | ExpandIsr, config: Config
+) -> tuple[Partition, Replica]:
     part, r = _replica(state, a, a.partition, a.broker)
     _require(r.role is Role.LEADER, a, f"broker {a.broker} is not a leader")
     unfenced = variants.STALE_LEADER_ACCEPTS_WRITES in config.bugs
@@ -214,14 +234,18 @@ def _elect_leader(state: State, a: ElectLeader, config: Config) -> State:
             a,
             f"unclean election: {a.leader} is not in the ISR {sorted(part.isr)}",
         )
-    return state.with_partition(a.partition, replace(part, leader=a.leader, epoch=part.epoch + 1, isr=a.isr))
+    return state.with_partition(
+        a.partition, replace(part, leader=a.leader, epoch=part.epoch + 1, isr=a.isr)
+    )
 
 
 def _retention_delete(state: State, a: RetentionDelete, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
     _require(a.log_start > r.log_start, a, f"the log start only moves up, it is {r.log_start}")
     limit = r.leo if variants.RETENTION_DELETES_UNREPLICATED in config.bugs else r.hw
-    _require(a.log_start <= limit, a, f"retention may not delete at or above the high watermark {r.hw}")
+    _require(
+        a.log_start <= limit, a, f"retention may not delete at or above the high watermark {r.hw}"
+    )
     updated = replace(
         r,
         log=r.log[a.log_start - r.log_start :],
@@ -303,7 +327,9 @@ def step(state: State, action: Action, config: Config) -> State:
 # -- the atomic-interleaving model for the exhaustive engines ------------------------
 
 
-def _fetch_source(state: State, part: Partition, r: Replica, bugs: frozenset[str]) -> Replica | None:
+def _fetch_source(
+    state: State, part: Partition, r: Replica, bugs: frozenset[str]
+) -> Replica | None:
     """The leader a follower may fetch from right now, or None (fenced or down)."""
     if r.leader is None or r.leader not in state.running:
         return None
@@ -359,7 +385,9 @@ def _partition_actions(state: State, index: int, config: Config) -> Iterator[Act
             if target > r.hw:
                 yield IncHighWatermark(index, b, target)
             yield from _isr_changes(state, part, index, r, bugs)
-        elif r.role is Role.TRUNCATING or (r.role is Role.UNKNOWN and variants.TRUNCATE_TO_HW in bugs):
+        elif r.role is Role.TRUNCATING or (
+            r.role is Role.UNKNOWN and variants.TRUNCATE_TO_HW in bugs
+        ):
             leader = _fetch_source(state, part, r, bugs) if r.role is Role.TRUNCATING else None
             if variants.TRUNCATE_TO_HW in bugs:
                 offset, _ = variants.truncation_offset(r, r, bugs)
@@ -372,7 +400,11 @@ def _partition_actions(state: State, index: int, config: Config) -> Iterator[Act
             leader = _fetch_source(state, part, r, bugs)
             if leader is not None:
                 record = leader.record_at(r.leo)
-                if record is not None and record.epoch <= r.epoch and (not r.log or record.epoch >= r.log[-1].epoch):
+                if (
+                    record is not None
+                    and record.epoch <= r.epoch
+                    and (not r.log or record.epoch >= r.log[-1].epoch)
+                ):
                     yield FollowerReplicate(index, b, record)
                 new_hw = min(leader.hw, r.leo)
                 if new_hw > r.hw:
@@ -386,7 +418,9 @@ def _partition_actions(state: State, index: int, config: Config) -> Iterator[Act
     yield from _elections(state, part, index, config)
 
 
-def _isr_changes(state: State, part: Partition, index: int, r: Replica, bugs: frozenset[str]) -> Iterator[Action]:
+def _isr_changes(
+    state: State, part: Partition, index: int, r: Replica, bugs: frozenset[str]
+) -> Iterator[Action]:
     if r.broker not in part.isr:
         return
     fenced_ok = part.leader == r.broker and part.epoch == r.epoch

@@ -531,19 +531,33 @@ def _topics_by_group(done: Sequence[_Completed]) -> dict[str, set[str]]:
 
 
 @prop("groups-independent", Kind.EVENTUALLY, "history")
-def group_missed_records(history: Sequence[OpLike]) -> list[Violation]:
+def group_missed_records(
+    history: Sequence[OpLike], final_state: State | None = None
+) -> list[Violation]:
     """Forbids: a consumer group that, once the run is healed and drained, never read an
     acknowledged record of a topic it subscribes to, whatever other groups read (reset policy
     earliest)."""
     done = _completions(history)
     groups = _groups_by_process(done)
     reads = _reads_by_group(done, groups)
+    # A group every member left is not expected to read on (given the final state).
+    live = None if final_state is None else {g.group for g in final_state.groups if g.members}
+    # Retention may delete records before a group reads them; only what is still
+    # retained at the end must have been read.
+    retained_from: dict[str, int] = {}
+    if final_state is not None:
+        for index, part in enumerate(final_state.partitions):
+            retained_from[f"t/{index}"] = max(r.log_start for r in part.replicas)
     found: list[Violation] = []
     for group, topics in sorted(_topics_by_group(done).items()):
+        if live is not None and group not in live:
+            continue
         missed = [
             (key, offset, record)
             for key, offset, record in _sent_records(done)
-            if key.split("/")[0] in topics and (key, offset) not in reads.get(group, set())
+            if key.split("/")[0] in topics
+            and (key, offset) not in reads.get(group, set())
+            and offset >= retained_from.get(key, 0)
         ]
         if missed:
             key, offset, record = missed[0]

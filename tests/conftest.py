@@ -23,5 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def reports_dir(request: pytest.FixtureRequest) -> Path:
     """Where a failing stateful run writes its report."""
-    chosen = request.config.getoption("--reports") or os.environ.get("KAFKA_VERIFY_REPORTS") or "reports"
+    chosen = (
+        request.config.getoption("--reports") or os.environ.get("KAFKA_VERIFY_REPORTS") or "reports"
+    )
     return Path(chosen)

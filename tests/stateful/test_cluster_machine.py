@@ -18,7 +18,9 @@ from impl.config import ClusterConfig
 
 CONFIGS = {
     "3 brokers, 2 partitions, RF=3, min ISR=2": ClusterConfig(partitions=2),
-    "3 brokers, 1 partition, RF=2, min ISR=1": ClusterConfig(partitions=1, replication=2, min_insync=1),
+    "3 brokers, 1 partition, RF=2, min ISR=1": ClusterConfig(
+        partitions=1, replication=2, min_insync=1
+    ),
 }
 
 

@@ -33,7 +33,9 @@ def test_bad_input_exits_2_with_one_sentence(
     assert "Traceback" not in captured.err
 
 
-def test_properties_lists_every_property_with_what_it_forbids(capsys: pytest.CaptureFixture[str]) -> None:
+def test_properties_lists_every_property_with_what_it_forbids(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import harness.all_properties  # noqa: F401
     from properties.catalogue import PROPERTIES
 
