@@ -98,10 +98,23 @@ def run_bench(steps: int = 12_000) -> dict[str, Any]:
     figures["late_over_early"] = round(
         figures["late_checked_steps_per_s"] / figures["early_checked_steps_per_s"], 3
     )
-    try:
-        from properties.prove import prove_timings
+    figures["prove"] = _prove_figures()
+    return figures
 
-        figures["prove"] = prove_timings()
-    except ImportError:
-        figures["prove"] = None
+
+PROVE_BENCH_DEPTH = 6
+
+
+def _prove_figures() -> dict[str, Any]:
+    """Z3 timings on the correct model (to a modest depth), and the time to find a seeded design bug."""
+    from model.state import Config
+    from properties.prove import default_config, prove, prove_timings
+
+    figures: dict[str, Any] = {"depth": PROVE_BENCH_DEPTH}
+    figures.update(prove_timings(depth=PROVE_BENCH_DEPTH, timeout_s=120))
+    buggy: Config = default_config(frozenset({"truncate-to-hw"}))
+    started = time.perf_counter()
+    result = prove("log-agreement", buggy, depth=8, timeout_s=120)
+    figures["find_truncate_to_hw_s"] = round(time.perf_counter() - started, 3)
+    figures["find_truncate_to_hw_depth"] = result.depth
     return figures

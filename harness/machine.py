@@ -117,6 +117,7 @@ class ClusterMachine(RuleBasedStateMachine):
         self.checker = Checker(self.cluster_config)
         self.events: list[object] = []
         self.mix: frozenset[str] = FAULT_MIXES["everything"]
+        self.failed = False
         self.recorder.examples += 1
         self._raise_all(self.checker.initial_violations())
 
@@ -124,6 +125,7 @@ class ClusterMachine(RuleBasedStateMachine):
 
     def _raise_all(self, violations: list[Violation]) -> None:
         if violations:
+            self.failed = True
             self.recorder.failure = violations[0]
             self.recorder.failure_events = list(self.events)
             if self.recorder.first_failure_at_step is None:
@@ -306,6 +308,10 @@ class ClusterMachine(RuleBasedStateMachine):
     # -- the liveness phase -----------------------------------------------------------
 
     def teardown(self) -> None:
+        # Hypothesis calls teardown after a failing step too; the liveness phase
+        # then must not run, or it would replace the failure it is cleaning up after.
+        if self.failed:
+            return
         counts = self.checker.coverage.counts
         # Steer towards the deep corners where replication bugs live.
         depth = sum(

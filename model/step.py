@@ -223,17 +223,18 @@ def _elect_leader(state: State, a: ElectLeader, config: Config) -> State:
     )
     part = state.partitions[a.partition]
     unclean_allowed = variants.UNCLEAN_ELECTION in config.bugs
+    if a.leader is not None:
+        _require(
+            a.leader in part.isr or unclean_allowed,
+            a,
+            f"unclean election: {a.leader} is not in the ISR {sorted(part.isr)}",
+        )
+        _require(a.leader in a.isr, a, f"the new leader {a.leader} must be in the new ISR")
     _require(
         bool(a.isr) and (a.isr <= part.isr or unclean_allowed),
         a,
         f"{sorted(a.isr)} must be a non-empty subset of the ISR {sorted(part.isr)}",
     )
-    if a.leader is not None:
-        _require(
-            a.leader in a.isr and (a.leader in part.isr or unclean_allowed),
-            a,
-            f"unclean election: {a.leader} is not in the ISR {sorted(part.isr)}",
-        )
     return state.with_partition(
         a.partition, replace(part, leader=a.leader, epoch=part.epoch + 1, isr=a.isr)
     )

@@ -81,7 +81,7 @@ def test_unclean_election_elects_a_replica_outside_the_isr() -> None:
     run.do(ev.Heal())
     run.do(ev.Crash("b0", lose_unflushed=False))
     run.do(ev.Crash("b1", lose_unflushed=False))
-    with pytest.raises(model.NotAllowed, match="subset of the ISR"):
+    with pytest.raises(model.NotAllowed, match="unclean election"):
         run.drain(12_000)
 
 

@@ -1,0 +1,24 @@
+"""The shrunk schedule a campaign reports is exactly what replay reproduces.
+
+Hypothesis runs `teardown` even after a failing step; the machine must not run
+its liveness phase then, or the recorded failure would be replaced by whatever
+the cleanup trips over.
+"""
+
+from __future__ import annotations
+
+from harness.campaign import run_campaign
+from harness.profiles import PROFILES
+from harness.runner import execute
+from impl.config import ClusterConfig
+
+
+def test_campaign_failure_replays_to_the_same_violation_at_the_same_step() -> None:
+    config = ClusterConfig(partitions=2, bugs=frozenset({"unclean-election"}))
+    result = run_campaign(config, PROFILES["ci"], seed=3, examples=200)
+    assert result.violation is not None
+    outcome = execute(config, result.events)
+    assert outcome.violation is not None
+    assert outcome.violation.property == result.violation.property
+    assert outcome.violation.message == result.violation.message
+    assert len(outcome.steps) == len(result.events)
