@@ -160,6 +160,8 @@ class Checker:
         violations: list[Violation] = []
         if self.check:
             violations = self._check(event, result.actions, result.ops, result.touched)
+            for refused in result.refused:
+                self.coverage.observe_refused(self.state, refused)
         record = StepRecord(
             index=self.steps_done,
             event=event,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from impl import bugs
 from impl import group_messages as gm
 from impl.config import ClusterConfig
-from impl.effects import Effect, Handler, Observe, Send, ZkCall
+from impl.effects import Effect, Handler, Observe, Refused, Send, ZkCall
 from impl.group_store import (
     COMPLETING,
     EMPTY,
@@ -445,6 +445,10 @@ class Coordinator:
             error = self._commit_error(g, msg)
             if msg.member in g.members:
                 loaded.sessions[(msg.group, msg.member)] = now_ms
+        if loaded is not None and error in (gm.ILLEGAL_GENERATION, gm.UNKNOWN_MEMBER_ID):
+            for partition, offset in msg.offsets:
+                stale = CommitOffset(msg.group, msg.member, msg.generation, partition, offset)
+                yield Observe(Refused(stale, error))
         if loaded is None or error != gm.NONE or not msg.offsets:
             yield Send(src, gm.OffsetCommitResponse(msg.request_id, error))
             return

@@ -54,7 +54,16 @@ class Flush:
 class Observe:
     """Name a model action this node just performed, or record a client history entry."""
 
-    item: Action | ClientOp
+    item: Action | ClientOp | Refused
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A model action this node was asked to perform and refused (for coverage: the
+    interesting refusals, such as a commit from a stale generation, are reached at all)."""
+
+    action: object
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from impl.broker import Broker
 from impl.clients import Consumer, Producer
 from impl.config import TOPIC, ClusterConfig
 from impl.coordinator import group_names, offsets_partition
-from impl.effects import ClientOp, Flush, Handler, Observe, Send, SetTimer, ZkCall
+from impl.effects import ClientOp, Flush, Handler, Observe, Refused, Send, SetTimer, ZkCall
 from impl.group_member import GroupConsumer
 from impl.group_store import GROUP_CALLS, GroupStore
 from impl.log import PartitionLog
@@ -73,12 +73,14 @@ class StepResult:
     # outside this set are untouched, which lets the harness check refinement
     # incrementally.
     touched: frozenset[str] = frozenset()
+    # Model actions a node was asked to perform and refused (stale commits, ...).
+    refused: tuple[object, ...] = ()
 
 
 class _Step:
     """What one event produced so far."""
 
-    __slots__ = ("actions", "delivered", "lost_records", "ops", "sent", "touched")
+    __slots__ = ("actions", "delivered", "lost_records", "ops", "refused", "sent", "touched")
 
     def __init__(self) -> None:
         self.actions: list[Action] = []
@@ -87,6 +89,7 @@ class _Step:
         self.delivered: Envelope | None = None
         self.lost_records = 0
         self.touched: set[str] = set()
+        self.refused: list[object] = []
 
     def result(self) -> StepResult:
         return StepResult(
@@ -96,6 +99,7 @@ class _Step:
             tuple(self.sent),
             self.lost_records,
             frozenset(self.touched),
+            tuple(self.refused),
         )
 
 
@@ -400,6 +404,8 @@ class World:
         if isinstance(effect, Observe):
             if isinstance(effect.item, ClientOp):
                 step.ops.append(effect.item)
+            elif isinstance(effect.item, Refused):
+                step.refused.append(effect.item.action)
             else:
                 step.actions.append(effect.item)
         elif isinstance(effect, Send):

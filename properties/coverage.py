@@ -147,6 +147,11 @@ class Coverage:
         for name in groups.group_coverage(before, action, after):
             self.counts[name] = self.counts.get(name, 0) + 1
 
+    def observe_refused(self, before: State, action: object) -> None:
+        """Count an action the system was asked to take and refused (the state did not change)."""
+        for name in groups.group_coverage(before, action, None):
+            self.counts[name] = self.counts.get(name, 0) + 1
+
     def observe_op(self, op: history.Op) -> None:
         """Count what one client operation reaches."""
         self.counts["acked-write-read"] += acked_write_read(self._acked, self._read, op)
