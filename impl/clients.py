@@ -39,6 +39,7 @@ class _MetadataClient:
     def __init__(self, name: str, config: ClusterConfig, incarnation: int) -> None:
         self.name = name
         self.config = config
+        self.incarnation = incarnation
         model = config.model_config()
         # Clients start with the run's initial metadata, as if fetched at bootstrap.
         self.leaders: dict[int, tuple[int | None, int]] = {
@@ -234,6 +235,13 @@ class Consumer(_MetadataClient):
         super().__init__(f"c{index}", config, incarnation)
         self.positions: dict[int, int] = {p: 0 for p in range(config.partitions)}
         self.fetching: dict[int, tuple[int, int]] = {}  # partition -> (request id, sent at)
+
+    def start(self, now_ms: int) -> Handler:
+        if self.incarnation > 0:
+            # A restarted consumer is a new process that reads from the start again:
+            # say so in the history, so a re-read is not taken for a backwards poll.
+            value = [f"{TOPIC}/{p}" for p in range(self.config.partitions)]
+            yield Observe(ClientOp(self.name, "ok", "assign", value, now_ms))
 
     def _leader_changed(self, partition: int) -> None:
         self.fetching.pop(partition, None)  # the old leader's answer no longer matters
