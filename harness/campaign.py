@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +43,10 @@ def run_campaign(
     seed: int | None = None,
     examples: int | None = None,
     steps: int | None = None,
+    on_example: Callable[[Recorder], None] | None = None,
 ) -> CampaignResult:
     """Run the machine until a property fails or the budget is spent; shrink what fails."""
-    recorder = Recorder()
+    recorder = Recorder(on_example=on_example)
     machine = make_machine(config, recorder)
     if seed is not None:
         machine = hypothesis_seed(seed)(machine)

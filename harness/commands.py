@@ -8,6 +8,8 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,37 @@ def replay_command_for(directory: Path) -> str:
     return f"kafka-verify replay {shlex.quote(str(shown))}"
 
 
+@contextmanager
+def _progress(budget: int) -> Iterator[Callable[[Any], None] | None]:
+    """A live progress line on a terminal (examples, steps per second, phase); nothing otherwise."""
+    if _plain_output():
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.fields[phase]:9}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} examples"),
+        TextColumn("{task.fields[rate]:>8} steps/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("run", total=budget, phase="searching", rate="-")
+
+        def on_example(recorder: Any) -> None:
+            elapsed = max(time.perf_counter() - recorder.started, 1e-9)
+            phase = "shrinking" if recorder.failure is not None else "searching"
+            progress.update(
+                task,
+                completed=min(recorder.examples, budget),
+                phase=phase,
+                rate=f"{recorder.steps / elapsed:.0f}",
+            )
+
+        yield on_example
+
+
 def _coverage_line(coverage: dict[str, int]) -> str:
     return ", ".join(f"{name}={count}" for name, count in sorted(coverage.items()))
 
@@ -96,7 +129,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"RF {config.replication}, min ISR {config.min_insync}, bugs {sorted(config.bugs) or 'none'}",
         file=sys.stderr,
     )
-    result = run_campaign(config, profile, seed=args.seed, examples=args.examples, steps=args.steps)
+    budget = args.examples or profile.examples
+    with _progress(budget) as on_example:
+        result = run_campaign(
+            config,
+            profile,
+            seed=args.seed,
+            examples=args.examples,
+            steps=args.steps,
+            on_example=on_example,
+        )
     if result.error:
         raise UsageError(result.error)
     violations = []

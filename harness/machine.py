@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -68,6 +68,8 @@ class Recorder:
     first_failure_seconds: float | None = None
     settle_events: int = 0
     started: float = field(default_factory=time.perf_counter)
+    # Called once per example (progress display); receives the recorder.
+    on_example: Callable[[Recorder], None] | None = None
 
 
 def settle(checker: Checker, max_rounds: int = 160, tick_ms: int = 250) -> Iterator[object]:
@@ -119,6 +121,8 @@ class ClusterMachine(RuleBasedStateMachine):
         self.mix: frozenset[str] = FAULT_MIXES["everything"]
         self.failed = False
         self.recorder.examples += 1
+        if self.recorder.on_example is not None:
+            self.recorder.on_example(self.recorder)
         self._raise_all(self.checker.initial_violations())
 
     # -- plumbing -----------------------------------------------------------------

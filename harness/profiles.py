@@ -28,7 +28,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "dev": Profile("dev", examples=20, steps=60, derandomize=False, use_database=True),
+    "dev": Profile("dev", examples=80, steps=150, derandomize=False, use_database=True),
     "ci": Profile("ci", examples=250, steps=200, derandomize=True, use_database=False),
     "nightly": Profile("nightly", examples=2000, steps=200, derandomize=False, use_database=True),
 }
