@@ -121,22 +121,16 @@ def _build_parser() -> _Parser:
 
 def cluster_config_from(args: argparse.Namespace, bugs: Sequence[str]) -> Any:
     """A ClusterConfig from the flags; impossible configs are usage errors."""
-    from impl.config import ClusterConfig
+    from harness.cluster import reference_cluster
 
     try:
-        return ClusterConfig(
+        return reference_cluster(
+            frozenset(bugs),
             brokers=args.brokers,
             partitions=args.partitions,
             replication=args.replication,
             min_insync=args.min_insync,
             groups=args.groups,
-            consumers=3 if args.groups else 1,
-            # Small enough that retention by size and by time runs within a schedule.
-            retention_records=8,
-            retention_ms=30_000,
-            # Flushing rarely (as Kafka does by default) leaves crashes something to lose.
-            flush_interval_ms=5_000,
-            bugs=frozenset(bugs),
         )
     except ValueError as error:
         raise UsageError(str(error)) from None

@@ -9,6 +9,7 @@ measured too: it must find nothing, so there are no false alarms.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -16,9 +17,9 @@ from typing import Any
 
 from harness.campaign import run_campaign
 from harness.cli import UsageError, write_json
+from harness.cluster import reference_cluster
 from harness.commands import write_failure
 from harness.profiles import PROFILES
-from impl.config import ClusterConfig
 
 ROUND_EXAMPLES = 12
 
@@ -26,8 +27,8 @@ ROUND_EXAMPLES = 12
 def hunt(bug: str | None, budget_s: float, reports_root: Path) -> dict[str, Any]:
     """Run rounds of the CI campaign against one bug until it is caught or the budget is gone."""
     bugs = frozenset({bug}) if bug else frozenset()
-    config = ClusterConfig(bugs=bugs)
-    profile = PROFILES["ci"]
+    config = reference_cluster(bugs)
+    profile = dataclasses.replace(PROFILES["ci"], targeting=False)
     started = time.perf_counter()
     round_index = 0
     while True:
