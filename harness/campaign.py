@@ -44,9 +44,10 @@ def run_campaign(
     examples: int | None = None,
     steps: int | None = None,
     on_example: Callable[[Recorder], None] | None = None,
+    shrink_budget_s: float | None = 120.0,
 ) -> CampaignResult:
     """Run the machine until a property fails or the budget is spent; shrink what fails."""
-    recorder = Recorder(on_example=on_example)
+    recorder = Recorder(on_example=on_example, shrink_budget_s=shrink_budget_s)
     machine = make_machine(config, recorder)
     if seed is not None:
         machine = hypothesis_seed(seed)(machine)
@@ -60,7 +61,13 @@ def run_campaign(
     except PropertyViolated as failure:
         violation = failure.violation
     except Flaky as flaky:
-        error = f"the failure did not reproduce deterministically: {flaky}"
+        if recorder.shrink_spent and recorder.smallest_failure is not None:
+            # Shrinking ran out of time (examples went inert, so the final replay
+            # passed): the smallest failing schedule reached so far is the result.
+            violation = recorder.smallest_failure
+            recorder.failure_events = list(recorder.smallest_events or [])
+        else:
+            error = f"the failure did not reproduce deterministically: {flaky}"
     except Exception as unexpected:  # an internal error of the broker or harness is a finding too
         violation = Violation(
             property="internal-error",

@@ -70,6 +70,12 @@ class Recorder:
     started: float = field(default_factory=time.perf_counter)
     # Called once per example (progress display); receives the recorder.
     on_example: Callable[[Recorder], None] | None = None
+    # Seconds shrinking may take after the first failure (None: as long as Hypothesis likes).
+    shrink_budget_s: float | None = None
+    # The smallest failing example seen so far, kept so a stopped shrink still has a result.
+    smallest_events: list[object] | None = None
+    smallest_failure: Violation | None = None
+    shrink_spent: bool = False
 
 
 def settle(checker: Checker, max_rounds: int = 160, tick_ms: int = 250) -> Iterator[object]:
@@ -121,6 +127,17 @@ class ClusterMachine(RuleBasedStateMachine):
         self.mix: frozenset[str] = FAULT_MIXES["everything"]
         self.failed = False
         self.recorder.examples += 1
+        recorder = self.recorder
+        # Once shrinking has spent its budget, examples still draw their data (so
+        # Hypothesis sees consistent generation) but run nothing: shrinking then
+        # ends at once, and the smallest failure seen so far is the result.
+        self.inert = recorder.shrink_spent or (
+            recorder.shrink_budget_s is not None
+            and recorder.first_failure_seconds is not None
+            and time.perf_counter() - recorder.started - recorder.first_failure_seconds
+            > recorder.shrink_budget_s
+        )
+        recorder.shrink_spent = self.inert
         if self.recorder.on_example is not None:
             self.recorder.on_example(self.recorder)
         self._raise_all(self.checker.initial_violations())
@@ -132,6 +149,10 @@ class ClusterMachine(RuleBasedStateMachine):
             self.failed = True
             self.recorder.failure = violations[0]
             self.recorder.failure_events = list(self.events)
+            smallest = self.recorder.smallest_events
+            if smallest is None or len(self.events) <= len(smallest):
+                self.recorder.smallest_events = list(self.events)
+                self.recorder.smallest_failure = violations[0]
             if self.recorder.first_failure_at_step is None:
                 self.recorder.first_failure_at_step = self.recorder.steps
                 self.recorder.first_failure_seconds = time.perf_counter() - self.recorder.started
@@ -139,6 +160,8 @@ class ClusterMachine(RuleBasedStateMachine):
             raise PropertyViolated(violations[0], len(self.events))
 
     def _do(self, event: object) -> None:
+        if self.inert:
+            return
         self.events.append(event)
         self.recorder.steps += 1
         try:
@@ -314,7 +337,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         # Hypothesis calls teardown after a failing step too; the liveness phase
         # then must not run, or it would replace the failure it is cleaning up after.
-        if self.failed:
+        if self.failed or self.inert:
             return
         counts = self.checker.coverage.counts
         # Steer towards the deep corners where replication bugs live.

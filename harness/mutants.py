@@ -22,6 +22,7 @@ from harness.commands import write_failure
 from harness.profiles import PROFILES
 
 ROUND_EXAMPLES = 12
+SHRINK_BUDGET_S = 30.0
 
 
 def hunt(bug: str | None, budget_s: float, reports_root: Path) -> dict[str, Any]:
@@ -33,7 +34,13 @@ def hunt(bug: str | None, budget_s: float, reports_root: Path) -> dict[str, Any]
     round_index = 0
     while True:
         round_started = time.perf_counter()
-        result = run_campaign(config, profile, seed=round_index, examples=ROUND_EXAMPLES)
+        result = run_campaign(
+            config,
+            profile,
+            seed=round_index,
+            examples=ROUND_EXAMPLES,
+            shrink_budget_s=SHRINK_BUDGET_S,
+        )
         if result.violation is not None:
             offset = round_started - started
             detect = offset + (result.seconds_to_detect or result.seconds)

@@ -289,7 +289,7 @@ class Checker:
         found = self.history.finish(self.state)
         if self._groups:
             found += unsettled_group(self.state, self.model_config)
-            found += poll_skipped_after_resume(self.ops)
+            found += poll_skipped_after_resume(self.ops, self.state)
             found += group_missed_records(self.ops, self.state)
         return found
 

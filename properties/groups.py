@@ -455,10 +455,15 @@ def _assigned_keys(value: object) -> list[str]:
 
 
 @prop("resume-without-skipping", Kind.ALWAYS, "history")
-def poll_skipped_after_resume(history: Sequence[OpLike]) -> list[Violation]:
+def poll_skipped_after_resume(
+    history: Sequence[OpLike], final_state: State | None = None
+) -> list[Violation]:
     """Forbids: a consumer that, once (re)assigned a partition after a restart or a rebalance,
     first reads it from beyond the last committed offset of its group, skipping records nobody
     processed."""
+    # Records retention deleted could not be read by anyone: a resume that starts at
+    # the retained log start skipped nothing that was still there.
+    retained_from = _retained_from(final_state)
     done = _completions(history)
     groups = _groups_by_process(done)
     found: list[Violation] = []
@@ -475,9 +480,23 @@ def poll_skipped_after_resume(history: Sequence[OpLike]) -> list[Violation]:
             ]
             bound = _resume_bound(commits, c.op.index)
             start = _first_read(done, c.op.process, key, c.op.index)
-            if bound is not None and start is not None and start > bound:
+            if (
+                bound is not None
+                and start is not None
+                and start > max(bound, retained_from.get(key, 0))
+            ):
                 found.append(_skip(c.op, group, key, bound, start))
     return found
+
+
+def _retained_from(final_state: State | None) -> dict[str, int]:
+    """Per partition key, the offset below which retention has deleted records by the end."""
+    if final_state is None:
+        return {}
+    return {
+        f"t/{index}": max(r.log_start for r in part.replicas)
+        for index, part in enumerate(final_state.partitions)
+    }
 
 
 def _skip(assign: OpLike, group: str, key: str, bound: int, start: int) -> Violation:
@@ -544,10 +563,7 @@ def group_missed_records(
     live = None if final_state is None else {g.group for g in final_state.groups if g.members}
     # Retention may delete records before a group reads them; only what is still
     # retained at the end must have been read.
-    retained_from: dict[str, int] = {}
-    if final_state is not None:
-        for index, part in enumerate(final_state.partitions):
-            retained_from[f"t/{index}"] = max(r.log_start for r in part.replicas)
+    retained_from = _retained_from(final_state)
     found: list[Violation] = []
     for group, topics in sorted(_topics_by_group(done).items()):
         if live is not None and group not in live:
