@@ -13,6 +13,7 @@ import random
 import time
 from typing import Any
 
+from harness.cluster import reference_cluster
 from harness.runner import Checker
 from impl import events as ev
 from impl.config import ClusterConfig
@@ -80,7 +81,15 @@ def _rate(stamps: list[float], window: tuple[int, int]) -> float:
 
 
 def run_bench(steps: int = 12_000) -> dict[str, Any]:
-    config = ClusterConfig()
+    """The replication cluster's figures at top level, the reference cluster's (with consumer
+    groups) under `with_groups`, and the prover's under `prove`."""
+    figures = _throughput(ClusterConfig(), steps)
+    figures["with_groups"] = _throughput(reference_cluster(), steps)
+    figures["prove"] = _prove_figures()
+    return figures
+
+
+def _throughput(config: ClusterConfig, steps: int) -> dict[str, Any]:
     steps = max(steps, LATE_WINDOW[1] + 1)
     schedule = generate_schedule(config, steps)
     bare = _timed_replay(config, schedule, check=False)
@@ -98,7 +107,6 @@ def run_bench(steps: int = 12_000) -> dict[str, Any]:
     figures["late_over_early"] = round(
         figures["late_checked_steps_per_s"] / figures["early_checked_steps_per_s"], 3
     )
-    figures["prove"] = _prove_figures()
     return figures
 
 

@@ -6,10 +6,10 @@ failure text (and so in JUnit XML).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from harness.campaign import run_campaign
 from harness.commands import write_failure
@@ -26,7 +26,9 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_correct_cluster_survives_random_faults(name: str, reports_dir: Path) -> None:
-    profile = PROFILES[selected_profile_name(os.environ.get("HYPOTHESIS_PROFILE") or "ci")]
+    # pytest's --hypothesis-profile (or HYPOTHESIS_PROFILE) picks the profile; ci otherwise.
+    current = settings.get_current_profile_name()
+    profile = PROFILES[selected_profile_name(current if current in PROFILES else "ci")]
     result = run_campaign(CONFIGS[name], profile, seed=11, examples=min(profile.examples, 25))
     if result.violation is not None:
         report, trace = write_failure(result, reports_dir, {"test": name})
