@@ -45,12 +45,7 @@ def replica_view(world: World, broker: int, partition: int) -> Replica:
 def replica_matches(world: World, broker: int, partition: int, expected: Replica) -> bool:
     """Whether one replica is exactly `expected`, compared field by field without building a view."""
     log = world.disks[(broker, partition)]
-    node = world.broker(broker)
-    if node is None:
-        hw, epoch, role, leader, isr = log.checkpoint_hw, -1, Role.UNKNOWN, None, frozenset()
-    else:
-        r = node.replicas[partition]
-        hw, epoch, role, leader, isr = r.hw, r.epoch, _ROLES[r.role], r.leader, r.isr
+    hw, epoch, role, leader, isr = _local_view(world, broker, partition)
     return (
         hw == expected.hw
         and epoch == expected.epoch
@@ -84,30 +79,31 @@ def groups_view(world: World) -> tuple[GroupState, ...]:
 
 def _replica(world: World, broker: int, partition: int) -> Replica:
     log = world.disks[(broker, partition)]
-    records = _records(world, broker, partition, log)
-    node = world.broker(broker)
-    if node is None:
-        return Replica(
-            broker=broker,
-            log=records,
-            log_start=log.log_start,
-            hw=log.checkpoint_hw,
-            flushed=log.flushed,
-            checkpoint_hw=log.checkpoint_hw,
-        )
-    r = node.replicas[partition]
+    hw, epoch, role, leader, isr = _local_view(world, broker, partition)
     return Replica(
         broker=broker,
-        log=records,
+        log=_records(world, broker, partition, log),
         log_start=log.log_start,
-        hw=r.hw,
+        hw=hw,
         flushed=log.flushed,
         checkpoint_hw=log.checkpoint_hw,
-        epoch=r.epoch,
-        role=_ROLES[r.role],
-        leader=r.leader,
-        isr=r.isr,
+        epoch=epoch,
+        role=role,
+        leader=leader,
+        isr=isr,
     )
+
+
+def _local_view(
+    world: World, broker: int, partition: int
+) -> tuple[int, int, Role, int | None, frozenset[int]]:
+    """(hw, epoch, role, leader, ISR) of a replica: its broker's memory, or after a crash
+    what its disk implies (the checkpointed hw, and no view of leadership)."""
+    node = world.broker(broker)
+    if node is None:
+        return world.disks[(broker, partition)].checkpoint_hw, -1, Role.UNKNOWN, None, frozenset()
+    r = node.replicas[partition]
+    return r.hw, r.epoch, _ROLES[r.role], r.leader, r.isr
 
 
 def abstract(world: World) -> State:
