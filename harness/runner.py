@@ -45,7 +45,7 @@ FULL_REFINEMENT_EVERY = 64
 
 # Actions that change the running set or the controller lease; quorum records
 # only change through calls to the coordination service ("zk" is then touched).
-_CLUSTER_ACTIONS = (CrashAction, RestartAction, ControllerFailover)
+_CLUSTER_ACTIONS = frozenset({CrashAction, RestartAction, ControllerFailover})
 
 
 @dataclass(frozen=True)
@@ -120,12 +120,14 @@ class Checker:
     _read_up_to: dict[tuple[str, str], int] = field(init=False, default_factory=dict)
     _partitions_of: dict[int, tuple[int, ...]] = field(init=False, default_factory=dict)
     _groups: bool = field(init=False, default=False)
+    _broker_of_node: dict[str, int] = field(init=False, default_factory=dict)
     _group_of: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.world = World(self.config)
         self.model_config = self.config.model_config()
         self._groups = self.config.groups > 0
+        self._broker_of_node = {f"b{b}": b for b in range(self.model_config.brokers)}
         for p in range(self.model_config.partitions):
             for b in self.model_config.replicas_of(p):
                 self._partitions_of[b] = (*self._partitions_of.get(b, ()), p)
@@ -232,36 +234,36 @@ class Checker:
         comparison still runs every FULL_REFINEMENT_EVERY steps as a cross-check.
         """
         world = self.world
-        if "zk" in touched or any(isinstance(a, _CLUSTER_ACTIONS) for a in actions):
+        cluster_step = "zk" in touched
+        group_step = cluster_step
+        brokers = {self._broker_of_node[n] for n in touched if n in self._broker_of_node}
+        extra: list[tuple[int, int]] = []
+        for action in actions:
+            kind = type(action)
+            cluster_step = cluster_step or kind in _CLUSTER_ACTIONS
+            group_step = group_step or kind in GROUP_ACTION_TYPES
+            broker = getattr(action, "broker", None)
+            if isinstance(broker, int) and broker not in brokers:
+                partition = getattr(action, "partition", None)
+                if isinstance(partition, int):
+                    extra.append((partition, broker))
+                else:
+                    brokers.add(broker)
+        if cluster_step:
             if cluster_view(world) != (state.running, state.controller, state.controller_epoch):
                 return False
             for index, part in enumerate(state.partitions):
                 if quorum_view(world, index) != (part.leader, part.epoch, part.isr):
                     return False
-        brokers = {int(node[1:]) for node in touched if node.startswith("b")}
-        pairs: set[tuple[int, int]] = set()
-        for action in actions:
-            broker = getattr(action, "broker", None)
-            partition = getattr(action, "partition", None)
-            if isinstance(broker, int):
-                if isinstance(partition, int):
-                    pairs.add((partition, broker))
-                else:
-                    brokers.add(broker)
-        for broker in brokers:
-            pairs.update((p, broker) for p in self._partitions_of.get(broker, ()))
+        partitions = state.partitions
+        pairs = [(p, b) for b in brokers for p in self._partitions_of.get(b, ())] + extra
         for partition, broker in pairs:
-            if not replica_matches(
-                world, broker, partition, state.partitions[partition].replica(broker)
-            ):
+            if not replica_matches(world, broker, partition, partitions[partition].replica(broker)):
                 return False
-        if not state.groups:
-            return True
         # Group state lives in the coordination service and the coordinators; it
         # changes through a call to the service or a named group action. Anything
         # else is left to the periodic full comparison.
-        group_step = "zk" in touched or any(type(a) in GROUP_ACTION_TYPES for a in actions)
-        return not group_step or groups_view(world) == state.groups
+        return not (state.groups and group_step) or groups_view(world) == state.groups
 
     def settled(self) -> bool:
         """Converged replicas, and every consumer has read up to each high watermark."""
