@@ -153,6 +153,17 @@ register(
     )
 )
 
+# Also checked by the harness: an exception escaping the broker while it handles an
+# event is a finding, reported and shrunk like any other violation.
+register(
+    PropertyInfo(
+        name="internal-error",
+        kind=Kind.ALWAYS,
+        forbids="the broker raising an exception while it handles an event.",
+        checks="step",
+    )
+)
+
 # The modules whose properties the catalogue lists. They import this module,
 # so they are loaded last, once every name above exists; a module that is not
 # written yet is simply absent from the catalogue.
