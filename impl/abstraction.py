@@ -101,7 +101,8 @@ def _local_view(
     what its disk implies (the checkpointed hw, and no view of leadership)."""
     node = world.broker(broker)
     if node is None:
-        return world.disks[(broker, partition)].checkpoint_hw, -1, Role.UNKNOWN, None, frozenset()
+        log = world.disks[(broker, partition)]
+        return log.checkpoint_hw, log.known_epoch, Role.UNKNOWN, None, frozenset()
     r = node.replicas[partition]
     return r.hw, r.epoch, _ROLES[r.role], r.leader, r.isr
 

@@ -122,6 +122,7 @@ class Broker:
                 p,
                 log,
                 hw=log.checkpoint_hw,
+                epoch=log.known_epoch,
                 next_offset=log.appended_end if stale_offsets else log.leo,
             )
             for p, log in logs.items()
@@ -154,6 +155,7 @@ class Broker:
             if r is None:
                 continue
             r.epoch, r.leader = 0, replicas[0]
+            r.log.known_epoch = 0
             if replicas[0] == index:
                 r.role, r.isr = Role.LEADER, frozenset(replicas)
                 if broker.coordinator.is_offsets(p):
@@ -280,7 +282,10 @@ class Broker:
         r = self.replicas.get(msg.partition)
         if r is None:
             return
-        if msg.leader_epoch > r.epoch:
+        # A restarted replica may follow again in the epoch it remembers, but it only
+        # leads a newer one: the controller re-elects a leader that bounced.
+        rejoin = msg.leader_epoch == r.epoch and r.role is Role.UNKNOWN
+        if msg.leader_epoch > r.epoch or (rejoin and msg.leader != self.index):
             if msg.leader == self.index:
                 yield from self._become_leader(r, msg, now_ms)
             else:
@@ -327,6 +332,7 @@ class Broker:
     def _become_leader(self, r: ReplicaState, msg: m.LeaderAndIsr, now_ms: int) -> Handler:
         yield from self._fail_pending(r, m.LEADERSHIP_LOST)
         r.role, r.epoch, r.leader, r.isr = Role.LEADER, msg.leader_epoch, self.index, msg.isr
+        r.log.known_epoch = msg.leader_epoch
         r.zk_version, r.epoch_start_offset, r.outstanding = msg.zk_version, r.log.leo, None
         r.followers = {
             b: FollowerProgress(last_caught_up_ms=now_ms)
@@ -345,6 +351,7 @@ class Broker:
             msg.leader,
             frozenset(),
         )
+        r.log.known_epoch = msg.leader_epoch
         r.followers, r.producers, r.outstanding = {}, {}, None
         yield Observe(BecomeFollower(r.partition, self.index, msg.leader_epoch, msg.leader))
         yield from self.coordinator.unload(r.partition)

@@ -43,6 +43,9 @@ class PartitionLog:
         # The largest log end ever reached (kept in the segment metadata); only a buggy
         # broker would number new records from it after the log was cut back.
         self.appended_end = 0
+        # The leader epoch this replica last learned (partition metadata, written to disk
+        # when it changes), so a restarted broker never leads an epoch it may have led.
+        self.known_epoch = -1
 
     @property
     def leo(self) -> int:

@@ -133,7 +133,10 @@ def _become_leader(state: State, a: BecomeLeader, config: Config) -> State:
 
 def _become_follower(state: State, a: BecomeFollower, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(a.epoch > r.epoch, a, f"epoch {a.epoch} is not newer than the replica's {r.epoch}")
+    rejoin = a.epoch == r.epoch and r.role is Role.UNKNOWN  # restarted, following again
+    _require(
+        a.epoch > r.epoch or rejoin, a, f"epoch {a.epoch} is not newer than the replica's {r.epoch}"
+    )
     _require(
         a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})"
     )
@@ -270,6 +273,8 @@ def _crash(state: State, a: Crash, config: Config) -> State:
         for r in part.replicas:
             if r.broker == a.broker:
                 kept = r.log[: max(0, r.flushed - r.log_start)]
+                # The epoch a replica last learned is partition metadata on disk: it
+                # survives, so a restarted broker never leads an epoch it may have led.
                 r = Replica(
                     broker=r.broker,
                     log=kept,
@@ -277,6 +282,7 @@ def _crash(state: State, a: Crash, config: Config) -> State:
                     hw=min(r.checkpoint_hw, r.log_start + len(kept)),
                     flushed=r.log_start + len(kept),
                     checkpoint_hw=min(r.checkpoint_hw, r.log_start + len(kept)),
+                    epoch=r.epoch,
                 )
             replicas.append(r)
         parts.append(replace(part, replicas=tuple(replicas)))
@@ -372,9 +378,10 @@ def _partition_actions(state: State, index: int, config: Config) -> Iterator[Act
         if r.broker not in state.running:
             continue
         b = r.broker
-        if r.epoch < part.epoch and part.leader is not None:
+        rejoin = r.epoch == part.epoch and r.role is Role.UNKNOWN
+        if part.leader is not None and (r.epoch < part.epoch or rejoin):
             if part.leader == b:
-                if b in part.isr:
+                if b in part.isr and r.epoch < part.epoch:
                     yield BecomeLeader(index, b, part.epoch, part.isr)
             else:
                 yield BecomeFollower(index, b, part.epoch, part.leader)
@@ -468,8 +475,15 @@ def _elections(state: State, part: Partition, index: int, config: Config) -> Ite
         candidates = sorted(r.broker for r in part.replicas if r.broker in state.running)
     else:
         candidates = sorted(live_isr)
+    # A leader that restarted remembers its epoch and may not lead it again: re-elect.
+    bounced = (
+        part.leader is not None
+        and part.leader in state.running
+        and part.replica(part.leader).role is Role.UNKNOWN
+        and part.replica(part.leader).epoch == part.epoch
+    )
     for candidate in candidates:
-        if candidate == part.leader and part.leader in state.running:
+        if candidate == part.leader and part.leader in state.running and not bounced:
             continue
         isr = (live_isr | {candidate}) if candidate in part.isr else frozenset({candidate})
         yield ElectLeader(index, candidate, isr, state.controller_epoch)

@@ -454,7 +454,15 @@ def _become(s: SymState, p: int, b: int, hosts: tuple[int, ...]) -> Iterator[Tra
         _key(p, b, "leader"): s.q_leader(p),
     }
     follow.update({_key(p, b, f"isr{x}"): z3.BoolVal(False) for x in hosts})
-    yield Transition("BecomeFollower", p, b, None, z3.And(ok, s.q_leader(p) != b), follow)
+    rejoin = z3.And(
+        s.running(b),
+        s.epoch(p, b) == s.q_epoch(p),
+        s.role(p, b) == UNKNOWN,
+        s.q_leader(p) != NONE,
+    )
+    yield Transition(
+        "BecomeFollower", p, b, None, z3.And(z3.Or(ok, rejoin), s.q_leader(p) != b), follow
+    )
 
 
 def _leader_actions(s: SymState, p: int, b: int, hosts: tuple[int, ...]) -> Iterator[Transition]:
@@ -649,9 +657,10 @@ def _elections(s: SymState, p: int, hosts: tuple[int, ...]) -> Iterator[Transiti
         updates = {f"p{p}.leader": s.num(c), f"p{p}.epoch": s.q_epoch(p) + 1}
         for x in hosts:
             updates[f"p{p}.isr{x}"] = z3.If(s.q_isr(p, c), z3.Or(live[x], x == c), x == c)
-        yield Transition(
-            "ElectLeader", p, None, c, z3.And(ok, eligible, s.q_leader(p) != c), updates
-        )
+        # A leader that restarted remembers its epoch and may not lead it again: re-elect.
+        bounced = z3.And(s.role(p, c) == UNKNOWN, s.epoch(p, c) == s.q_epoch(p))
+        not_current = z3.Or(s.q_leader(p) != c, bounced)
+        yield Transition("ElectLeader", p, None, c, z3.And(ok, eligible, not_current), updates)
     offline = z3.And(ok, z3.Not(z3.Or(list(live.values()))), s.q_leader(p) != NONE)
     yield Transition(
         "ElectLeader",
@@ -676,7 +685,6 @@ def _crash(s: SymState, b: int) -> Transition:
         updates[_key(p, b, "hw")] = checkpoint
         _set_durability(s, p, b, updates, kept, checkpoint)
         _cut_slots(s, p, b, kept, updates)
-        updates[_key(p, b, "epoch")] = s.num(-1)
         updates[_key(p, b, "role")] = s.num(UNKNOWN)
         updates[_key(p, b, "leader")] = s.num(NONE)
         updates.update({_key(p, b, f"isr{x}"): z3.BoolVal(False) for x in hosts})

@@ -157,7 +157,8 @@ def _replica_well_formed(s: SymState, p: int, b: int, hosts: tuple[int, ...]) ->
         z3.Or(s.leader(p, b) == NONE, *[s.leader(p, b) == x for x in hosts]),
         z3.Implies(s.role(p, b) == LEADER, s.leader(p, b) == b),
         z3.Implies(s.role(p, b) != UNKNOWN, z3.And(s.epoch(p, b) >= 0, s.leader(p, b) != NONE)),
-        z3.Implies(s.role(p, b) == UNKNOWN, z3.And(s.epoch(p, b) == -1, s.leader(p, b) == NONE)),
+        # A restarted replica keeps the epoch it learned (it is on disk) but has no leader.
+        z3.Implies(s.role(p, b) == UNKNOWN, s.leader(p, b) == NONE),
         z3.Implies(z3.Not(s.running(b)), s.role(p, b) == UNKNOWN),
     ]
     for o in range(config.max_log):

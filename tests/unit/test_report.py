@@ -178,10 +178,10 @@ def test_markdown_has_every_section(tmp_path: Path) -> None:
 def test_state_section_marks_what_the_violating_step_changed(tmp_path: Path) -> None:
     text = (write(tmp_path, "r") / "report.md").read_text(encoding="utf-8")
     diff = text.split("```diff\n")[1].split("```")[0].splitlines()
-    assert "-   b1 unknown    log [] hw 0 leo 0 flushed 0 (epoch -1)" in diff
+    assert "-   b1 unknown    log [] hw 0 leo 0 flushed 0 (epoch 0)" in diff
     assert "+   b1 leader     log [] hw 0 leo 0 flushed 0 (epoch 1, leader b1, ISR {b1})" in diff
     assert "  partition 0: leader b1, epoch 1, ISR {b1}" in diff
-    assert "    b0 unknown    log [0:1@0 1:2@0] hw 2 leo 2 flushed 2 (epoch -1)" in diff
+    assert "    b0 unknown    log [0:1@0 1:2@0] hw 2 leo 2 flushed 2 (epoch 0)" in diff
     assert sum(line.startswith("+") for line in diff) == 1
 
 
