@@ -298,6 +298,16 @@ class ClusterMachine(RuleBasedStateMachine):
         up = self._nodes("b", True)
         self._do(ev.Crash(up[pick % len(up)], lose_unflushed))
 
+    @precondition(lambda self: "crash" in self.mix and bool(self._nodes("b", True)))
+    @rule(pick=st.integers(0, 15), lose_unflushed=st.booleans())
+    def bounce_broker(self, pick: int, lose_unflushed: bool) -> None:
+        """Kill a broker and start it again at once (Jepsen's kill/start): a restart that
+        comes before anyone noticed the crash, with whatever the disk kept."""
+        up = self._nodes("b", True)
+        node = up[pick % len(up)]
+        self._do(ev.Crash(node, lose_unflushed))
+        self._do(ev.Restart(node))
+
     @precondition(lambda self: "crash" in self.mix)
     @rule(partition=st.integers(0, 7), lose_unflushed=st.booleans())
     def crash_leader(self, partition: int, lose_unflushed: bool) -> None:

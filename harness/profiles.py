@@ -31,7 +31,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "dev": Profile("dev", examples=80, steps=150, derandomize=False, use_database=True),
-    "ci": Profile("ci", examples=250, steps=200, derandomize=True, use_database=False),
+    "ci": Profile("ci", examples=300, steps=200, derandomize=True, use_database=False),
     "nightly": Profile("nightly", examples=2000, steps=200, derandomize=False, use_database=True),
 }
 
