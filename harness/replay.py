@@ -43,7 +43,12 @@ def run_trace(trace: object, bugs: frozenset[str]) -> RunOutcome:
     if trace.engine == "model":  # type: ignore[attr-defined]
         return execute_model(config, trace.items)  # type: ignore[attr-defined]
     try:
-        return execute(config, trace.items, finish=eventually or recorded is None)  # type: ignore[attr-defined]
+        return execute(  # type: ignore[attr-defined]
+            config,
+            trace.items,  # type: ignore[attr-defined]
+            finish=eventually or recorded is None,
+            skip_diverged=bugs != trace.config.bugs,  # type: ignore[attr-defined]
+        )
     except InvalidEvent as error:
         raise UsageError(f"the trace cannot be replayed: {error}") from None
 

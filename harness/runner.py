@@ -21,7 +21,7 @@ from typing import Any
 
 from impl.abstraction import abstract, cluster_view, groups_view, quorum_view, replica_matches
 from impl.config import ClusterConfig
-from impl.world import ClientOp, Envelope, World
+from impl.world import ClientOp, Envelope, InvalidEvent, World
 from model import Action, NotAllowed, State, initial_state, step
 from model.actions import ControllerFailover
 from model.actions import Crash as CrashAction
@@ -313,12 +313,19 @@ def _refinement_mismatch(event: object, found: State, expected: State) -> Violat
     )
 
 
-def execute(config: ClusterConfig, events: Sequence[object], finish: bool = False) -> RunOutcome:
+def execute(
+    config: ClusterConfig,
+    events: Sequence[object],
+    finish: bool = False,
+    skip_diverged: bool = False,
+) -> RunOutcome:
     """Run `events` with every check; stop at the first violation.
 
     With `finish`, the EVENTUALLY properties are checked once every event has
     run (the events then include the liveness phase that healed and drained).
-    An event that cannot apply raises `InvalidEvent`.
+    An event that cannot apply raises `InvalidEvent`, unless `skip_diverged`:
+    replaying against another bug set, the broker may never send a message the
+    trace delivers, and such events are skipped (the schedule diverged).
     """
     checker = Checker(config)
     initial = checker.state
@@ -327,7 +334,12 @@ def execute(config: ClusterConfig, events: Sequence[object], finish: bool = Fals
     for event in events:
         if violations:
             break
-        record, violations = checker.apply(event)
+        try:
+            record, violations = checker.apply(event)
+        except InvalidEvent:
+            if not skip_diverged:
+                raise
+            continue
         records.append(record)
     if finish and not violations:
         violations = checker.finish()
