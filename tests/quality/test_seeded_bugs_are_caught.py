@@ -17,25 +17,25 @@ from impl.bugs import BUGS
 
 # bug -> the property that catches it
 CAUGHT: dict[str, str] = {
+    "truncate-to-hw": "log-agreement",
+    "no-fetch-epoch-fencing": "refinement",
     "unclean-election": "refinement",
     "hw-ahead-of-isr": "log-agreement",
-    "stale-leader-accepts-writes": "refinement",
-    "controller-split-brain": "refinement",
-    "read-uncommitted": "committed-read",
     "ack-before-commit": "refinement",
+    "stale-leader-accepts-writes": "refinement",
+    "read-uncommitted": "committed-read",
+    "controller-split-brain": "refinement",
     "non-idempotent-retry": "no-duplicate-record",
+    "retention-deletes-unreplicated": "refinement",
+    "zombie-commit": "refinement",
+    "double-assignment": "refinement",
 }
 
 KNOWN_GAPS: dict[str, str] = {
-    "truncate-to-hw": "needs a follower restart while its hw checkpoint lags; seen in scenario tests, "
-    "not yet by the campaign within budget",
-    "epoch-end-offset-hole": "needs several fast leader changes with divergent logs",
-    "no-fetch-epoch-fencing": "needs a zombie follower across two leader changes",
+    "epoch-end-offset-hole": "needs several fast leader changes with divergent logs "
+    "(explicit search and prove find it in the model at depth 10)",
     "duplicate-offset": "needs a leader truncation followed by a write before a restart",
-    "retention-deletes-unreplicated": "needs retention to run on a leader ahead of its followers",
-    "zombie-commit": "needs a commit in flight across a rebalance",
-    "double-assignment": "needs a late SyncGroup across a rebalance",
-    "offsets-in-memory": "needs a coordinator failover after a commit and a consumer restart",
+    "offsets-in-memory": "needs a coordinator failover after a commit and then a consumer restart",
 }
 
 BUDGET_S = 120
