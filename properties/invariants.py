@@ -399,18 +399,35 @@ def _hw_drop(action: object, index: int, old: Replica, new: Replica) -> str | No
 @prop("monotonic-high-watermark", Kind.ALWAYS, "step")
 def monotonic_high_watermark(before: State, action: object, after: State) -> list[Violation]:
     """Forbids: a replica's high watermark going down other than by a crash (back to its checkpoint) or a log reset, and any truncation below a replica's own high watermark."""
+    return _replica_problems(
+        "monotonic-high-watermark",
+        before,
+        action,
+        after,
+        _hw_drop,
+        lambda old, new: {"hw_before": old.hw, "hw_after": new.hw},
+    )
+
+
+def _replica_problems(
+    name: str,
+    before: State,
+    action: object,
+    after: State,
+    problem_of: Callable[[object, int, Replica, Replica], str | None],
+    figures: Callable[[Replica, Replica], dict[str, object]],
+) -> list[Violation]:
+    """One violation of `name` for each replica the step changed in a way `problem_of` objects to."""
     found: list[Violation] = []
     for index, old, new in _changed_replicas(before, after):
-        problem = _hw_drop(action, index, old, new)
+        problem = problem_of(action, index, old, new)
         if problem is not None:
             found.append(
                 Violation(
-                    property="monotonic-high-watermark",
+                    property=name,
                     message=f"partition {index}, broker {old.broker}: {problem}",
                     partition=index,
-                    details=facts(
-                        broker=old.broker, action=repr(action), hw_before=old.hw, hw_after=new.hw
-                    ),
+                    details=facts(broker=old.broker, action=repr(action), **figures(old, new)),
                 )
             )
     return found
@@ -466,25 +483,18 @@ def _log_start_move(action: object, index: int, old: Replica, new: Replica) -> s
 @prop("retention-prefix-only", Kind.ALWAYS, "step")
 def retention_prefix_only(before: State, action: object, after: State) -> list[Violation]:
     """Forbids: a log start that moves back, moves other than by retention or a log reset, passes the high watermark, or leaves anything but a suffix of the old log."""
-    found: list[Violation] = []
-    for index, old, new in _changed_replicas(before, after):
-        problem = _log_start_move(action, index, old, new)
-        if problem is not None:
-            found.append(
-                Violation(
-                    property="retention-prefix-only",
-                    message=f"partition {index}, broker {old.broker}: {problem}",
-                    partition=index,
-                    details=facts(
-                        broker=old.broker,
-                        action=repr(action),
-                        log_start_before=old.log_start,
-                        log_start_after=new.log_start,
-                        hw_after=new.hw,
-                    ),
-                )
-            )
-    return found
+    return _replica_problems(
+        "retention-prefix-only",
+        before,
+        action,
+        after,
+        _log_start_move,
+        lambda old, new: {
+            "log_start_before": old.log_start,
+            "log_start_after": new.log_start,
+            "hw_after": new.hw,
+        },
+    )
 
 
 STEP_PROPERTIES: dict[str, StepProperty] = {
