@@ -31,6 +31,7 @@ from model.state import Config
 from properties.catalogue import Violation
 from properties.coverage import Coverage
 from properties.groups import (
+    OwnershipChecker,
     check_group_step,
     group_missed_records,
     poll_skipped_after_resume,
@@ -114,6 +115,7 @@ class Checker:
     model_config: Config = field(init=False)
     state: State = field(init=False)
     history: HistoryChecker = field(init=False)
+    ownership: OwnershipChecker = field(init=False)
     coverage: Coverage = field(init=False)
     ops: list[Op] = field(init=False, default_factory=list)
     steps_done: int = field(init=False, default=0)
@@ -133,6 +135,7 @@ class Checker:
                 self._partitions_of[b] = (*self._partitions_of.get(b, ()), p)
         self.state = initial_state(self.model_config)
         self.history = HistoryChecker(self.model_config)
+        self.ownership = OwnershipChecker()
         self.coverage = Coverage()
 
     def _note_progress(self, op: Op) -> None:
@@ -221,6 +224,8 @@ class Checker:
             self._note_progress(op)
             self.coverage.observe_op(op)
             violations.extend(self.history.observe(op, state))
+            if self._groups:
+                violations.extend(self.ownership.observe(op, state))
         return violations
 
     def _touched_parts_agree(

@@ -3,8 +3,7 @@
 Each bug is one deliberate deviation from the correct protocol, switched on by
 name in `ClusterConfig.bugs` and consulted at exactly one point of deviation
 with `enabled(config, name)`. The scenarios behind each entry are described in
-BUGS.md (section named after the bug). Consumer-group bugs are catalogued so
-the list is complete, but the brokers do not implement groups yet.
+BUGS.md (section named after the bug).
 """
 
 from __future__ import annotations
@@ -126,9 +125,8 @@ BUGS: dict[str, Bug] = {
         ),
         _bug(
             NO_GENERATION_FENCING_ON_FETCH,
-            "a consumer expelled from its group keeps fetching and committing",
+            "a consumer whose session may have lapsed keeps fetching until the coordinator tells it",
             "group protocol",
-            False,
         ),
     )
 }

@@ -256,6 +256,12 @@ class Coordinator:
             loaded.groups[g.group] = g
         return True
 
+    def _still_coordinator(self, loaded: Loaded) -> Writes:
+        """A fenced no-op write: whether the coordination service still names this broker the
+        offsets partition's leader in the loaded epoch. A success answer vouches for the member's
+        session, so a deposed coordinator that has not heard yet must not give one."""
+        return (yield from self._write(loaded))
+
     # -- requests ---------------------------------------------------------------------------------
 
     def handle(self, src: str, message: object, now_ms: int) -> Handler:
@@ -350,6 +356,9 @@ class Coordinator:
             return
         loaded.sessions[(msg.group, msg.member)] = now_ms
         if g.phase == STABLE:
+            if not (yield from self._still_coordinator(loaded)):
+                yield Send(src, gm.SyncGroupResponse(msg.request_id, gm.NOT_COORDINATOR))
+                return
             share = tuple(sorted(p for p, m in g.assignment if m == msg.member))
             yield Send(src, gm.SyncGroupResponse(msg.request_id, gm.NONE, g.generation, share))
             return
@@ -383,6 +392,8 @@ class Coordinator:
             error = self._member_error(g, msg.member, msg.generation)
             if msg.member in g.members:
                 loaded.sessions[(msg.group, msg.member)] = now_ms
+            if error == gm.NONE and not (yield from self._still_coordinator(loaded)):
+                error = gm.NOT_COORDINATOR
         yield Send(src, gm.HeartbeatResponse(msg.request_id, error))
 
     def _on_leave(self, src: str, msg: gm.LeaveGroup, now_ms: int) -> Handler:

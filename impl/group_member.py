@@ -16,12 +16,21 @@ Rules of this module:
   effect, ends as `info`.
 - A restarted consumer remembers nothing; it subscribes again and resumes from
   the committed offsets (or the reset policy when none is committed).
+- A consumer stops acting as an owner once its session may have lapsed at the
+  coordinator, by its own clock: the session counts from when it *sent* the
+  last heartbeat, JoinGroup or SyncGroup the coordinator answered with success.
+  The coordinator counts from when it *received* that request, and only drops a
+  member after a full session (or, mid-rebalance, after the longer rebalance
+  timeout), so the consumer always gives up its partitions first: a consumer
+  cut off from its coordinator never reads a partition the group has handed to
+  someone else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from impl import bugs
 from impl import group_messages as gm
 from impl import messages as m
 from impl.clients import Consumer
@@ -60,6 +69,9 @@ class GroupConsumer(Consumer):
         for p in range(config.partitions, model.partitions):
             self.leaders[p] = (model.replicas_of(p)[0], 0)
         self.group: str | None = None
+        # Closed: left its group and reads nothing until it subscribes again, as a
+        # consumer that is neither subscribed nor assigned has nothing to poll.
+        self.closed = False
         self.topics: tuple[str, ...] = ()
         self.phase = "idle"  # idle | joining | syncing | fetching-offsets | stable
         self.coordinator: int | None = None
@@ -69,13 +81,18 @@ class GroupConsumer(Consumer):
         self.outstanding: tuple[int, int] | None = None  # (request id, sent at)
         self.heartbeat: int | None = None
         self.heartbeat_sent_ms = 0
+        # When this consumer sent the latest request the coordinator answered with
+        # success; its session at the coordinator cannot have lapsed before
+        # session_anchor_ms + session_timeout_ms.
+        self.session_anchor_ms = 0
         self.commit_request: tuple[int, dict[str, int], int] | None = None  # id, value, sent at
+        self.rejoin_after_commit = False
         self.committed: dict[int, int] = {}
 
     # -- client operations ----------------------------------------------------------------
 
     def subscribe(self, group: str, topics: Sequence[str], now_ms: int) -> Handler:
-        self.group, self.topics = group, tuple(topics)
+        self.group, self.topics, self.closed = group, tuple(topics), False
         value = {"group": group, "topics": list(topics)}
         yield Observe(ClientOp(self.name, "ok", "subscribe", value, now_ms))
         yield SetTimer("group", self.config.heartbeat_interval_ms)
@@ -89,6 +106,7 @@ class GroupConsumer(Consumer):
             leave = gm.LeaveGroup(self._request_id(), self.group, self.name)
             yield Send(f"b{self.coordinator}", leave)
         self.group, self.phase, self.generation, self.outstanding = None, "idle", -1, None
+        self.closed = True
 
     def commit(self, now_ms: int) -> Handler:
         if self.phase != "stable" or self.commit_request is not None or self.coordinator is None:
@@ -108,11 +126,15 @@ class GroupConsumer(Consumer):
 
     def poll(self, now_ms: int) -> Handler:
         if self.group is None:
-            yield from super().poll(now_ms)
+            if not self.closed:
+                yield from super().poll(now_ms)
             return
         if self.phase != "stable" or self.commit_request is not None:
             return
-        if any(self.positions[p] != self.committed.get(p) for p in self.owned if p in self.ready):
+        if not self._session_alive(now_ms):
+            yield from self._rejoin(now_ms)  # the group may have handed our partitions on
+            return
+        if self._consumed_uncommitted():
             yield from self.commit(now_ms)  # auto-commit what the last polls consumed
             return
         for p in self.owned:
@@ -164,7 +186,22 @@ class GroupConsumer(Consumer):
             self.owned = ()
             yield Observe(ClientOp(self.name, "ok", "assign", [], now_ms))
 
-    def _rejoin(self, now_ms: int) -> Handler:
+    def _consumed_uncommitted(self) -> bool:
+        return any(
+            self.positions[p] != self.committed.get(p) for p in self.owned if p in self.ready
+        )
+
+    def _rejoin(self, now_ms: int, commit_first: bool = True) -> Handler:
+        idle = self.commit_request is None
+        if commit_first and idle and self.phase == "stable" and self._consumed_uncommitted():
+            # As auto-commit does when partitions are revoked: commit what was consumed, in
+            # the generation it was consumed in, before giving the partitions up. The join
+            # waits for the answer; a coordinator that has moved on rejects it as stale.
+            yield from self.commit(now_ms)
+            if self.commit_request is not None:
+                self.rejoin_after_commit = True
+                return
+        self.rejoin_after_commit = False
         yield from self._revoke(now_ms)
         self.phase, self.heartbeat = "joining", None
         if self.group is not None:
@@ -201,12 +238,22 @@ class GroupConsumer(Consumer):
             yield from handler(self, message, now_ms)
             return
         stale = isinstance(message, m.FetchResponse) and (
-            message.partition not in self.ready or self.commit_request is not None
+            message.partition not in self.ready
+            or self.commit_request is not None
+            or not self._session_alive(now_ms)
         )
+        if isinstance(message, m.FetchResponse) and self.closed:
+            return  # fetched before it left its group: nobody owns that read now
         if stale and self.group is not None:
             self.fetching.pop(message.partition, None)  # type: ignore[union-attr]
             return  # no longer ours, or a commit is in progress: fetch it again later
         yield from super().handle(src, message, now_ms)
+
+    def _session_alive(self, now_ms: int) -> bool:
+        """Whether the coordinator surely still counts this consumer as a member."""
+        if bugs.enabled(self.config, bugs.NO_GENERATION_FENCING_ON_FETCH):
+            return True  # the mistake: keep fetching until the coordinator says otherwise
+        return now_ms - self.session_anchor_ms < self.config.session_timeout_ms
 
     def _current(self, request_id: int) -> bool:
         if self.outstanding is None or self.outstanding[0] != request_id:
@@ -223,11 +270,13 @@ class GroupConsumer(Consumer):
         yield from self._resend(now_ms)
 
     def _on_joined(self, msg: gm.JoinGroupResponse, now_ms: int) -> Handler:
+        sent_ms = self.outstanding[1] if self.outstanding is not None else now_ms
         if self.phase != "joining" or not self._current(msg.request_id):
             return
         if msg.error != gm.NONE:
             yield from self._retry_later(now_ms, msg.error == gm.NOT_COORDINATOR)
             return
+        self.session_anchor_ms = max(self.session_anchor_ms, sent_ms)
         assert self.group is not None
         self.generation, self.phase = msg.generation, "syncing"
         assignment = ()
@@ -237,12 +286,14 @@ class GroupConsumer(Consumer):
         yield from self._send_group(sync, now_ms)
 
     def _on_synced(self, msg: gm.SyncGroupResponse, now_ms: int) -> Handler:
+        sent_ms = self.outstanding[1] if self.outstanding is not None else now_ms
         if self.phase != "syncing" or not self._current(msg.request_id):
             return
         if msg.error != gm.NONE:
             self.phase = "joining"
             yield from self._retry_later(now_ms, msg.error == gm.NOT_COORDINATOR)
             return
+        self.session_anchor_ms = max(self.session_anchor_ms, sent_ms)
         self.owned = tuple(sorted(msg.partitions))
         yield Observe(ClientOp(self.name, "ok", "assign", _keys(self.owned), now_ms))
         self.phase = "fetching-offsets"
@@ -269,6 +320,8 @@ class GroupConsumer(Consumer):
         if msg.request_id != self.heartbeat:
             return
         self.heartbeat = None
+        if msg.error == gm.NONE:
+            self.session_anchor_ms = max(self.session_anchor_ms, self.heartbeat_sent_ms)
         if msg.error in GROUP_ERRORS_REJOIN and self.phase in ("stable", "fetching-offsets"):
             self.outstanding = None
             yield from self._rejoin(now_ms)
@@ -280,17 +333,19 @@ class GroupConsumer(Consumer):
             return
         _, value, _ = self.commit_request
         self.commit_request = None
+        rejoin = self.rejoin_after_commit
         if msg.error == gm.NONE:
             for key, offset in value.items():
                 self.committed[int(key.split("/")[1])] = offset
             yield Observe(ClientOp(self.name, "ok", "commit", value, now_ms))
-            return
-        outcome = "info" if msg.error in gm.UNKNOWN_OUTCOME else "fail"
-        yield Observe(ClientOp(self.name, outcome, "commit", value, now_ms))
-        if msg.error == gm.NOT_COORDINATOR:
-            self.coordinator = None
-        elif msg.error in GROUP_ERRORS_REJOIN:
-            yield from self._rejoin(now_ms)
+        else:
+            outcome = "info" if msg.error in gm.UNKNOWN_OUTCOME else "fail"
+            yield Observe(ClientOp(self.name, outcome, "commit", value, now_ms))
+            if msg.error == gm.NOT_COORDINATOR:
+                self.coordinator = None
+            rejoin = rejoin or msg.error in GROUP_ERRORS_REJOIN
+        if rejoin:
+            yield from self._rejoin(now_ms, commit_first=False)
 
     def _on_left(self, msg: gm.LeaveGroupResponse, now_ms: int) -> Handler:
         yield from ()
@@ -310,6 +365,8 @@ class GroupConsumer(Consumer):
         if self.commit_request is not None and now_ms - self.commit_request[2] >= timeout:
             yield Observe(ClientOp(self.name, "info", "commit", self.commit_request[1], now_ms))
             self.commit_request, self.coordinator = None, None
+            if self.rejoin_after_commit:
+                yield from self._rejoin(now_ms, commit_first=False)
         if self.outstanding is not None and now_ms - self.outstanding[1] >= timeout:
             self.outstanding, self.coordinator = None, None
             yield from self._resend(now_ms)

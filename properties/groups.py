@@ -588,3 +588,78 @@ def group_missed_records(
                 )
             )
     return found
+
+
+# -- checked one operation at a time -----------------------------------------------------------
+
+
+def _polled_partitions(value: object) -> list[int]:
+    """The partitions of the user topic a poll returned records from."""
+    if not isinstance(value, Mapping):
+        return []
+    found = []
+    for key, pairs in value.items():
+        topic, _, partition = str(key).partition("/")
+        if topic == "t" and partition.isdigit() and pairs:
+            found.append(int(partition))
+    return sorted(found)
+
+
+def _not_owner(g: GroupState, member: str, partition: int) -> str | None:
+    """Why `member` may not read `partition` in `g` right now, or None if it may."""
+    if member not in g.members:
+        return "is not a member of the group"
+    if g.phase is Phase.STABLE and partition not in g.assigned_to(member):
+        owner = g.owner(partition)
+        return f"is not its owner in generation {g.generation} (the assignment gives it to {owner})"
+    return None
+
+
+@prop("poll-by-non-owner", Kind.ALWAYS, "history")
+def poll_by_non_owner(process: str, group: GroupState, op: OpLike) -> list[Violation]:
+    """Forbids: a group consumer's poll returning records of a partition while the coordinator no
+    longer counts the consumer as a member, or while the group is Stable and its current
+    generation assigns the partition to another member (KIP-848's ValidMemberEpoch, for fetches)."""
+    found: list[Violation] = []
+    for partition in _polled_partitions(op.value):
+        why = _not_owner(group, process, partition)
+        if why is not None:
+            found.append(
+                Violation(
+                    property="poll-by-non-owner",
+                    message=(
+                        f"group {group.group}: {process} read partition {partition} at operation "
+                        f"{op.index} but {why}"
+                    ),
+                    partition=partition,
+                    details=facts(
+                        op_index=op.index,
+                        group=group.group,
+                        member=process,
+                        generation=group.generation,
+                        phase=group.phase.value,
+                        members=sorted(group.members),
+                    ),
+                )
+            )
+    return found
+
+
+class OwnershipChecker:
+    """Checks each group consumer's polls against the group state at the moment they return."""
+
+    def __init__(self) -> None:
+        self.group_of: dict[str, str] = {}
+
+    def observe(self, op: OpLike, state: State | None) -> list[Violation]:
+        """The violations `op` reveals; `state` is the model state right after it (None: unknown)."""
+        process = str(op.process)
+        if op.type != "ok":
+            return []
+        if op.f == "subscribe" and isinstance(op.value, Mapping):
+            self.group_of[process] = _group_of(op.value)
+            return []
+        if op.f != "poll" or state is None or process not in self.group_of:
+            return []
+        group = _group(state, self.group_of[process])
+        return [] if group is None else poll_by_non_owner(process, group, op)

@@ -22,6 +22,7 @@ from model.state import Config, State, initial_state
 from model.step import step
 from properties.catalogue import PROPERTIES, Kind
 from properties.groups import (
+    OwnershipChecker,
     check_group_state,
     check_group_step,
     committed_offset_lost,
@@ -76,6 +77,7 @@ def test_every_group_property_is_in_the_catalogue() -> None:
         "no-stale-generation-commit": Kind.ALWAYS,
         "generation-monotonic": Kind.ALWAYS,
         "resume-without-skipping": Kind.ALWAYS,
+        "poll-by-non-owner": Kind.ALWAYS,
         "groups-independent": Kind.EVENTUALLY,
         "groups-converged": Kind.EVENTUALLY,
         "rebalance-completed": Kind.SOMETIMES,
@@ -332,3 +334,29 @@ def test_a_group_that_never_reads_an_acknowledged_record_is_reported() -> None:
 
 def test_every_group_reading_every_acknowledged_record_is_clean() -> None:
     assert group_missed_records(two_groups([[0, 100], [1, 101]])) == []
+
+
+# -- poll-by-non-owner -------------------------------------------------------------------------
+
+
+def polls_in(state: State, process: str, partition: int) -> set[str]:
+    checker = OwnershipChecker()
+    subscribe = Op(0, 0, process, "ok", "subscribe", {"group": "g0", "topics": ["t"]})
+    poll = Op(1, 1, process, "ok", "poll", {f"t/{partition}": [[0, 7]]})
+    assert checker.observe(subscribe, state) == []
+    return names(checker.observe(poll, state))
+
+
+def test_a_poll_of_a_partition_the_current_generation_gives_another_member_is_reported() -> None:
+    assert polls_in(CLEAN, "c1", 0) == {"poll-by-non-owner"}
+
+
+def test_a_poll_by_a_consumer_the_group_expelled_is_reported() -> None:
+    expelled = with_group(stable(members=frozenset({"c1"}), assignment=((0, "c1"), (1, "c1"))))
+    assert polls_in(expelled, "c0", 0) == {"poll-by-non-owner"}
+
+
+def test_a_poll_by_the_owner_or_mid_rebalance_is_clean() -> None:
+    assert polls_in(CLEAN, "c0", 0) == set()
+    preparing = with_group(stable(phase=Phase.PREPARING_REBALANCE, assignment=()))
+    assert polls_in(preparing, "c1", 0) == set()
