@@ -16,6 +16,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.prove_groups_cli import (
+    GROUP_PROPERTIES,
+    GROUP_VARIANTS,
+    only_group_variants,
+    prove_group_property,
+)
 from harness.report import report_directory
 from harness.trace import Trace, dump_trace, violation_record
 from model import variants
@@ -38,7 +44,7 @@ def add_prove_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--property",
         default="all",
-        help=f"a property with a Z3 formula ({', '.join(BREAKS)}) or 'all'",
+        help=f"a property with a Z3 formula ({', '.join([*BREAKS, *GROUP_PROPERTIES])}) or 'all'",
     )
     parser.add_argument(
         "--depth", type=int, default=DEFAULT_DEPTH, help="BMC depth (steps from the initial state)"
@@ -62,25 +68,29 @@ def add_prove_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _selected(args: argparse.Namespace) -> tuple[list[str], Config]:
-    names = list(BREAKS) if args.property == "all" else [args.property]
+    provable = [*BREAKS, *GROUP_PROPERTIES]
+    names = provable if args.property == "all" else [args.property]
     for name in names:
-        if name not in BREAKS:
+        if name not in provable:
             raise _BadInput(
-                f"unknown property {name!r}: prove knows {', '.join(BREAKS)} (or 'all')"
+                f"unknown property {name!r}: prove knows {', '.join(provable)} (or 'all')"
             )
     bugs = frozenset(b for b in args.bug if b != "none")
     unknown = sorted(bugs - set(variants.PROTOCOL_VARIANTS))
     if unknown:
         known = ", ".join(sorted(variants.PROTOCOL_VARIANTS))
         raise _BadInput(f"unknown protocol bug(s) {unknown}: prove knows {known}")
-    not_encoded = sorted(bugs - ENCODED_VARIANTS)
+    not_encoded = sorted(bugs - ENCODED_VARIANTS - GROUP_VARIANTS)
     if not_encoded:
-        encoded = ", ".join(sorted(ENCODED_VARIANTS))
+        encoded = ", ".join(sorted(ENCODED_VARIANTS | GROUP_VARIANTS))
         raise _BadInput(f"prove does not encode {not_encoded}; it encodes {encoded}")
     if args.depth < 0:
         raise _BadInput(f"--depth must be at least 0, not {args.depth}")
     if args.timeout_s <= 0:
         raise _BadInput(f"--timeout-s must be positive, not {args.timeout_s}")
+    if args.property == "all" and only_group_variants(bugs):
+        # Group variants change only the group model: the replication results would not move.
+        names = list(GROUP_PROPERTIES)
     return names, default_config(bugs)
 
 
@@ -136,6 +146,12 @@ def run_prove(args: argparse.Namespace) -> int:
         return 2
     results: list[tuple[ProofResult, Path | None]] = []
     for name in names:
+        if name in GROUP_PROPERTIES:
+            group = prove_group_property(
+                name, config.bugs, args.depth, args.timeout_s, args.reports
+            )
+            results.append(group)
+            continue
         result = prove(name, config, depth=args.depth, timeout_s=args.timeout_s)
         trace = None
         if result.status == VIOLATED:

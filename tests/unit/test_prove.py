@@ -125,7 +125,7 @@ def test_cli_exits_0_when_nothing_is_violated(tmp_path: Path) -> None:
     [
         (("--property", "nope"), "unknown property 'nope'"),
         (("--bug", "nope"), "unknown protocol bug"),
-        (("--bug", "zombie-commit"), "does not encode"),
+        (("--bug", "retention-deletes-unreplicated"), "does not encode"),
         (("--depth", "-1"), "--depth"),
     ],
 )
