@@ -367,7 +367,11 @@ def execute_model(config: Config, actions: Sequence[Action]) -> RunOutcome:
                 property="refinement", message=f"the action is not allowed: {error.reason}"
             )
             break
-        found = check_step(state, action, after, config) or check_state(after, config)
+        found = (
+            check_step(state, action, after, config)
+            or check_group_step(state, action, after, config)
+            or check_state(after, config)
+        )
         state = after
         records.append(StepRecord(index, action, (action,), (), None, 0, state, 0))
         if found:
