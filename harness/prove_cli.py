@@ -30,6 +30,7 @@ from model.step import step
 from model.symbolic import ENCODED_VARIANTS
 from properties.invariants import STATE_PROPERTIES
 from properties.prove import DEFAULT_DEPTH, VIOLATED, ProofResult, default_config, prove
+from properties.prove_groups import DEFAULT_DEPTH as GROUP_DEFAULT_DEPTH
 from properties.symbolic import BREAKS
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -47,7 +48,10 @@ def add_prove_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"a property with a Z3 formula ({', '.join([*BREAKS, *GROUP_PROPERTIES])}) or 'all'",
     )
     parser.add_argument(
-        "--depth", type=int, default=DEFAULT_DEPTH, help="BMC depth (steps from the initial state)"
+        "--depth",
+        type=int,
+        default=None,
+        help=f"BMC depth for what induction does not prove (default {DEFAULT_DEPTH})",
     )
     parser.add_argument(
         "--bug",
@@ -59,6 +63,9 @@ def add_prove_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reports", type=Path, default=Path("reports"), help="where counterexample traces go"
     )
+    parser.add_argument("--brokers", type=int, default=3, help="brokers, each with a replica (2-6)")
+    parser.add_argument("--log-size", type=int, default=2, help="log slots per replica (1-6)")
+    parser.add_argument("--epochs", type=int, default=3, help="largest leader epoch (1-7)")
     parser.add_argument(
         "--timeout-s",
         type=float,
@@ -84,14 +91,21 @@ def _selected(args: argparse.Namespace) -> tuple[list[str], Config]:
     if not_encoded:
         encoded = ", ".join(sorted(ENCODED_VARIANTS | GROUP_VARIANTS))
         raise _BadInput(f"prove does not encode {not_encoded}; it encodes {encoded}")
-    if args.depth < 0:
+    if args.depth is not None and args.depth < 0:
         raise _BadInput(f"--depth must be at least 0, not {args.depth}")
+    for flag, value, low, high in (
+        ("--brokers", args.brokers, 2, 6),
+        ("--log-size", args.log_size, 1, 6),
+        ("--epochs", args.epochs, 1, 7),
+    ):
+        if not low <= value <= high:
+            raise _BadInput(f"{flag} must be between {low} and {high}, not {value}")
     if args.timeout_s <= 0:
         raise _BadInput(f"--timeout-s must be positive, not {args.timeout_s}")
     if args.property == "all" and only_group_variants(bugs):
         # Group variants change only the group model: the replication results would not move.
         names = list(GROUP_PROPERTIES)
-    return names, default_config(bugs)
+    return names, default_config(bugs, args.brokers, args.log_size, args.epochs)
 
 
 def write_counterexample(result: ProofResult, config: Config, root: Path) -> Path:
@@ -147,12 +161,12 @@ def run_prove(args: argparse.Namespace) -> int:
     results: list[tuple[ProofResult, Path | None]] = []
     for name in names:
         if name in GROUP_PROPERTIES:
-            group = prove_group_property(
-                name, config.bugs, args.depth, args.timeout_s, args.reports
-            )
+            depth = GROUP_DEFAULT_DEPTH if args.depth is None else args.depth
+            group = prove_group_property(name, config.bugs, depth, args.timeout_s, args.reports)
             results.append(group)
             continue
-        result = prove(name, config, depth=args.depth, timeout_s=args.timeout_s)
+        depth = DEFAULT_DEPTH if args.depth is None else args.depth
+        result = prove(name, config, depth=depth, timeout_s=args.timeout_s)
         trace = None
         if result.status == VIOLATED:
             trace = write_counterexample(result, config, args.reports)

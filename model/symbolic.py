@@ -26,6 +26,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -747,3 +748,38 @@ def transition_relation(
 def initial(s: SymState, start: State) -> Expr:
     """The formula 's is the initial state'."""
     return equals(s, start)
+
+
+def commuting_pairs(s: SymState, instances: list[Transition]) -> list[tuple[int, int]]:
+    """The pairs (i, j), i < j, of instances that commute: neither writes what the other reads or writes.
+
+    Two such instances taken one after the other reach the same state in either
+    order, and each is enabled after the other exactly when it was before, so a
+    path can always be reordered to take them in index order. Bounded model
+    checking uses this (a partial-order reduction) to skip the other order.
+    """
+    names_of = {var.get_id(): name for name, var in s.vars.items()}
+    reads = [_read_names(inst, names_of) for inst in instances]
+    writes = [frozenset(inst.updates) for inst in instances]
+    pairs: list[tuple[int, int]] = []
+    for i, j in itertools.combinations(range(len(instances)), 2):
+        if not (writes[i] & (reads[j] | writes[j]) or writes[j] & reads[i]):
+            pairs.append((i, j))
+    return pairs
+
+
+def _read_names(instance: Transition, names_of: dict[int, str]) -> frozenset[str]:
+    """The state variables the guard and the new values of an instance depend on."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    pending = [instance.guard, *instance.updates.values()]
+    while pending:
+        term = pending.pop()
+        if term.get_id() in seen:
+            continue
+        seen.add(term.get_id())
+        if term.get_id() in names_of:
+            found.add(names_of[term.get_id()])
+        else:
+            pending.extend(term.children())
+    return frozenset(found)

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
+import z3
 
 from harness.prove_cli import add_prove_arguments, run_prove
 from harness.trace import load_trace
 from model.explore import explore
 from model.state import Config, initial_state
 from model.step import step
+from model.symbolic import SymState, fresh_state, initial, transition_relation
 from properties.invariants import STATE_PROPERTIES
-from properties.prove import BOUNDED, PROVED, UNKNOWN, VIOLATED, default_config, prove
+from properties.prove import (
+    BOUNDED,
+    PROVED,
+    UNKNOWN,
+    VIOLATED,
+    default_config,
+    inductive_invariant,
+    prove,
+)
+from properties.symbolic import BREAKS, LEMMAS
 
 
 def _bfs_depth(config: Config, name: str) -> int:
@@ -65,22 +77,75 @@ def test_epoch_end_offset_hole_is_found_at_depth_ten() -> None:
     _assert_replays(config, "log-agreement", result.actions)
 
 
-@pytest.mark.parametrize("name", ["single-leader-per-epoch", "leader-in-isr"])
+@pytest.mark.parametrize(
+    "name", ["log-agreement", "hw-within-isr", "single-leader-per-epoch", "leader-in-isr"]
+)
 def test_correct_model_properties_are_proved_by_induction(name: str) -> None:
     result = prove(name, default_config())
     assert (result.status, result.depth) == (PROVED, 1)
+    assert "1-inductive" in result.notes[0]
+
+
+def test_the_strengthened_conjunction_is_inductive_on_the_correct_model() -> None:
+    invariant = inductive_invariant(default_config(), time.perf_counter() + 120)
+    assert invariant.closed and invariant.dropped == ()
+    assert set(invariant.names) == {f"lemma {n}" for n in LEMMAS} | set(BREAKS)
+    # Checked independently of the Houdini loop: one query over the whole relation.
+    assert _conjunction_is_inductive(default_config(), invariant.names)
+
+
+def _conjunction_is_inductive(config: Config, names: tuple[str, ...]) -> bool:
+    before, after = fresh_state(config, "t0"), fresh_state(config, "t1")
+
+    def conjunction(s: SymState) -> z3.ExprRef:
+        parts = [LEMMAS[n.removeprefix("lemma ")](s) for n in names if n.startswith("lemma ")]
+        parts += [z3.Not(BREAKS[n](s)) for n in names if n in BREAKS]
+        return z3.And(parts)
+
+    relation, _, _ = transition_relation(before, after, "tchoice")
+    initially = z3.Solver()
+    initially.add(initial(before, initial_state(config)), z3.Not(conjunction(before)))
+    step_ = z3.Then("simplify", "bit-blast", "sat").solver()
+    step_.add(conjunction(before), relation, z3.Not(conjunction(after)))
+    return bool(initially.check() == z3.unsat and step_.check() == z3.unsat)
+
+
+def test_every_lemma_is_needed_for_log_agreement() -> None:
+    config = default_config()
+    everything = inductive_invariant(config, time.perf_counter() + 120).names
+    for lemma in ("lemma log-matching", "lemma stale-leader-blocked", "lemma in-step-prefix"):
+        assert not _conjunction_is_inductive(config, tuple(n for n in everything if n != lemma))
+
+
+def test_a_variant_drops_the_lemmas_it_breaks_and_keeps_the_rest() -> None:
+    invariant = inductive_invariant(
+        default_config(frozenset({"truncate-to-hw"})), time.perf_counter() + 120
+    )
+    assert invariant.closed
+    assert "log-agreement" in invariant.dropped and "lemma log-matching" in invariant.dropped
+    assert {"single-leader-per-epoch", "leader-in-isr"} <= set(invariant.names)
 
 
 def test_induction_failing_leaves_a_bounded_result() -> None:
-    result = prove("hw-within-isr", default_config(), depth=4)
+    # truncate-to-hw breaks hw-within-isr at depth 7, so nothing shows within 4.
+    result = prove("hw-within-isr", default_config(frozenset({"truncate-to-hw"})), depth=4)
     assert (result.status, result.depth) == (BOUNDED, 4)
     assert result.notes
 
 
 def test_a_timeout_is_unknown_never_a_pass() -> None:
-    result = prove("log-agreement", default_config(), depth=12, timeout_s=0.5)
+    config = default_config(frozenset({"epoch-end-offset-hole"}))
+    result = prove("log-agreement", config, depth=12, timeout_s=0.5)
     assert result.status == UNKNOWN
-    assert "timeout" in result.message
+    assert "gave up" in result.message
+
+
+@pytest.mark.slow
+def test_no_fetch_epoch_fencing_is_found_at_the_default_depth() -> None:
+    config = default_config(frozenset({"no-fetch-epoch-fencing"}))
+    result = prove("log-agreement", config)
+    assert result.status == VIOLATED and result.depth == 13
+    _assert_replays(config, "log-agreement", result.actions)
 
 
 def _args(tmp_path: Path, *flags: str) -> object:
@@ -127,6 +192,9 @@ def test_cli_exits_0_when_nothing_is_violated(tmp_path: Path) -> None:
         (("--bug", "nope"), "unknown protocol bug"),
         (("--bug", "retention-deletes-unreplicated"), "does not encode"),
         (("--depth", "-1"), "--depth"),
+        (("--brokers", "1"), "--brokers must be between 2 and 6"),
+        (("--log-size", "0"), "--log-size must be between 1 and 6"),
+        (("--epochs", "9"), "--epochs must be between 1 and 7"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_sentence(

@@ -15,10 +15,13 @@ from model.step import enabled, step
 from model.symbolic import (
     ENCODED_VARIANTS,
     SymState,
+    Transition,
+    commuting_pairs,
     decode,
     equals,
     fresh_state,
     transition_relation,
+    transitions,
     values_of,
 )
 from properties.invariants import STATE_PROPERTIES
@@ -172,3 +175,47 @@ def test_lemmas_hold_on_reachable_states() -> None:
 
     assert explore(config, broken).counterexample is None
     assert checked > 1000
+
+
+def test_commuting_instances_commute_on_reachable_states() -> None:
+    """The partial-order reduction of BMC relies on this: either order, same state."""
+    config = _config(("no-fetch-epoch-fencing",))
+    sym = fresh_state(config, "c")
+    instances = transitions(sym)
+    pairs = commuting_pairs(sym, instances)
+    assert pairs and len(pairs) < len(instances) * (len(instances) - 1) // 2
+    checked = 0
+    for state in _random_walk_states(config, seed=11, count=6, length=25):
+        values = _constants(sym, state)
+        for i, j in pairs:
+            first, second = instances[i], instances[j]
+            if not (_eval(sym, first.guard, values) and _eval(sym, second.guard, values)):
+                continue
+            after_first = _apply(sym, first, values)
+            after_second = _apply(sym, second, values)
+            assert _eval(sym, second.guard, after_first) and _eval(sym, first.guard, after_second)
+            one_way, other_way = _apply(sym, second, after_first), _apply(sym, first, after_second)
+            assert {n: v.sexpr() for n, v in one_way.items()} == {
+                n: v.sexpr() for n, v in other_way.items()
+            }
+            checked += 1
+    assert checked > 50
+
+
+def _constants(sym: SymState, state: State) -> dict[str, z3.ExprRef]:
+    return {n: _constant(sym.vars[n], v) for n, v in values_of(state, sym.config).items()}
+
+
+def _substitute(sym: SymState, term: z3.ExprRef, values: dict[str, z3.ExprRef]) -> z3.ExprRef:
+    return z3.simplify(z3.substitute(term, *[(sym.vars[n], v) for n, v in values.items()]))
+
+
+def _eval(sym: SymState, term: z3.ExprRef, values: dict[str, z3.ExprRef]) -> bool:
+    return bool(z3.is_true(_substitute(sym, term, values)))
+
+
+def _apply(
+    sym: SymState, instance: Transition, values: dict[str, z3.ExprRef]
+) -> dict[str, z3.ExprRef]:
+    changed = {n: _substitute(sym, e, values) for n, e in instance.updates.items()}
+    return {**values, **changed}
