@@ -11,14 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hypothesis import Verbosity
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from harness.machine import PropertyViolated, Recorder, make_machine
 from harness.profiles import Profile, hypothesis_settings
+from harness.runner import execute
+from harness.shrink import shrink_events
 from impl.config import ClusterConfig
-from properties.catalogue import Violation
+from properties.catalogue import PROPERTIES, Kind, Violation
 
 
 @dataclass
@@ -45,13 +48,21 @@ def run_campaign(
     steps: int | None = None,
     on_example: Callable[[Recorder], None] | None = None,
     shrink_budget_s: float | None = 120.0,
+    event_shrink_budget_s: float = 20.0,
 ) -> CampaignResult:
-    """Run the machine until a property fails or the budget is spent; shrink what fails."""
+    """Run the machine until a property fails or the budget is spent; shrink what fails.
+
+    Hypothesis shrinks first (within `shrink_budget_s`), then `harness/shrink.py`
+    deletes single events and chunks of them (within `event_shrink_budget_s`).
+    """
     recorder = Recorder(on_example=on_example, shrink_budget_s=shrink_budget_s)
     machine = make_machine(config, recorder)
     if seed is not None:
         machine = hypothesis_seed(seed)(machine)
+    # Quiet: the report is the counterexample; Hypothesis's own printout of the
+    # final replay would only repeat it (or show an empty one once shrinking is cut short).
     settings = hypothesis_settings(profile, examples, steps)
+    settings = type(settings)(settings, verbosity=Verbosity.quiet)
     started = time.perf_counter()
     recorder.started = started
     violation: Violation | None = None
@@ -74,6 +85,9 @@ def run_campaign(
             message=f"{type(unexpected).__name__}: {unexpected}",
             details=(("traceback", traceback.format_exc(limit=8)),),
         )
+    events = list(recorder.failure_events) if violation else []
+    if violation is not None and event_shrink_budget_s > 0:
+        violation, events = _shrink_events(config, violation, events, event_shrink_budget_s)
     seconds = time.perf_counter() - started
     detected = recorder.first_failure_seconds
     return CampaignResult(
@@ -83,10 +97,31 @@ def run_campaign(
         steps=recorder.steps,
         coverage=dict(recorder.coverage),
         violation=violation,
-        events=list(recorder.failure_events) if violation else [],
+        events=events,
         seconds_to_detect=detected,
         error=error,
     )
+
+
+def _shrink_events(
+    config: ClusterConfig, violation: Violation, events: list[object], budget_s: float
+) -> tuple[Violation, list[object]]:
+    """Delete events while the same property still fails; the violation as the shorter run shows it."""
+    found = PROPERTIES.get(violation.property)
+    eventually = found is not None and found.kind is Kind.EVENTUALLY
+    shorter = shrink_events(config, events, violation.property, eventually, budget_s)
+    if len(shorter) >= len(events):
+        return violation, events
+    try:
+        outcome = execute(config, shorter, finish=eventually)
+    except Exception:  # internal-error: the shorter run trips the broker as the longer one did
+        return violation, shorter
+    if outcome.violation is None or outcome.violation.property != violation.property:
+        return (
+            violation,
+            events,
+        )  # cannot happen for a deterministic world; keep what Hypothesis found
+    return outcome.violation, shorter
 
 
 def default_reports_dir() -> Path:

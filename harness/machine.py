@@ -10,6 +10,14 @@ Swarm testing: each example first draws a fault mix (crash-heavy,
 partition-heavy, drop-heavy, clock-heavy, calm) and only the faults of that mix
 are enabled, so different examples explore very different corners.
 
+Nemeses, in Jepsen's sense, reach the deep states that random single faults
+rarely compose: a leader bounced while others take over (`leader_churn`, several
+quick leader changes each with a write the others lack), a follower bounced
+right after it replicated records it does not yet know are committed, the
+coordinator of a group killed, a consumer restarted. `run_network` lets the
+protocol work normally for a while between faults, since most exchanges (an
+election, a fetch round trip, a group join) need several deliveries in a row.
+
 Teardown is the liveness phase: heal, restart every node, drain messages and
 timers (with polls) until the cluster settles, then check EVENTUALLY.
 """
@@ -25,16 +33,37 @@ from typing import ClassVar
 from hypothesis import event as hypothesis_event
 from hypothesis import note, target
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from harness.runner import Checker
 from impl import events as ev
+from impl import group_messages as gm
 from impl.config import ClusterConfig
+from impl.coordinator import offsets_partition
 from properties.catalogue import Violation
 
 TICKS_MS = (1, 10, 50, 200, 1_000, 5_000)
-# Clock jumps: long enough to expire sessions and to age records past retention.
-CLOCK_JUMPS_MS = (15_000, 60_000)
+# Clock jumps: just long enough to expire a session (6 s) or to age records past
+# retention (30 s). Every timer fires on the way, so a jump costs in proportion to
+# its length: longer ones buy no new states, only time.
+CLOCK_JUMPS_MS = (7_000, 31_000)
+# What a consumer sends its group coordinator (a silenced consumer loses all of it).
+GROUP_REQUESTS = (gm.FindCoordinator, gm.JoinGroup, gm.SyncGroup, gm.Heartbeat, gm.OffsetCommit)
+# One round of normal operation lets this much virtual time pass.
+ROUND_MS = 250
+# How many messages one round of normal operation delivers at most.
+ROUND_DELIVERIES = 64
+
+# The swarm draws each example's length too (in rules, counted after the fault mix
+# is chosen): short, fault-dense examples are the common case, since they are
+# cheap and shrink fast; long ones still come up for the states that need them.
+EXAMPLE_LENGTHS = (25, 60, 200, 200)
 
 # The swarm: each example enables one mix of fault kinds.
 FAULT_MIXES: dict[str, frozenset[str]] = {
@@ -44,6 +73,12 @@ FAULT_MIXES: dict[str, frozenset[str]] = {
     "drop-heavy": frozenset({"drop", "duplicate", "tick"}),
     "clock-heavy": frozenset({"tick", "clock-jump", "crash"}),
     "everything": frozenset({"crash", "partition", "drop", "duplicate", "tick", "clock-jump"}),
+    # The nemeses, with stretches of normal operation ("steady") between faults.
+    "leader-churn": frozenset({"churn", "steady", "crash", "tick"}),
+    "coordinator-failover": frozenset({"coordinator", "steady", "crash", "tick"}),
+    "nemesis": frozenset(
+        {"churn", "coordinator", "steady", "crash", "partition", "tick", "clock-jump"}
+    ),
 }
 
 
@@ -126,6 +161,9 @@ class ClusterMachine(RuleBasedStateMachine):
         self.events: list[object] = []
         self.mix: frozenset[str] = FAULT_MIXES["everything"]
         self.failed = False
+        self.group_of: dict[str, str] = {}  # consumer -> the group it last subscribed to
+        self.rules_left = EXAMPLE_LENGTHS[-1]
+        self.settling = False
         self.recorder.examples += 1
         recorder = self.recorder
         # Once shrinking has spent its budget, examples still draw their data (so
@@ -144,6 +182,36 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # -- plumbing -----------------------------------------------------------------
 
+    def _run_network(self, rounds: int) -> None:
+        """Normal operation for `rounds` x ROUND_MS: deliver what is in flight, oldest first, then tick."""
+        world = self.checker.world
+        for _ in range(rounds):
+            for _ in range(ROUND_DELIVERIES):
+                inflight = world.inflight()
+                if self.idle or not inflight:
+                    break
+                self._do(ev.Deliver(inflight[0].id))
+            self._do(ev.Tick(ROUND_MS))
+
+    def _leader(self, partition: int) -> int | None:
+        """The quorum leader of `partition` if that broker is running."""
+        leader = self.checker.state.partitions[partition].leader
+        return leader if leader is not None and self.checker.world.is_up(f"b{leader}") else None
+
+    def _write_to_leader(self, partition: int) -> None:
+        """A producer sends one record to `partition` and the network delivers that request at once."""
+        producers = self._nodes("p", True)
+        if not producers:
+            return
+        self._do(ev.Produce(producers[0], "t", partition))
+        sent = [e for e in self.checker.world.inflight() if e.src == producers[0]]
+        if sent and not self.idle:
+            self._do(ev.Deliver(sent[-1].id))
+
+    def _bounce(self, node: str, lose_unflushed: bool) -> None:
+        self._do(ev.Crash(node, lose_unflushed))
+        self._do(ev.Restart(node))
+
     def _raise_all(self, violations: list[Violation]) -> None:
         if violations:
             self.failed = True
@@ -159,8 +227,13 @@ class ClusterMachine(RuleBasedStateMachine):
             note(self.checker.world.describe())
             raise PropertyViolated(violations[0], len(self.events))
 
+    @property
+    def idle(self) -> bool:
+        """No more events: shrinking is over, or this example's length is spent (until teardown)."""
+        return self.inert or (self.rules_left <= 0 and not self.settling)
+
     def _do(self, event: object) -> None:
-        if self.inert:
+        if self.idle:
             return
         self.events.append(event)
         self.recorder.steps += 1
@@ -182,10 +255,18 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # -- the swarm ----------------------------------------------------------------
 
-    @initialize(mix=st.sampled_from(sorted(FAULT_MIXES)))
-    def choose_fault_mix(self, mix: str) -> None:
+    @initialize(mix=st.sampled_from(sorted(FAULT_MIXES)), length=st.sampled_from(EXAMPLE_LENGTHS))
+    def choose_fault_mix(self, mix: str, length: int) -> None:
         self.mix = FAULT_MIXES[mix]
+        self.rules_left = length
         hypothesis_event(f"fault mix: {mix}")
+        hypothesis_event(f"length: {length} rules")
+
+    @invariant()
+    def count_rules(self) -> None:
+        # Runs after every rule: once the drawn length is spent, the rest of the
+        # example's rules are no-ops and teardown's liveness phase follows.
+        self.rules_left -= 1
 
     # -- client operations ----------------------------------------------------------
 
@@ -214,7 +295,9 @@ class ClusterMachine(RuleBasedStateMachine):
     def subscribe(self, consumer: int, group: int) -> None:
         consumers = self._consumers(False)
         chosen = f"g{group % self.cluster_config.groups}"
-        self._do(ev.Subscribe(consumers[consumer % len(consumers)], chosen, ("t",)))
+        client = consumers[consumer % len(consumers)]
+        self.group_of[client] = chosen
+        self._do(ev.Subscribe(client, chosen, ("t",)))
 
     @precondition(lambda self: bool(self._consumers(True)))
     @rule(consumer=st.integers(0, 7))
@@ -245,6 +328,12 @@ class ClusterMachine(RuleBasedStateMachine):
             if not inflight:
                 return
             self._do(ev.Deliver(inflight[0].id))
+
+    @precondition(lambda self: "steady" in self.mix)
+    @rule(rounds=st.integers(1, 12))
+    def run_network(self, rounds: int) -> None:
+        """A stretch of normal operation between faults: deliveries in order and time passing."""
+        self._run_network(rounds)
 
     @precondition(lambda self: "drop" in self.mix and bool(self.checker.world.inflight()))
     @rule(pick=st.integers(0, 63))
@@ -325,6 +414,110 @@ class ClusterMachine(RuleBasedStateMachine):
         if up:
             self._do(ev.Crash(up[pick % len(up)]))
 
+    @precondition(lambda self: "churn" in self.mix)
+    @rule(partition=st.integers(0, 7), lose_unflushed=st.booleans())
+    def bounce_leader(self, partition: int, lose_unflushed: bool) -> None:
+        """Kill a partition's leader and start it again at once: the controller elects another
+        leader and keeps the bounced one in the ISR, a leader change without an ISR change."""
+        leader = self._leader(partition % len(self.checker.state.partitions))
+        if leader is not None:
+            self._bounce(f"b{leader}", lose_unflushed)
+
+    @precondition(lambda self: "churn" in self.mix)
+    @rule(
+        partition=st.integers(0, 7),
+        rounds=st.integers(1, 3),
+        lose_unflushed=st.booleans(),
+        isolate=st.booleans(),
+    )
+    def leader_churn(
+        self, partition: int, rounds: int, lose_unflushed: bool, isolate: bool
+    ) -> None:
+        """Several quick leader changes, each leader taking a write the others lack.
+
+        Each round a record reaches the leader, the leader is bounced (and, with
+        `isolate`, kept cut off so it never hears of the next epoch), the
+        controller elects another, and the network runs briefly. Logs that
+        diverge across several epochs are where truncation bugs live.
+        """
+        index = partition % self.cluster_config.partitions
+        world = self.checker.world
+        for _ in range(rounds):
+            leader = self._leader(index)
+            if leader is None or self.idle:
+                return
+            self._write_to_leader(index)
+            if world.partitioned():
+                self._do(ev.Heal())
+            node = f"b{leader}"
+            self._bounce(node, lose_unflushed)
+            if isolate:
+                self._do(ev.Partition(((node,), tuple(n for n in world.nodes() if n != node))))
+            for _ in range(4):  # the controller notices the new broker epoch on its next tick
+                if self.checker.state.partitions[index].leader != leader or self.idle:
+                    break
+                self._do(ev.Tick(ROUND_MS))
+            self._run_network(4)
+
+    @precondition(lambda self: "churn" in self.mix)
+    @rule(partition=st.integers(0, 7), lose_unflushed=st.booleans())
+    def bounce_fresh_follower(self, partition: int, lose_unflushed: bool) -> None:
+        """Bounce a follower right after it replicated records it does not yet know are committed
+        (its log end is past its high watermark): what a restart truncates then is the question."""
+        part = self.checker.state.partitions[partition % len(self.checker.state.partitions)]
+        world = self.checker.world
+        for replica in part.replicas:
+            node = f"b{replica.broker}"
+            fresh = replica.leo > replica.hw and replica.broker != part.leader
+            if fresh and world.is_up(node):
+                self._bounce(node, lose_unflushed)
+                return
+
+    @precondition(lambda self: "coordinator" in self.mix and self.cluster_config.groups > 0)
+    @rule(group=st.integers(0, 7), lose_unflushed=st.booleans(), restart=st.booleans())
+    def kill_coordinator(self, group: int, lose_unflushed: bool, restart: bool) -> None:
+        """Crash the broker that coordinates a group (the leader of its offsets partition), so
+        another broker must take the group over from the replicated offsets topic."""
+        name = f"g{group % self.cluster_config.groups}"
+        leader = self._leader(offsets_partition(name, self.cluster_config))
+        if leader is None:
+            return
+        self._do(ev.Crash(f"b{leader}", lose_unflushed))
+        if restart:
+            self._do(ev.Restart(f"b{leader}"))
+
+    @precondition(lambda self: "coordinator" in self.mix and bool(self._consumers(True)))
+    @rule(consumer=st.integers(0, 7))
+    def restart_consumer(self, consumer: int) -> None:
+        """A consumer process dies and comes back: it remembers nothing, joins its group again
+        and must resume from the group's committed offsets."""
+        consumers = self._consumers(True)
+        chosen = consumers[consumer % len(consumers)]
+        self._do(ev.Crash(chosen))
+        self._do(ev.Restart(chosen))
+        if self.cluster_config.groups and chosen in self.group_of:
+            self._do(ev.Subscribe(chosen, self.group_of[chosen], ("t",)))
+
+    @precondition(lambda self: "coordinator" in self.mix and bool(self._consumers(True)))
+    @rule(consumer=st.integers(0, 7), rounds=st.integers(8, 48))
+    def silence_consumer(self, consumer: int, rounds: int) -> None:
+        """A one-way fault: everything a consumer sends its group coordinator is lost for a while,
+        while its fetches still reach the partition leaders and it keeps polling. Its session
+        expires at the coordinator and its partitions move on; it must stop reading by its own clock."""
+        chosen = self._consumers(True)[consumer % len(self._consumers(True))]
+        world = self.checker.world
+        for _ in range(rounds):
+            for _ in range(ROUND_DELIVERIES):
+                inflight = world.inflight()
+                if self.idle or not inflight:
+                    break
+                oldest = inflight[0]
+                lost = oldest.src == chosen and isinstance(oldest.message, GROUP_REQUESTS)
+                self._do(ev.Drop(oldest.id) if lost else ev.Deliver(oldest.id))
+            if world.is_up(chosen):
+                self._do(ev.Poll(chosen))
+            self._do(ev.Tick(ROUND_MS))
+
     @precondition(
         lambda self: any(not self.checker.world.is_up(n) for n in self.checker.world.nodes())
     )
@@ -356,6 +549,7 @@ class ClusterMachine(RuleBasedStateMachine):
             for k in ("leader-reelected", "follower-truncated", "crash-lost-unflushed")
         )
         target(float(depth), label="leader changes, truncations and lossy crashes")
+        self.settling = True
         try:
             for settle_event in settle(self.checker):
                 self.recorder.settle_events += 1

@@ -1,9 +1,13 @@
 """The suite's own quality bar: the CI campaign catches seeded bugs, and names the property.
 
 Like Hypothesis's own quality tests, these assert that a planted bug is *found*.
-Every implemented bug is either here, with the property that catches it, or in
-KNOWN_GAPS with the reason the campaign does not yet reach it within budget;
+Every implemented bug is either here, with the properties that may catch it, or
+in KNOWN_GAPS with the reason the campaign does not yet reach it within budget;
 the catalogue test keeps that list honest as bugs are added.
+
+One campaign configuration hunts every bug (the swarm and the nemeses of
+harness/machine.py); nothing here is tuned per bug. Shrinking is cut short
+(a few seconds), since only the verdict and the property matter here.
 """
 
 from __future__ import annotations
@@ -15,27 +19,32 @@ import pytest
 from harness.mutants import hunt
 from impl.bugs import BUGS
 
-# bug -> the property that catches it
-CAUGHT: dict[str, str] = {
-    "truncate-to-hw": "log-agreement",
-    "no-fetch-epoch-fencing": "refinement",
-    "unclean-election": "refinement",
-    "hw-ahead-of-isr": "log-agreement",
-    "ack-before-commit": "refinement",
-    "stale-leader-accepts-writes": "refinement",
-    "read-uncommitted": "committed-read",
-    "controller-split-brain": "refinement",
-    "non-idempotent-retry": "no-duplicate-record",
-    "retention-deletes-unreplicated": "refinement",
-    "zombie-commit": "refinement",
-    "double-assignment": "refinement",
+# bug -> the properties that may catch it. Where two are listed, the same damage
+# is seen from two sides (shrinking may end on either): a record at a wrong
+# offset is both a `duplicate` (one record, two offsets) and `inconsistent-offsets`.
+CAUGHT: dict[str, frozenset[str]] = {
+    "truncate-to-hw": frozenset({"log-agreement"}),
+    "epoch-end-offset-hole": frozenset({"log-agreement"}),
+    "no-fetch-epoch-fencing": frozenset({"refinement"}),
+    "unclean-election": frozenset({"refinement"}),
+    "hw-ahead-of-isr": frozenset({"log-agreement"}),
+    "ack-before-commit": frozenset({"refinement"}),
+    "stale-leader-accepts-writes": frozenset({"refinement"}),
+    "read-uncommitted": frozenset({"committed-read"}),
+    "duplicate-offset": frozenset({"duplicate", "inconsistent-offsets"}),
+    "controller-split-brain": frozenset({"refinement"}),
+    "non-idempotent-retry": frozenset({"no-duplicate-record"}),
+    "retention-deletes-unreplicated": frozenset({"refinement"}),
+    "zombie-commit": frozenset({"refinement"}),
+    "double-assignment": frozenset({"refinement"}),
+    "offsets-in-memory": frozenset({"refinement"}),
 }
 
 KNOWN_GAPS: dict[str, str] = {
-    "epoch-end-offset-hole": "needs several fast leader changes with divergent logs "
-    "(explicit search and prove find it in the model at depth 10)",
-    "duplicate-offset": "needs a leader truncation followed by a write before a restart",
-    "offsets-in-memory": "needs a coordinator failover after a commit and then a consumer restart",
+    "no-generation-fencing-on-fetch": "needs a consumer whose coordinator traffic is lost while "
+    "it owns a partition, has no commit in flight, and keeps polling new records after its "
+    "session lapsed (tests/scenarios/test_consumer_fencing.py); the silence_consumer nemesis "
+    "does not reach that within budget yet",
 }
 
 BUDGET_S = 120
@@ -50,7 +59,7 @@ def test_every_implemented_bug_is_classified() -> None:
 @pytest.mark.quality
 @pytest.mark.parametrize("bug", sorted(CAUGHT))
 def test_ci_campaign_catches(bug: str, tmp_path: Path) -> None:
-    row = hunt(bug, BUDGET_S, tmp_path)
+    row = hunt(bug, BUDGET_S, tmp_path, shrink_budget_s=3, event_shrink_budget_s=3)
     assert row["caught"], f"{bug} was not caught within {BUDGET_S} s"
-    assert row["property"] == CAUGHT[bug]
+    assert row["property"] in CAUGHT[bug]
     assert Path(row["report"]).exists()

@@ -15,7 +15,14 @@ from impl.config import ClusterConfig
 
 def test_campaign_failure_replays_to_the_same_violation_at_the_same_step() -> None:
     config = ClusterConfig(partitions=2, bugs=frozenset({"unclean-election"}))
-    result = run_campaign(config, PROFILES["ci"], seed=3, examples=200)
+    result = run_campaign(
+        config,
+        PROFILES["ci"],
+        seed=4,
+        examples=200,
+        shrink_budget_s=10,
+        event_shrink_budget_s=5,
+    )
     assert result.violation is not None
     outcome = execute(config, result.events)
     assert outcome.violation is not None
