@@ -114,12 +114,18 @@ PROVE_BENCH_DEPTH = 6
 
 
 def _prove_figures() -> dict[str, Any]:
-    """Z3 timings on the correct model (to a modest depth), and the time to find a seeded design bug."""
+    """Z3 proof times on the correct model (default and larger bounds), and the time to find a
+    seeded design bug."""
     from model.state import Config
     from properties.prove import default_config, prove, prove_timings
 
     figures: dict[str, Any] = {"depth": PROVE_BENCH_DEPTH}
     figures.update(prove_timings(depth=PROVE_BENCH_DEPTH, timeout_s=120))
+    larger = prove_timings(PROVE_BENCH_DEPTH, 120, default_config(brokers=4, max_log=3))
+    figures["brokers_4_log_3"] = {
+        "prove_total_s": larger["prove_total_s"],
+        "prove_proved": larger["prove_proved"],
+    }
     buggy: Config = default_config(frozenset({"truncate-to-hw"}))
     started = time.perf_counter()
     result = prove("log-agreement", buggy, depth=8, timeout_s=120)
