@@ -19,7 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from impl.abstraction import abstract, cluster_view, groups_view, quorum_view, replica_matches
+from impl.abstraction import (
+    abstract,
+    cluster_view,
+    groups_match,
+    quorum_view,
+    replica_matches,
+    replicas_match,
+    world_matches,
+)
 from impl.config import ClusterConfig
 from impl.world import ClientOp, Envelope, InvalidEvent, World
 from model import Action, NotAllowed, State, initial_state, step
@@ -27,7 +35,7 @@ from model.actions import ControllerFailover
 from model.actions import Crash as CrashAction
 from model.actions import Restart as RestartAction
 from model.groups import GROUP_ACTION_TYPES
-from model.state import Config
+from model.state import Config, Partition
 from properties.catalogue import Violation
 from properties.coverage import Coverage
 from properties.groups import (
@@ -40,13 +48,15 @@ from properties.groups import (
 from properties.history import HistoryChecker, Op
 from properties.invariants import check_state, check_step
 
-# A full refinement comparison (the whole abstraction) runs this often, on top of
-# the incremental one after every event.
+# A full refinement comparison (every part of the abstraction: cluster, quorum
+# records, every replica, every group) runs this often, instead of the incremental
+# one that runs after every other event.
 FULL_REFINEMENT_EVERY = 64
 
 # Actions that change the running set or the controller lease; quorum records
 # only change through calls to the coordination service ("zk" is then touched).
 _CLUSTER_ACTIONS = frozenset({CrashAction, RestartAction, ControllerFailover})
+_GROUP_ACTIONS = frozenset(GROUP_ACTION_TYPES)
 
 
 @dataclass(frozen=True)
@@ -120,9 +130,11 @@ class Checker:
     ops: list[Op] = field(init=False, default_factory=list)
     steps_done: int = field(init=False, default=0)
     _read_up_to: dict[tuple[str, str], int] = field(init=False, default_factory=dict)
-    _partitions_of: dict[int, tuple[int, ...]] = field(init=False, default_factory=dict)
     _groups: bool = field(init=False, default=False)
     _broker_of_node: dict[str, int] = field(init=False, default_factory=dict)
+    _node_of_broker: dict[int, str] = field(init=False, default_factory=dict)
+    # Per broker node: (partition, position in the partition's replicas) of each replica it hosts.
+    _replica_slots: dict[str, list[tuple[int, int]]] = field(init=False, default_factory=dict)
     _group_of: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -130,9 +142,10 @@ class Checker:
         self.model_config = self.config.model_config()
         self._groups = self.config.groups > 0
         self._broker_of_node = {f"b{b}": b for b in range(self.model_config.brokers)}
+        self._node_of_broker = {b: node for node, b in self._broker_of_node.items()}
         for p in range(self.model_config.partitions):
-            for b in self.model_config.replicas_of(p):
-                self._partitions_of[b] = (*self._partitions_of.get(b, ()), p)
+            for position, b in enumerate(self.model_config.replicas_of(p)):
+                self._replica_slots.setdefault(f"b{b}", []).append((p, position))
         self.state = initial_state(self.model_config)
         self.history = HistoryChecker(self.model_config)
         self.ownership = OwnershipChecker()
@@ -206,8 +219,11 @@ class Checker:
             self.coverage.observe_step(state, action, after)
             state = after
         self.state = state
-        full = self.steps_done % FULL_REFINEMENT_EVERY == 0
-        if full or not self._touched_parts_agree(touched, actions, state):
+        if self.steps_done % FULL_REFINEMENT_EVERY == 0:
+            agrees = world_matches(self.world, state)
+        else:
+            agrees = self._touched_parts_agree(touched, actions, state)
+        if not agrees:
             found = abstract(self.world)
             if found != state:
                 return [_refinement_mismatch(event, found, state)]
@@ -239,36 +255,44 @@ class Checker:
         comparison still runs every FULL_REFINEMENT_EVERY steps as a cross-check.
         """
         world = self.world
-        cluster_step = "zk" in touched
-        group_step = cluster_step
-        brokers = {self._broker_of_node[n] for n in touched if n in self._broker_of_node}
-        extra: list[tuple[int, int]] = []
+        partitions = state.partitions
+        for node in touched:
+            if node in self._replica_slots and not self._broker_matches(node, partitions):
+                return False
+        cluster_step = group_step = "zk" in touched
         for action in actions:
             kind = type(action)
             cluster_step = cluster_step or kind in _CLUSTER_ACTIONS
-            group_step = group_step or kind in GROUP_ACTION_TYPES
+            group_step = group_step or kind in _GROUP_ACTIONS
             broker = getattr(action, "broker", None)
-            if isinstance(broker, int) and broker not in brokers:
-                partition = getattr(action, "partition", None)
-                if isinstance(partition, int):
-                    extra.append((partition, broker))
-                else:
-                    brokers.add(broker)
+            if not isinstance(broker, int) or self._node_of_broker.get(broker) in touched:
+                continue
+            # An action on a broker whose handlers did not run (already compared otherwise).
+            partition = getattr(action, "partition", None)
+            if isinstance(partition, int):
+                expected = partitions[partition].replica(broker)
+                if not replica_matches(world, broker, partition, expected):
+                    return False
+            elif broker not in self._node_of_broker or not self._broker_matches(
+                self._node_of_broker[broker], partitions
+            ):
+                return False
         if cluster_step:
             if cluster_view(world) != (state.running, state.controller, state.controller_epoch):
                 return False
-            for index, part in enumerate(state.partitions):
+            for index, part in enumerate(partitions):
                 if quorum_view(world, index) != (part.leader, part.epoch, part.isr):
                     return False
-        partitions = state.partitions
-        pairs = [(p, b) for b in brokers for p in self._partitions_of.get(b, ())] + extra
-        for partition, broker in pairs:
-            if not replica_matches(world, broker, partition, partitions[partition].replica(broker)):
-                return False
         # Group state lives in the coordination service and the coordinators; it
         # changes through a call to the service or a named group action. Anything
         # else is left to the periodic full comparison.
-        return not (state.groups and group_step) or groups_view(world) == state.groups
+        return not (state.groups and group_step) or groups_match(world, state.groups)
+
+    def _broker_matches(self, node: str, partitions: tuple[Partition, ...]) -> bool:
+        """Whether every replica broker `node` hosts is as in the model's `partitions`."""
+        # Replica tuples keep Config.replicas_of's order; replicas_match checks the broker.
+        hosted = [(p, partitions[p].replicas[i]) for p, i in self._replica_slots[node]]
+        return replicas_match(self.world, self._broker_of_node[node], hosted)
 
     def settled(self) -> bool:
         """Converged replicas, and every consumer has read up to each high watermark."""

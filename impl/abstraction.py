@@ -6,15 +6,26 @@ controller lease come from the coordination node; each replica from its broker
 (when running) or from its disk (when crashed: a crashed replica has exactly
 what its disk kept, with the high watermark of its last checkpoint).
 
-Called after every event, so the record tuples are cached per log and rebuilt
-only when the log's generation moves.
+Called after every event, so views are memoised in `world.abstraction_cache`:
+- a log's records, per log generation, re-reading only what changed since the
+  last reading (appends, retention and truncation keep the rest);
+- a group, per group record and committed offsets;
+- the committed offsets replayed from an offsets partition's log.
+Once a memoised view was found equal to the model's value, the memo keeps the
+model's (equal) object instead, so the next comparison is one identity test.
+That never changes what a view holds: the memo is dropped as soon as what it
+was read from changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
 from impl.broker import Role as ImplRole
 from impl.group_store import GroupRecord, replay_commits
-from impl.log import PartitionLog
+from impl.log import PartitionLog, StoredRecord
 from impl.world import World
 from model.groups import GroupState, MemberView, Phase
 from model.state import Partition, Record, Replica, Role, State
@@ -25,16 +36,88 @@ _ROLES = {
     ImplRole.TRUNCATING: Role.TRUNCATING,
     ImplRole.FOLLOWING: Role.FOLLOWING,
 }
+# The same map keyed by member identity: hashing an Enum member runs Python code, and
+# replicas_match looks a role up for every replica it compares.
+_ROLE_BY_ID = {id(impl_role): role for impl_role, role in _ROLES.items()}
+
+
+@dataclass(slots=True)
+class _LogView:
+    """A memo: the model records of one log at one generation, and the stored records read."""
+
+    log: PartitionLog
+    generation: int
+    log_start: int
+    stored: list[StoredRecord]
+    records: tuple[Record, ...]
+
+
+@dataclass(slots=True)
+class _GroupView:
+    """A memo: the model group for one group record and committed offsets (a copy)."""
+
+    record: GroupRecord
+    committed: dict[int, int]
+    state: GroupState
+
+
+@dataclass(frozen=True, slots=True)
+class _Replayed:
+    """A memo: the committed offsets an offsets partition's applied log prefix sets."""
+
+    log: PartitionLog
+    generation: int
+    log_start: int
+    applied: int
+    committed: dict[str, dict[int, int]]
+
+
+def _as_records(stored: list[StoredRecord]) -> tuple[Record, ...]:
+    return tuple([Record(r.record_id, r.epoch) for r in stored])
+
+
+def _reread(view: _LogView, log: PartitionLog) -> tuple[Record, ...]:
+    """The records of `log`, reusing what `view` read of the records still in place."""
+    stored = log.records
+    shift = log.log_start - view.log_start
+    if 0 <= shift <= len(view.stored):
+        kept = view.stored[shift:]
+        same = min(len(kept), len(stored))
+        # Stored records are frozen values: equal ones stand for equal model records.
+        if stored[:same] == kept[:same]:
+            return view.records[shift : shift + same] + _as_records(stored[same:])
+    return _as_records(stored)
+
+
+def _log_view(world: World, broker: int, partition: int, log: PartitionLog) -> _LogView:
+    key = (broker, partition)
+    cache: dict[Any, Any] = world.abstraction_cache
+    view: _LogView | None = cache.get(key)
+    if view is not None and view.log is log:
+        if view.generation == log.generation:
+            return view
+        records = _reread(view, log)
+    else:
+        records = _as_records(log.records)
+    view = _LogView(log, log.generation, log.log_start, list(log.records), records)
+    cache[key] = view
+    return view
 
 
 def _records(world: World, broker: int, partition: int, log: PartitionLog) -> tuple[Record, ...]:
-    key = (broker, partition)
-    cached = world.abstraction_cache.get(key)
-    if cached is not None and cached[0] is log and cached[1] == log.generation:
-        return cached[2]
-    records = tuple(Record(r.record_id, r.epoch) for r in log.records)
-    world.abstraction_cache[key] = (log, log.generation, records)
-    return records
+    return _log_view(world, broker, partition, log).records
+
+
+def _log_matches(
+    world: World, broker: int, partition: int, log: PartitionLog, expected: tuple[Record, ...]
+) -> bool:
+    view = _log_view(world, broker, partition, log)
+    if view.records is expected:
+        return True
+    if view.records != expected:
+        return False
+    view.records = expected  # equal: keep the model's tuple, so the next test is by identity
+    return True
 
 
 def replica_view(world: World, broker: int, partition: int) -> Replica:
@@ -44,19 +127,56 @@ def replica_view(world: World, broker: int, partition: int) -> Replica:
 
 def replica_matches(world: World, broker: int, partition: int, expected: Replica) -> bool:
     """Whether one replica is exactly `expected`, compared field by field without building a view."""
-    log = world.disks[(broker, partition)]
-    hw, epoch, role, leader, isr = _local_view(world, broker, partition)
-    return (
-        hw == expected.hw
-        and epoch == expected.epoch
-        and role is expected.role
-        and leader == expected.leader
-        and log.log_start == expected.log_start
-        and log.flushed == expected.flushed
-        and log.checkpoint_hw == expected.checkpoint_hw
-        and isr == expected.isr
-        and _records(world, broker, partition, log) == expected.log
-    )
+    return replicas_match(world, broker, ((partition, expected),))
+
+
+def replicas_match(world: World, broker: int, expected: Iterable[tuple[int, Replica]]) -> bool:
+    """Whether each (partition, replica) of `expected` is exactly broker `broker`'s replica of
+    that partition; the broker is looked up once, and an unchanged log costs one identity test."""
+    node = world.broker(broker)
+    hosted = None if node is None else node.replicas
+    disks = world.disks
+    cache: dict[Any, Any] = world.abstraction_cache
+    for partition, want in expected:
+        if want.broker != broker:
+            return False
+        log = disks[(broker, partition)]
+        if (
+            log.log_start != want.log_start
+            or log.flushed != want.flushed
+            or log.checkpoint_hw != want.checkpoint_hw
+        ):
+            return False
+        if hosted is None:
+            # Crashed: what its disk implies (see _local_view).
+            if not (
+                want.hw == log.checkpoint_hw
+                and want.epoch == log.known_epoch
+                and want.role is Role.UNKNOWN
+                and want.leader is None
+                and not want.isr
+            ):
+                return False
+        else:
+            r = hosted[partition]
+            if not (
+                r.hw == want.hw
+                and r.epoch == want.epoch
+                and _ROLE_BY_ID[id(r.role)] is want.role
+                and r.leader == want.leader
+                and r.isr == want.isr
+            ):
+                return False
+        view: _LogView | None = cache.get((broker, partition))
+        unchanged = (
+            view is not None
+            and view.records is want.log
+            and view.log is log
+            and view.generation == log.generation
+        )
+        if not unchanged and not _log_matches(world, broker, partition, log, want.log):
+            return False
+    return True
 
 
 def quorum_view(world: World, partition: int) -> tuple[int | None, int, frozenset[int]]:
@@ -72,9 +192,52 @@ def cluster_view(world: World) -> tuple[frozenset[int], int | None, int]:
     return running, lease.holder, lease.epoch
 
 
+def world_matches(world: World, state: State) -> bool:
+    """Whether `abstract(world) == state`, compared part by part through the memos, without
+    building the abstraction: the cluster, every quorum record, every replica, every group."""
+    if cluster_view(world) != (state.running, state.controller, state.controller_epoch):
+        return False
+    model = world.model
+    if len(state.partitions) != len(world.zk.partitions):
+        return False
+    hosted: dict[int, list[tuple[int, Replica]]] = {}
+    for p, part in enumerate(state.partitions):
+        if quorum_view(world, p) != (part.leader, part.epoch, part.isr):
+            return False
+        brokers = model.replicas_of(p)
+        if len(part.replicas) != len(brokers):
+            return False
+        for broker, want in zip(brokers, part.replicas):
+            hosted.setdefault(broker, []).append((p, want))
+    if not all(replicas_match(world, broker, pairs) for broker, pairs in hosted.items()):
+        return False
+    return groups_match(world, state.groups)
+
+
 def groups_view(world: World) -> tuple[GroupState, ...]:
     """Every consumer group, as the coordinators and consumers hold it."""
     return tuple(_group(world, record) for _, record in sorted(world.group_store.groups.items()))
+
+
+def groups_match(world: World, expected: tuple[GroupState, ...]) -> bool:
+    """Whether every consumer group is exactly as in `expected` (for incremental checks)."""
+    store = world.group_store.groups
+    if len(store) != len(expected):
+        return False
+    previous = ""
+    for want in expected:
+        record = store.get(want.group)
+        # The abstraction lists groups sorted by name, so `expected` must be sorted too.
+        if record is None or want.group <= previous:
+            return False
+        previous = want.group
+        view = _group_view(world, record)
+        if view.state is want:
+            continue
+        if view.state != want:
+            return False
+        view.state = want  # equal: keep the model's object, as for logs
+    return True
 
 
 def _replica(world: World, broker: int, partition: int) -> Replica:
@@ -146,11 +309,47 @@ def _committed(world: World, group: str) -> dict[int, int]:
     for b in hosts:
         log = world.disks[(b, partition)]
         if log.leo >= applied:
-            return replay_commits(log.records, applied, log.log_start).get(group, {})
+            return _replayed(world, b, partition, log, applied).get(group, {})
     return {}
 
 
+def _replayed(
+    world: World, broker: int, partition: int, log: PartitionLog, applied: int
+) -> dict[str, dict[int, int]]:
+    """replay_commits of one log's applied prefix, memoised per log generation and prefix."""
+    key = ("commits", broker, partition)
+    cache: dict[Any, Any] = world.abstraction_cache
+    memo: _Replayed | None = cache.get(key)
+    if (
+        memo is None
+        or memo.log is not log
+        or memo.generation != log.generation
+        or memo.log_start != log.log_start
+        or memo.applied != applied
+    ):
+        committed = replay_commits(log.records, applied, log.log_start)
+        memo = _Replayed(log, log.generation, log.log_start, applied, committed)
+        cache[key] = memo
+    return memo.committed
+
+
+def _group_view(world: World, g: GroupRecord) -> _GroupView:
+    committed = _committed(world, g.group)
+    key = ("group", g.group)
+    cache: dict[Any, Any] = world.abstraction_cache
+    view: _GroupView | None = cache.get(key)
+    if view is None or view.record is not g or view.committed != committed:
+        state = _build_group(g, tuple(sorted(committed.items())))
+        view = _GroupView(g, dict(committed), state)
+        cache[key] = view
+    return view
+
+
 def _group(world: World, g: GroupRecord) -> GroupState:
+    return _group_view(world, g).state
+
+
+def _build_group(g: GroupRecord, committed: tuple[tuple[int, int], ...]) -> GroupState:
     return GroupState(
         group=g.group,
         phase=Phase(g.phase),
@@ -159,6 +358,6 @@ def _group(world: World, g: GroupRecord) -> GroupState:
         joined=g.joined,
         leader=g.leader,
         assignment=g.assignment,
-        committed=tuple(sorted(_committed(world, g.group).items())),
+        committed=committed,
         views=tuple(MemberView(m, t.generation, t.owned) for m, t in g.told),
     )

@@ -137,9 +137,8 @@ class World:
         self._timer_seq: dict[tuple[str, str], int] = {}
         self._next_timer_seq = 0
         self._zk_up = True
-        self.abstraction_cache: dict[
-            tuple[int, int], tuple[PartitionLog, int, tuple[Any, ...]]
-        ] = {}
+        # Memos of impl.abstraction (its views, keyed as it likes); no node reads them.
+        self.abstraction_cache: dict[Any, Any] = {}
         step = _Step()
         for i in range(config.brokers):
             session, broker_epoch = self.zk.registrations[i]
