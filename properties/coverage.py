@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from model.actions import ControllerFailover, Crash, ElectLeader, RetentionDelete, Truncate
+from model.groups import GROUP_ACTION_TYPES
 from model.state import State
 from properties import groups, history
 from properties.catalogue import PROPERTIES, Kind, prop
@@ -116,13 +117,15 @@ def acked_write_read(acked: set[object], read: set[object], op: history.Op) -> i
     return reached
 
 
-_STEP_PREDICATES: tuple[tuple[str, StepPredicate], ...] = (
-    ("leader-reelected", leader_reelected),
-    ("follower-truncated", follower_truncated),
-    ("retention-deleted", retention_deleted),
-    ("crash-lost-unflushed", crash_lost_unflushed),
-    ("leader-crashed", leader_crashed),
-    ("controller-failover", controller_failover),
+# Each step predicate with the action type it needs: observe_step runs, for an action,
+# only the predicates whose type it has (every predicate is False on other actions).
+_STEP_PREDICATES: tuple[tuple[str, StepPredicate, type], ...] = (
+    ("leader-reelected", leader_reelected, ElectLeader),
+    ("follower-truncated", follower_truncated, Truncate),
+    ("retention-deleted", retention_deleted, RetentionDelete),
+    ("crash-lost-unflushed", crash_lost_unflushed, Crash),
+    ("leader-crashed", leader_crashed, Crash),
+    ("controller-failover", controller_failover, ControllerFailover),
 )
 
 
@@ -136,16 +139,31 @@ class Coverage:
         self._removed_from_isr: set[tuple[int, int]] = set()
         self._acked: set[object] = set()
         self._read: set[object] = set()
+        self._predicates_of: dict[type, tuple[tuple[str, StepPredicate], ...]] = {}
+
+    def _predicates_for(self, kind: type) -> tuple[tuple[str, StepPredicate], ...]:
+        predicates = self._predicates_of.get(kind)
+        if predicates is None:
+            predicates = tuple(
+                (name, reached)
+                for name, reached, needs in _STEP_PREDICATES
+                if issubclass(kind, needs)
+            )
+            self._predicates_of[kind] = predicates
+        return predicates
 
     def observe_step(self, before: State, action: object, after: State) -> None:
         """Count what one model step (already applied) reaches."""
-        for name, reached in _STEP_PREDICATES:
+        for name, reached in self._predicates_for(type(action)):
             if reached(before, action, after):
                 self.counts[name] += 1
-        grew_back = isr_shrank_and_grew_back(self._removed_from_isr, before, action, after)
-        self.counts["isr-shrank-and-grew-back"] += grew_back
-        for name in groups.group_coverage(before, action, after):
-            self.counts[name] = self.counts.get(name, 0) + 1
+        if before.partitions is not after.partitions:  # else no ISR changed
+            grew_back = isr_shrank_and_grew_back(self._removed_from_isr, before, action, after)
+            self.counts["isr-shrank-and-grew-back"] += grew_back
+        # The group situations are all reached by group actions.
+        if isinstance(action, GROUP_ACTION_TYPES):
+            for name in groups.group_coverage(before, action, after):
+                self.counts[name] = self.counts.get(name, 0) + 1
 
     def observe_refused(self, before: State, action: object) -> None:
         """Count an action the system was asked to take and refused (the state did not change)."""

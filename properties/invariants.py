@@ -15,7 +15,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from model.actions import (
     Crash,
@@ -240,6 +240,10 @@ def _bounds_broken(r: Replica) -> str | None:
 
 def _epochs_broken(r: Replica, quorum_epoch: int) -> str | None:
     """Which rule the record epochs of a replica's log break, or None."""
+    return _epoch_order_broken(r) or _epoch_beyond_quorum(r, quorum_epoch)
+
+
+def _epoch_order_broken(r: Replica) -> str | None:
     log = r.log
     for i in range(1, len(log)):
         if log[i].epoch < log[i - 1].epoch:
@@ -247,6 +251,11 @@ def _epochs_broken(r: Replica, quorum_epoch: int) -> str | None:
             return (
                 f"the epoch goes down from {log[i - 1].epoch} to {log[i].epoch} at offset {offset}"
             )
+    return None
+
+
+def _epoch_beyond_quorum(r: Replica, quorum_epoch: int) -> str | None:
+    log = r.log
     if log and log[-1].epoch > quorum_epoch:
         return f"the last record has epoch {log[-1].epoch}, beyond the quorum epoch {quorum_epoch}"
     return None
@@ -354,14 +363,19 @@ def check_state(state: State, config: Config) -> list[Violation]:
 # -- step properties ---------------------------------------------------------------------
 
 
-def _changed_replicas(before: State, after: State) -> Iterator[tuple[int, Replica, Replica]]:
+ReplicaChange = tuple[int, Replica, Replica]  # (partition, old, new)
+
+
+def _changed_replicas(before: State, after: State) -> list[ReplicaChange]:
     """(partition, old, new) for every replica object the step replaced."""
+    changes: list[ReplicaChange] = []
     for index, (old, new) in enumerate(zip(before.partitions, after.partitions)):
         if old is new:
             continue
         for r_old, r_new in zip(old.replicas, new.replicas):
             if r_old is not r_new:
-                yield index, r_old, r_new
+                changes.append((index, r_old, r_new))
+    return changes
 
 
 def _targets(action: object, kind: type, index: int, broker: int) -> bool:
@@ -399,11 +413,16 @@ def _hw_drop(action: object, index: int, old: Replica, new: Replica) -> str | No
 @prop("monotonic-high-watermark", Kind.ALWAYS, "step")
 def monotonic_high_watermark(before: State, action: object, after: State) -> list[Violation]:
     """Forbids: a replica's high watermark going down other than by a crash (back to its checkpoint) or a log reset, and any truncation below a replica's own high watermark."""
+    return _hw_drops(before, action, after, _changed_replicas(before, after))
+
+
+def _hw_drops(
+    before: State, action: object, after: State, changes: Iterable[ReplicaChange]
+) -> list[Violation]:
     return _replica_problems(
         "monotonic-high-watermark",
-        before,
         action,
-        after,
+        changes,
         _hw_drop,
         lambda old, new: {"hw_before": old.hw, "hw_after": new.hw},
     )
@@ -411,15 +430,14 @@ def monotonic_high_watermark(before: State, action: object, after: State) -> lis
 
 def _replica_problems(
     name: str,
-    before: State,
     action: object,
-    after: State,
+    changes: Iterable[ReplicaChange],
     problem_of: Callable[[object, int, Replica, Replica], str | None],
     figures: Callable[[Replica, Replica], dict[str, object]],
 ) -> list[Violation]:
-    """One violation of `name` for each replica the step changed in a way `problem_of` objects to."""
+    """One violation of `name` for each changed replica that `problem_of` objects to."""
     found: list[Violation] = []
-    for index, old, new in _changed_replicas(before, after):
+    for index, old, new in changes:
         problem = problem_of(action, index, old, new)
         if problem is not None:
             found.append(
@@ -445,6 +463,12 @@ def _epoch_drop(kind: str, old: int, new: int, partition: int | None) -> Violati
 @prop("monotonic-epochs", Kind.ALWAYS, "step")
 def monotonic_epochs(before: State, action: object, after: State) -> list[Violation]:
     """Forbids: the controller epoch, a partition's quorum leader epoch, or a running replica's epoch going down."""
+    return _epoch_drops(before, action, after, _changed_replicas(before, after))
+
+
+def _epoch_drops(
+    before: State, action: object, after: State, changes: Iterable[ReplicaChange]
+) -> list[Violation]:
     found: list[Violation] = []
     if after.controller_epoch < before.controller_epoch:
         found.append(
@@ -455,7 +479,7 @@ def monotonic_epochs(before: State, action: object, after: State) -> list[Violat
             found.append(
                 _epoch_drop(f"leader epoch of partition {index}", old.epoch, new.epoch, index)
             )
-    for index, old_r, new_r in _changed_replicas(before, after):
+    for index, old_r, new_r in changes:
         if new_r.broker in after.running and new_r.epoch < old_r.epoch:
             what = f"epoch of broker {new_r.broker}'s replica of partition {index}"
             found.append(_epoch_drop(what, old_r.epoch, new_r.epoch, index))
@@ -483,11 +507,16 @@ def _log_start_move(action: object, index: int, old: Replica, new: Replica) -> s
 @prop("retention-prefix-only", Kind.ALWAYS, "step")
 def retention_prefix_only(before: State, action: object, after: State) -> list[Violation]:
     """Forbids: a log start that moves back, moves other than by retention or a log reset, passes the high watermark, or leaves anything but a suffix of the old log."""
+    return _log_start_moves(before, action, after, _changed_replicas(before, after))
+
+
+def _log_start_moves(
+    before: State, action: object, after: State, changes: Iterable[ReplicaChange]
+) -> list[Violation]:
     return _replica_problems(
         "retention-prefix-only",
-        before,
         action,
-        after,
+        changes,
         _log_start_move,
         lambda old, new: {
             "log_start_before": old.log_start,
@@ -502,6 +531,15 @@ STEP_PROPERTIES: dict[str, StepProperty] = {
     "monotonic-epochs": monotonic_epochs,
     "retention-prefix-only": retention_prefix_only,
 }
+
+
+# The step properties as check_step runs them: one list of changed replicas, shared.
+_STEP_CHECKS: dict[str, Callable[[State, object, State, list[ReplicaChange]], list[Violation]]] = {
+    "monotonic-high-watermark": _hw_drops,
+    "monotonic-epochs": _epoch_drops,
+    "retention-prefix-only": _log_start_moves,
+}
+assert _STEP_CHECKS.keys() == STEP_PROPERTIES.keys(), "check_step must run every step property"
 
 
 # -- check_step: incremental re-checking of the state properties ---------------------------
@@ -561,7 +599,9 @@ def _single_change(old: Partition, new: Partition) -> tuple[int, Replica, Replic
     return change
 
 
-def _append_recheck(after: State, index: int, old: Replica, new: Replica) -> list[Violation] | None:
+def _append_recheck(
+    before: State, after: State, index: int, old: Replica, new: Replica
+) -> list[Violation] | None:
     """Re-check one appended record; None if the step is not a plain one-record append."""
     if new.log_start != old.log_start or new.hw != old.hw or len(new.log) != len(old.log) + 1:
         return None
@@ -641,7 +681,9 @@ def _hw_recheck(
     return found
 
 
-def _flush_recheck(after: State, index: int, old: Replica, new: Replica) -> list[Violation] | None:
+def _flush_recheck(
+    before: State, after: State, index: int, old: Replica, new: Replica
+) -> list[Violation] | None:
     """Re-check one flush; None if the step changed more than the durable offsets."""
     if new.log is not old.log or new.log_start != old.log_start or new.hw != old.hw:
         return None
@@ -649,21 +691,93 @@ def _flush_recheck(after: State, index: int, old: Replica, new: Replica) -> list
     return [] if problem is None else [_malformed(index, new, problem)]
 
 
+_HotRecheck = Callable[[State, State, int, Replica, Replica], list[Violation] | None]
+# The common actions, each with its incremental re-check (None: fall back to a full one).
+_HOT_RECHECKS: dict[type, _HotRecheck] = {
+    LeaderWrite: _append_recheck,
+    FollowerReplicate: _append_recheck,
+    IncHighWatermark: _hw_recheck,
+    Flush: _flush_recheck,
+}
+
+
 def _hot_recheck(before: State, action: object, after: State, index: int) -> list[Violation] | None:
     """The incremental re-check of the common actions, or None to fall back to a full one."""
+    recheck = _HOT_RECHECKS.get(type(action))
+    if recheck is None or before.running != after.running:
+        return None
     change = _single_change(before.partitions[index], after.partitions[index])
-    if change is None or before.running != after.running:
+    if change is None:
         return None
     _, old, new = change
     if getattr(action, "partition", None) != index or getattr(action, "broker", None) != new.broker:
         return None
-    if isinstance(action, LeaderWrite | FollowerReplicate):
-        return _append_recheck(after, index, old, new)
-    if isinstance(action, IncHighWatermark):
-        return _hw_recheck(before, after, index, old, new)
-    if isinstance(action, Flush):
-        return _flush_recheck(after, index, old, new)
-    return None
+    return recheck(before, after, index, old, new)
+
+
+def _single_replica_step(before: State, action: object, after: State) -> list[Violation] | None:
+    """check_step for a common action that replaced one replica of its own partition and nothing
+    else (an append, a high-watermark increase, a flush), or None for any other step."""
+    index = getattr(action, "partition", None)
+    if (
+        type(action) not in _HOT_RECHECKS
+        or not isinstance(index, int)
+        or before.controller_epoch != after.controller_epoch
+    ):
+        return None
+    old_parts, new_parts = before.partitions, after.partitions
+    if len(old_parts) != len(new_parts) or not 0 <= index < len(new_parts):
+        return None
+    # Tuple comparison tests identity first, so unchanged partitions cost next to nothing.
+    if old_parts[:index] != new_parts[:index] or old_parts[index + 1 :] != new_parts[index + 1 :]:
+        return None
+    partial = _hot_recheck(before, action, after, index)
+    if partial is None:
+        return None
+    changes = [
+        (index, old, new)
+        for old, new in zip(old_parts[index].replicas, new_parts[index].replicas)
+        if old is not new
+    ]
+    found: list[Violation] = []
+    for step_check in _STEP_CHECKS.values():
+        found.extend(step_check(before, action, after, changes))
+    return found + partial
+
+
+def _log_scans_inherited(old: Replica, new: Replica) -> bool:
+    """Whether `new` holds old's log or a run of it at the same offsets (truncation, retention).
+
+    The record-order and no-duplicate rules read nothing but the records, so
+    if they held for `old`, they hold for `new` without a scan.
+    """
+    if new.log is old.log:
+        return True
+    lo = new.log_start - old.log_start
+    hi = lo + len(new.log)
+    return lo >= 0 and hi <= len(old.log) and new.log == old.log[lo:hi]
+
+
+def _recheck_partition(before: State, after: State, index: int) -> list[Violation]:
+    """Every state property on one changed partition, as `_check_partition`, except that the
+    per-log scans are skipped for replicas whose records they already passed."""
+    found: list[Violation] = []
+    for check in (_log_agreement, _single_leader_per_epoch, _leader_in_isr, _hw_within_isr):
+        found.extend(check(after, index))
+    part = after.partitions[index]
+    old_replicas = {r.broker: r for r in before.partitions[index].replicas}
+    for r in part.replicas:
+        old = old_replicas.get(r.broker)
+        inherited = old is not None and _log_scans_inherited(old, r)
+        problem = _bounds_broken(r) or (
+            _epoch_beyond_quorum(r, part.epoch) if inherited else _epochs_broken(r, part.epoch)
+        )
+        if problem is not None:
+            found.append(_malformed(index, r, problem))
+        duplicate = None if inherited else _duplicate_in(index, r)
+        if duplicate is not None:
+            found.append(duplicate)
+    return found
 
 
 def _state_recheck(before: State, action: object, after: State, config: Config) -> list[Violation]:
@@ -676,7 +790,7 @@ def _state_recheck(before: State, action: object, after: State, config: Config) 
             continue
         partial = _hot_recheck(before, action, after, index)
         if partial is None:
-            found.extend(_check_partition(after, index))
+            found.extend(_recheck_partition(before, after, index))
             fully_checked.add(index)
         else:
             found.extend(partial)
@@ -695,9 +809,20 @@ def check_step(before: State, action: object, after: State, config: Config) -> l
     violations reported here name the same properties as
     `check_state(after, config)`.
     """
+    if (
+        before.partitions is after.partitions
+        and before.running == after.running
+        and before.controller_epoch == after.controller_epoch
+    ):
+        return []  # a group step: nothing any of these properties reads has changed
+    fast = _single_replica_step(before, action, after)
+    if fast is not None:
+        return fast
+    # The step properties, sharing one list of the replicas the step replaced.
+    changes = _changed_replicas(before, after)
     found: list[Violation] = []
-    for step_property in STEP_PROPERTIES.values():
-        found.extend(step_property(before, action, after))
+    for step_check in _STEP_CHECKS.values():
+        found.extend(step_check(before, action, after, changes))
     found.extend(_state_recheck(before, action, after, config))
     return found
 
