@@ -2,34 +2,55 @@
 
 Hypothesis shrinks the machine's rule choices, but a nemesis rule emits many
 events at once (a leader churn is dozens), and Hypothesis cannot remove single
-events from inside one. This pass works on the event list itself, in the
-manner of delta debugging: it tries deleting chunks of events, halving the
-chunk size down to single events, and keeps every deletion after which the
-same property still fails.
+events from inside one. This pass works on the event list itself. Each round:
+- deletes every event of one kind of traffic at once: all events of one client,
+  one partition's messages, one node's crashes and restarts, one message type,
+  the network splits (a counterexample about one partition rarely needs the
+  other partitions' traffic or an uninvolved consumer);
+- deletes chunks of events in the manner of delta debugging, halving the chunk
+  size down to single events;
+- joins adjacent clock ticks.
+Rounds repeat until none deletes anything, or the time budget is spent. Every
+deletion after which the same property still fails is kept.
 
 Deliveries name messages by id, and ids are handed out in send order, so
-deleting an earlier event renumbers every later message. A delivery is
-therefore replayed by what it delivered (sender, receiver, message type, and
-its rank among such messages in flight), and the ids of the run that reproduces
-the failure are written back. Events that no longer apply (a restart of a
-running node, a delivery of a message never sent) are left out. The pass is
-deterministic, and its result is an ordinary event list that replays exactly.
+deleting an earlier event renumbers every later message. A message event is
+therefore replayed by what it acts on (sender, receiver, message type, the
+partition it is about, and its rank among such messages in flight), and the ids
+of the run that reproduces the failure are written back. Events that no longer
+apply (a restart of a running node, a delivery of a message never sent) are
+left out.
+
+Replays dominate the cost, so a chunk sweep runs forwards and replays only what
+follows the chunk, from a copy of the checker as it stood before the chunk (the
+events before it are unchanged, and the world is deterministic). A deletion that
+copy accepts is confirmed by a replay from the start before it is kept, so the
+result never rests on the copy. The pass is deterministic, and its result is an
+ordinary event list that replays exactly.
 """
 
 from __future__ import annotations
 
+import copy
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.runner import Checker
 from impl import events as ev
 from impl.config import ClusterConfig
-from impl.world import InvalidEvent, World
+from impl.world import Envelope, InvalidEvent, World
 
 _MESSAGE_EVENTS = (ev.Deliver, ev.Drop, ev.Duplicate)
+_CLIENT_EVENTS = (ev.Produce, ev.Poll, ev.CommitOffsets, ev.Subscribe, ev.Close)
 # Chunks this small are tried at every position, larger ones only at multiples of their size.
 SMALL_CHUNK = 4
+
+
+def _partition_of(envelope: Envelope) -> int | None:
+    partition = getattr(envelope.message, "partition", None)
+    return partition if isinstance(partition, int) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +61,28 @@ class MessageRef:
     src: str
     dst: str
     message_type: str
-    rank: int  # among in-flight messages with the same sender, receiver and type, oldest first
+    partition: int | None  # the partition the message is about (None: not about one)
+    rank: int  # among in-flight messages with the same sender, receiver, type and partition
 
     def resolve(self, world: World) -> object | None:
-        same = [
-            e
-            for e in world.inflight()
-            if (e.src, e.dst, e.kind) == (self.src, self.dst, self.message_type)
-        ]
+        same = [e for e in world.inflight() if self._names(e)]
         if not same:
             return None
         return self.kind(same[min(self.rank, len(same) - 1)].id)
+
+    def _names(self, envelope: Envelope) -> bool:
+        return (envelope.src, envelope.dst, envelope.kind, _partition_of(envelope)) == (
+            self.src,
+            self.dst,
+            self.message_type,
+            self.partition,
+        )
+
+
+def _ref(kind: type, target: Envelope, inflight: Sequence[Envelope]) -> MessageRef:
+    ref = MessageRef(kind, target.src, target.dst, target.kind, _partition_of(target), 0)
+    rank = [e for e in inflight if ref._names(e)].index(target)
+    return MessageRef(ref.kind, ref.src, ref.dst, ref.message_type, ref.partition, rank)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +99,34 @@ def replay(config: ClusterConfig, items: Sequence[object], eventually: bool) -> 
     found = checker.initial_violations()
     if found:
         return Replayed((), found[0].property)
+    return _continue(checker, items, eventually)
+
+
+def _continue(checker: Checker, items: Sequence[object], eventually: bool) -> Replayed:
+    """Go on applying `items` to `checker`, as `replay` does; the events are those applied here."""
     applied: list[object] = []
     for item in items:
-        event = item.resolve(checker.world) if isinstance(item, MessageRef) else item
-        if event is None:
-            continue
-        try:
-            _, found = checker.apply(event)
-        except InvalidEvent:
-            continue
-        except Exception:  # the broker broke: the machine reports that as internal-error
-            applied.append(event)
-            return Replayed(tuple(applied), "internal-error")
-        applied.append(event)
-        if found:
-            return Replayed(tuple(applied), found[0].property)
-    if eventually:
-        found = checker.finish()
+        failed = _apply(checker, item, applied)
+        if failed is not None:
+            return Replayed(tuple(applied), failed)
+    found = checker.finish() if eventually else []
     return Replayed(tuple(applied), found[0].property if found else None)
+
+
+def _apply(checker: Checker, item: object, applied: list[object]) -> str | None:
+    """Apply one item if it applies (recording the event); the property it failed, if any."""
+    event = item.resolve(checker.world) if isinstance(item, MessageRef) else item
+    if event is None:
+        return None
+    try:
+        _, found = checker.apply(event)
+    except InvalidEvent:
+        return None
+    except Exception:  # the broker broke: the machine reports that as internal-error
+        applied.append(event)
+        return "internal-error"
+    applied.append(event)
+    return found[0].property if found else None
 
 
 def symbolic(config: ClusterConfig, events: Sequence[object]) -> list[object]:
@@ -95,14 +137,7 @@ def symbolic(config: ClusterConfig, events: Sequence[object]) -> list[object]:
         if isinstance(event, _MESSAGE_EVENTS):
             inflight = world.inflight()
             target = next(e for e in inflight if e.id == event.message_id)
-            same = [
-                e
-                for e in inflight
-                if (e.src, e.dst, e.kind) == (target.src, target.dst, target.kind)
-            ]
-            items.append(
-                MessageRef(type(event), target.src, target.dst, target.kind, same.index(target))
-            )
+            items.append(_ref(type(event), target, inflight))
         else:
             items.append(event)
         try:
@@ -114,6 +149,44 @@ def symbolic(config: ClusterConfig, events: Sequence[object]) -> list[object]:
     return items
 
 
+def traffic_keys(item: object) -> tuple[str, ...]:
+    """The kinds of traffic an item belongs to; the key pass deletes one kind at a time."""
+    if isinstance(item, MessageRef):
+        keys = [f"node {item.src}", f"node {item.dst}", f"message {item.message_type}"]
+        if item.partition is not None:
+            keys.append(f"partition {item.partition}")
+        return tuple(keys)
+    if isinstance(item, ev.Produce) and item.partition is not None:
+        return (f"node {item.client}", f"partition {item.partition}")
+    if isinstance(item, ev.Subscribe):
+        return (f"node {item.client}", f"group {item.group}")
+    if isinstance(item, _CLIENT_EVENTS):
+        return (f"node {item.client}",)
+    if isinstance(item, ev.Crash | ev.Restart):
+        return (f"node {item.node}", f"faults of {item.node}", "crashes")
+    if isinstance(item, ev.Partition | ev.Heal):
+        return ("network splits",)
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """What every deletion must keep: the same property failing on the same config."""
+
+    config: ClusterConfig
+    prop: str
+    eventually: bool
+    deadline: float
+
+    def expired(self) -> bool:
+        return time.perf_counter() >= self.deadline
+
+    def confirmed(self, candidate: Sequence[object]) -> list[object] | None:
+        """The candidate as symbolic items of the events it replays to, if the failure stays."""
+        run = replay(self.config, candidate, self.eventually)
+        return symbolic(self.config, run.events) if run.failed == self.prop else None
+
+
 def shrink_events(
     config: ClusterConfig,
     events: Sequence[object],
@@ -122,68 +195,80 @@ def shrink_events(
     budget_s: float,
 ) -> list[object]:
     """The shortest failing schedule this pass finds within `budget_s` (never longer than `events`)."""
-    deadline = time.perf_counter() + budget_s
+    search = _Search(config, prop, eventually, time.perf_counter() + budget_s)
     try:
-        items = symbolic(config, events)
+        items = search.confirmed(symbolic(config, events))
     except (InvalidEvent, StopIteration):
         return list(events)
-    first = replay(config, items, eventually)
-    if first.failed != prop:
+    if items is None:
         return list(events)
-    best = list(first.events)
-    items = symbolic(config, best)
-    chunk = max(1, len(items) // 2)
-    while time.perf_counter() < deadline:
-        items, removed = _delete_chunks(config, items, chunk, prop, eventually, deadline)
-        if chunk == 1:
-            items, merged = _merge_ticks(config, items, prop, eventually, deadline)
-            removed = removed or merged
-        if removed:
-            best = list(replay(config, items, eventually).events)
-            items = symbolic(config, best)
-        elif chunk == 1:
+    while not search.expired():
+        before = len(items)
+        items = _delete_traffic(search, items)
+        items = _delete_chunks(search, items)
+        items = _merge_ticks(search, items)
+        if len(items) == before:
             break
-        chunk = max(1, chunk // 2)
-    return best
+    return list(replay(config, items, eventually).events)
 
 
-def _delete_chunks(
-    config: ClusterConfig,
-    items: list[object],
-    chunk: int,
-    prop: str,
-    eventually: bool,
-    deadline: float,
-) -> tuple[list[object], bool]:
-    """One sweep from the end: drop each run of `chunk` items whose absence keeps the failure.
+def _delete_traffic(search: _Search, items: list[object]) -> list[object]:
+    """Try deleting every item of one kind of traffic at once, the most common kinds first."""
+    counts = Counter(key for item in items for key in traffic_keys(item))
+    for key, _ in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0])):
+        if search.expired():
+            break
+        candidate = [item for item in items if key not in traffic_keys(item)]
+        if len(candidate) < len(items):
+            items = search.confirmed(candidate) or items
+    return items
+
+
+def _delete_chunks(search: _Search, items: list[object]) -> list[object]:
+    """Sweeps with chunks of half the schedule, then a quarter, ... down to single items."""
+    chunk = max(1, len(items) // 2)
+    while not search.expired():
+        items = _sweep(search, items, chunk)
+        if chunk == 1:
+            return items
+        chunk = max(1, min(chunk // 2, len(items) // 2))
+    return items
+
+
+def _sweep(search: _Search, items: list[object], chunk: int) -> list[object]:
+    """One forward sweep: drop each run of `chunk` items whose absence keeps the failure.
 
     Large chunks are tried at chunk-aligned positions; small ones (a crash and
-    its restart, a request and its answer) at every position.
+    its restart, a request and its answer) at every position. `before` is the
+    checker after the items ahead of the chunk, which no deletion here changes.
     """
-    removed = False
     stride = 1 if chunk <= SMALL_CHUNK else chunk
-    start = len(items) - chunk
-    while start >= 0 and time.perf_counter() < deadline:
-        candidate = items[:start] + items[start + chunk :]
-        if replay(config, candidate, eventually).failed == prop:
-            items, removed = candidate, True
-            start = min(start, len(items) - chunk)
-        else:
-            start -= stride
-    return items, removed
+    before = Checker(search.config)
+    before.initial_violations()
+    start = 0
+    while start + chunk <= len(items) and not search.expired():
+        after = items[start + chunk :]
+        screened = _continue(copy.deepcopy(before), after, search.eventually)
+        if screened.failed == search.prop:
+            kept = search.confirmed(items[:start] + after)
+            if kept is not None and len(kept) < len(items):
+                if kept[:start] != items[:start]:  # not expected: start the sweep over
+                    return _sweep(search, kept, chunk)
+                items = kept
+                continue
+        for item in items[start : start + stride]:
+            _apply(before, item, [])
+        start += stride
+    return items
 
 
-def _merge_ticks(
-    config: ClusterConfig, items: list[object], prop: str, eventually: bool, deadline: float
-) -> tuple[list[object], bool]:
+def _merge_ticks(search: _Search, items: list[object]) -> list[object]:
     """Join adjacent clock ticks into one, where the failure stays: the same time passes in fewer events."""
-    merged = False
     index = len(items) - 2
-    while index >= 0 and time.perf_counter() < deadline:
+    while index >= 0 and not search.expired():
         first, second = items[index], items[index + 1]
         if isinstance(first, ev.Tick) and isinstance(second, ev.Tick):
-            candidate = [*items[:index], ev.Tick(first.ms + second.ms), *items[index + 2 :]]
-            if replay(config, candidate, eventually).failed == prop:
-                items, merged = candidate, True
-        index -= 1
-    return items, merged
+            merged = [*items[:index], ev.Tick(first.ms + second.ms), *items[index + 2 :]]
+            items = search.confirmed(merged) or items
+        index = min(index - 1, len(items) - 2)
+    return items
