@@ -403,12 +403,16 @@ def _group_of(subscribe: object) -> str:
     return str(subscribe.get("group", "")) if isinstance(subscribe, Mapping) else ""
 
 
-def _groups_by_process(done: Sequence[_Completed]) -> dict[object, str]:
-    groups: dict[object, str] = {}
+def _group_at(done: Sequence[_Completed]) -> dict[int, str]:
+    """For each completed operation (by index), the group its consumer was in at that moment:
+    a consumer may leave one group and subscribe to another, so membership is per moment."""
+    current: dict[object, str] = {}
+    at: dict[int, str] = {}
     for c in done:
         if c.op.f == "subscribe" and c.op.type == "ok":
-            groups[c.op.process] = _group_of(c.op.value)
-    return groups
+            current[c.op.process] = _group_of(c.op.value)
+        at[c.op.index] = current.get(c.op.process, "")
+    return at
 
 
 def _commit_offset(c: _Completed, key: str) -> int | None:
@@ -422,15 +426,17 @@ def _commit_offset(c: _Completed, key: str) -> int | None:
 def _resume_bound(commits: Sequence[tuple[_Completed, int]], at: int) -> int | None:
     """The largest offset the last acknowledged commit before `at` (or one racing it) may have left.
 
-    Commits whose outcome is unknown, or that overlap the last acknowledged one,
-    may have been applied after it, so they raise the bound.
+    Commits that overlap the last acknowledged one may have been applied after
+    it, so they raise the bound. So does any commit invoked before `at` whose
+    outcome is unknown: its request may still be in the network and take effect
+    at any later moment, as an indeterminate operation in Jepsen's sense.
     """
     acked = [(c, o) for c, o in commits if c.op.type == "ok" and c.op.index < at]
     if not acked:
         return None
     last, bound = max(acked, key=lambda pair: pair[0].op.index)
     for c, offset in commits:
-        if c.invoked < at and c.op.index > last.invoked:
+        if c.invoked < at and (c.op.index > last.invoked or c.op.type == "info"):
             bound = max(bound, offset)
     return bound
 
@@ -465,18 +471,17 @@ def poll_skipped_after_resume(
     # the retained log start skipped nothing that was still there.
     retained_from = _retained_from(final_state)
     done = _completions(history)
-    groups = _groups_by_process(done)
+    groups = _group_at(done)
     found: list[Violation] = []
     for c in done:
         if c.op.f != "assign" or c.op.type != "ok":
             continue
-        group = groups.get(c.op.process, "")
+        group = groups[c.op.index]
         for key in _assigned_keys(c.op.value):
             commits = [
                 (d, offset)
                 for d in done
-                if groups.get(d.op.process, "") == group
-                and (offset := _commit_offset(d, key)) is not None
+                if groups[d.op.index] == group and (offset := _commit_offset(d, key)) is not None
             ]
             bound = _resume_bound(commits, c.op.index)
             start = _first_read(done, c.op.process, key, c.op.index)
@@ -527,12 +532,12 @@ def _sent_records(done: Sequence[_Completed]) -> list[tuple[str, int, object]]:
 
 
 def _reads_by_group(
-    done: Sequence[_Completed], groups: Mapping[object, str]
+    done: Sequence[_Completed], groups: Mapping[int, str]
 ) -> dict[str, set[tuple[str, int]]]:
     reads: dict[str, set[tuple[str, int]]] = {}
     for c in done:
         if c.op.f == "poll" and c.op.type == "ok" and isinstance(c.op.value, Mapping):
-            seen = reads.setdefault(groups.get(c.op.process, ""), set())
+            seen = reads.setdefault(groups[c.op.index], set())
             for key, pairs in c.op.value.items():
                 seen.update((str(key), int(pair[0])) for pair in pairs)
     return reads
@@ -557,7 +562,7 @@ def group_missed_records(
     acknowledged record of a topic it subscribes to, whatever other groups read (reset policy
     earliest)."""
     done = _completions(history)
-    groups = _groups_by_process(done)
+    groups = _group_at(done)
     reads = _reads_by_group(done, groups)
     # A group every member left is not expected to read on (given the final state).
     live = None if final_state is None else {g.group for g in final_state.groups if g.members}

@@ -294,6 +294,19 @@ def test_a_commit_with_unknown_outcome_may_have_moved_the_offset() -> None:
     assert poll_skipped_after_resume(ops) == []
 
 
+def test_a_commit_that_timed_out_earlier_may_still_land_after_a_later_acknowledged_one() -> None:
+    ops = consumed_then_handed_over(5)
+    # c0's commit of 5 times out *before* its acknowledged commit of 3; the request
+    # was only delayed, so the coordinator may apply it after the 3.
+    maybe = history(("c0", "info", "commit", {"t/0": 5}))
+    ops = [replace(op, index=i) for i, op in enumerate(ops[:6] + maybe + ops[6:])]
+    assert poll_skipped_after_resume(ops) == []
+    # A commit that failed outright took no effect, and the skip is still reported.
+    failed = history(("c0", "fail", "commit", {"t/0": 5}))
+    ops = [replace(op, index=i) for i, op in enumerate(ops[:6] + failed + ops[8:])]
+    assert names(poll_skipped_after_resume(ops)) == {"resume-without-skipping"}
+
+
 def test_another_groups_commit_does_not_count() -> None:
     ops = history(
         ("c0", "ok", "subscribe", {"group": "g0", "topics": ["t"]}),
@@ -360,3 +373,18 @@ def test_a_poll_by_the_owner_or_mid_rebalance_is_clean() -> None:
     assert polls_in(CLEAN, "c0", 0) == set()
     preparing = with_group(stable(phase=Phase.PREPARING_REBALANCE, assignment=()))
     assert polls_in(preparing, "c1", 0) == set()
+
+
+def test_a_commit_counts_for_the_group_its_consumer_was_in_when_it_committed() -> None:
+    ops = history(
+        ("c1", "ok", "subscribe", {"group": "g0", "topics": ["t"]}),
+        ("c1", "ok", "commit", {"t/0": 5}),
+        ("c0", "ok", "subscribe", {"group": "g1", "topics": ["t"]}),
+        ("c0", "ok", "commit", {"t/0": 2}),  # g1's offset, committed later
+        ("c0", "ok", "subscribe", {"group": "g0", "topics": ["t"]}),  # c0 moves to g0
+        ("c0", "ok", "assign", ["t/0"]),
+        ("c0", "ok", "poll", {"t/0": [[5, 15]]}),
+    )
+    assert poll_skipped_after_resume(ops) == []
+    skipping = [*ops[:-1], replace(ops[-1], value={"t/0": [[6, 16]]})]
+    assert names(poll_skipped_after_resume(skipping)) == {"resume-without-skipping"}
