@@ -498,25 +498,58 @@ class ClusterMachine(RuleBasedStateMachine):
         if self.cluster_config.groups and chosen in self.group_of:
             self._do(ev.Subscribe(chosen, self.group_of[chosen], ("t",)))
 
+    def _until_reading(self, consumer: str, max_rounds: int = 40) -> None:
+        """Brokers back up, then normal operation with the consumer polling, until it owns
+        partitions and has read: the consumer fault that follows is then about the consumer."""
+        world = self.checker.world
+        for broker in self._nodes("b", False):
+            self._do(ev.Restart(broker))
+        for _ in range(max_rounds):
+            if self.idle or (world.owns_partitions(consumer) and self._has_read(consumer)):
+                return
+            if world.is_up(consumer):
+                self._do(ev.Poll(consumer))
+            self._run_network(1)
+
+    def _has_read(self, consumer: str) -> bool:
+        return any(op.process == consumer and op.f == "poll" for op in self.checker.ops[-50:])
+
     @precondition(lambda self: "coordinator" in self.mix and bool(self._consumers(True)))
     @rule(consumer=st.integers(0, 7), rounds=st.integers(8, 48))
     def silence_consumer(self, consumer: int, rounds: int) -> None:
-        """A one-way fault: everything a consumer sends its group coordinator is lost for a while,
-        while its fetches still reach the partition leaders and it keeps polling. Its session
-        expires at the coordinator and its partitions move on; it must stop reading by its own clock."""
+        """A one-way fault on a consumer that is reading: what it sends its group coordinator is
+        lost for a while (its offset commits are held back instead, and arrive when the fault
+        ends), while its fetches still reach the partition leaders and it keeps polling. Its
+        session expires at the coordinator and its partitions move on; it must stop reading by
+        its own clock, and its late commits must be refused as stale."""
         chosen = self._consumers(True)[consumer % len(self._consumers(True))]
         world = self.checker.world
-        for _ in range(rounds):
+        producers = self._nodes("p", True)
+        for partition in range(self.cluster_config.partitions):
+            if producers:
+                self._do(ev.Produce(producers[0], "t", partition))
+        self._until_reading(chosen)
+        held: set[int] = set()
+        for round_index in range(rounds):
+            if producers and round_index % 4 == 0:  # new records, so a read shows who reads
+                partition = (round_index // 4) % self.cluster_config.partitions
+                self._do(ev.Produce(producers[0], "t", partition))
             for _ in range(ROUND_DELIVERIES):
-                inflight = world.inflight()
-                if self.idle or not inflight:
+                waiting = [e for e in world.inflight() if e.id not in held]
+                if self.idle or not waiting:
                     break
-                oldest = inflight[0]
-                lost = oldest.src == chosen and isinstance(oldest.message, GROUP_REQUESTS)
-                self._do(ev.Drop(oldest.id) if lost else ev.Deliver(oldest.id))
+                oldest = waiting[0]
+                silenced = oldest.src == chosen and isinstance(oldest.message, GROUP_REQUESTS)
+                if silenced and isinstance(oldest.message, gm.OffsetCommit):
+                    held.add(oldest.id)
+                else:
+                    self._do(ev.Drop(oldest.id) if silenced else ev.Deliver(oldest.id))
             if world.is_up(chosen):
                 self._do(ev.Poll(chosen))
             self._do(ev.Tick(ROUND_MS))
+        for envelope in world.inflight():
+            if envelope.id in held and not self.idle:
+                self._do(ev.Deliver(envelope.id))
 
     @precondition(
         lambda self: any(not self.checker.world.is_up(n) for n in self.checker.world.nodes())

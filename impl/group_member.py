@@ -134,10 +134,11 @@ class GroupConsumer(Consumer):
         if not self._session_alive(now_ms):
             yield from self._rejoin(now_ms)  # the group may have handed our partitions on
             return
-        if self._consumed_uncommitted():
+        if self.coordinator is not None and self._consumed_uncommitted():
             yield from self.commit(now_ms)  # auto-commit what the last polls consumed
-            return
-        for p in self.owned:
+            if self.commit_request is not None:
+                return
+        for p in self.owned:  # with no coordinator known, the commit waits and fetching goes on
             yield from self._fetch(p, now_ms)
 
     def _fetch(self, p: int, now_ms: int) -> Handler:

@@ -262,6 +262,11 @@ class World:
         node = self.nodes_up.get(client)
         return isinstance(node, GroupConsumer) and node.group is not None
 
+    def owns_partitions(self, client: str) -> bool:
+        """Whether consumer `client` is up and owns partitions of its group's current assignment."""
+        node = self.nodes_up.get(client)
+        return isinstance(node, GroupConsumer) and node.phase == "stable" and bool(node.owned)
+
     def _commit_offsets(self, event: ev.CommitOffsets, step: _Step) -> None:
         consumer = self._client(event.client, GroupConsumer)
         self._run(event.client, consumer.commit(self.now_ms), step)
