@@ -18,6 +18,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="directory for counterexample reports (default: $KAFKA_VERIFY_REPORTS or reports/)",
     )
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (minutes each; also KAFKA_VERIFY_SLOW=1)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked slow (deep searches of minutes) run only when asked for, so CI stays short."""
+    if config.getoption("--run-slow") or os.environ.get("KAFKA_VERIFY_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow or KAFKA_VERIFY_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture
