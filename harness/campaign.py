@@ -53,7 +53,7 @@ def run_campaign(
     """Run the machine until a property fails or the budget is spent; shrink what fails.
 
     Hypothesis shrinks first (within `shrink_budget_s`), then `harness/shrink.py`
-    deletes single events and chunks of them (within `event_shrink_budget_s`).
+    deletes whole kinds of traffic, chunks and single events (within `event_shrink_budget_s`).
     """
     recorder = Recorder(on_example=on_example, shrink_budget_s=shrink_budget_s)
     machine = make_machine(config, recorder)
