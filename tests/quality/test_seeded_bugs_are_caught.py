@@ -38,14 +38,10 @@ CAUGHT: dict[str, frozenset[str]] = {
     "zombie-commit": frozenset({"refinement"}),
     "double-assignment": frozenset({"refinement"}),
     "offsets-in-memory": frozenset({"refinement"}),
+    "no-generation-fencing-on-fetch": frozenset({"poll-by-non-owner"}),
 }
 
-KNOWN_GAPS: dict[str, str] = {
-    "no-generation-fencing-on-fetch": "needs a consumer whose coordinator traffic is lost while "
-    "it owns a partition, has no commit in flight, and keeps polling new records after its "
-    "session lapsed (tests/scenarios/test_consumer_fencing.py); the silence_consumer nemesis "
-    "does not reach that within budget yet",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 BUDGET_S = 120
 
