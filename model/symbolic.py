@@ -49,9 +49,9 @@ UNKNOWN, LEADER, TRUNCATING, FOLLOWING = (ROLE_CODES[r] for r in Role)
 
 Expr = Any  # a z3 expression (z3 ships no type information)
 
-# The protocol variants the encoding switches. Group variants wait for groups to
-# be encoded; retention-deletes-unreplicated offers deletions that `step` refuses,
-# so in the explored model it changes nothing.
+# The replication variants this encoding switches. The group variants switch the
+# group encoding (model/symbolic_groups.py); retention-deletes-unreplicated offers
+# deletions that `step` refuses, so in the explored model it changes nothing.
 ENCODED_VARIANTS = frozenset(
     {
         variants.TRUNCATE_TO_HW,

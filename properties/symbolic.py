@@ -12,7 +12,8 @@ Rules of this module:
   `properties.prove` keeps the largest subset of lemmas and properties that
   holds initially and is inductive as a whole (Houdini), so a wrong lemma, or
   one that a protocol variant breaks, drops out instead of making a proof pass.
-- Consumer-group properties join `BREAKS` once groups are encoded.
+- Consumer-group formulas live in properties/symbolic_groups.py, over the group
+  encoding of model/symbolic_groups.py.
 """
 
 from __future__ import annotations
