@@ -9,7 +9,7 @@ events from inside one. This pass works on the event list itself. Each round:
   other partitions' traffic or an uninvolved consumer);
 - deletes chunks of events in the manner of delta debugging, halving the chunk
   size down to single events;
-- joins adjacent clock ticks.
+- joins adjacent clock ticks (a whole run of them at once, else pairs).
 Rounds repeat until none deletes anything, or the time budget is spent. Every
 deletion after which the same property still fails is kept.
 
@@ -205,6 +205,7 @@ def shrink_events(
     while not search.expired():
         before = len(items)
         items = _delete_traffic(search, items)
+        items = _merge_ticks(search, items)  # fewer items make every later sweep cheaper
         items = _delete_chunks(search, items)
         items = _merge_ticks(search, items)
         if len(items) == before:
@@ -263,12 +264,35 @@ def _sweep(search: _Search, items: list[object], chunk: int) -> list[object]:
 
 
 def _merge_ticks(search: _Search, items: list[object]) -> list[object]:
-    """Join adjacent clock ticks into one, where the failure stays: the same time passes in fewer events."""
-    index = len(items) - 2
-    while index >= 0 and not search.expired():
+    """Join adjacent clock ticks into one, where the failure stays: the same time passes in fewer events.
+
+    A whole run of ticks is tried as one tick first, then pairs within it.
+    """
+    index = len(items) - 1  # the last item of the run looked at next
+    while index > 0 and not search.expired():
+        if not isinstance(items[index], ev.Tick):
+            index -= 1
+            continue
+        start = index
+        while start > 0 and isinstance(items[start - 1], ev.Tick):
+            start -= 1
+        if start < index:
+            items = _merge_run(search, items, start, index + 1)
+        index = min(start - 1, len(items) - 1)
+    return items
+
+
+def _merge_run(search: _Search, items: list[object], start: int, end: int) -> list[object]:
+    """Merge the ticks items[start:end]: all of them into one if the failure stays, else pairwise."""
+    total = sum(tick.ms for tick in items[start:end] if isinstance(tick, ev.Tick))
+    whole = search.confirmed([*items[:start], ev.Tick(total), *items[end:]])
+    if whole is not None:
+        return whole
+    index = end - 2
+    while index >= start and not search.expired():
         first, second = items[index], items[index + 1]
         if isinstance(first, ev.Tick) and isinstance(second, ev.Tick):
             merged = [*items[:index], ev.Tick(first.ms + second.ms), *items[index + 2 :]]
             items = search.confirmed(merged) or items
-        index = min(index - 1, len(items) - 2)
+        index -= 1
     return items
