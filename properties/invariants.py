@@ -701,8 +701,11 @@ _HOT_RECHECKS: dict[type, _HotRecheck] = {
 }
 
 
-def _hot_recheck(before: State, action: object, after: State, index: int) -> list[Violation] | None:
-    """The incremental re-check of the common actions, or None to fall back to a full one."""
+def _hot_change(
+    before: State, action: object, after: State, index: int
+) -> tuple[_HotRecheck, Replica, Replica] | None:
+    """(re-check, old, new) if `action` is a common action and replaced exactly one replica of
+    partition `index`, its own, leaving the quorum and the running set as they were."""
     recheck = _HOT_RECHECKS.get(type(action))
     if recheck is None or before.running != after.running:
         return None
@@ -712,18 +715,20 @@ def _hot_recheck(before: State, action: object, after: State, index: int) -> lis
     _, old, new = change
     if getattr(action, "partition", None) != index or getattr(action, "broker", None) != new.broker:
         return None
-    return recheck(before, after, index, old, new)
+    return recheck, old, new
+
+
+def _hot_recheck(before: State, action: object, after: State, index: int) -> list[Violation] | None:
+    """The incremental re-check of the common actions, or None to fall back to a full one."""
+    hot = _hot_change(before, action, after, index)
+    return None if hot is None else hot[0](before, after, index, hot[1], hot[2])
 
 
 def _single_replica_step(before: State, action: object, after: State) -> list[Violation] | None:
     """check_step for a common action that replaced one replica of its own partition and nothing
     else (an append, a high-watermark increase, a flush), or None for any other step."""
     index = getattr(action, "partition", None)
-    if (
-        type(action) not in _HOT_RECHECKS
-        or not isinstance(index, int)
-        or before.controller_epoch != after.controller_epoch
-    ):
+    if not isinstance(index, int) or before.controller_epoch != after.controller_epoch:
         return None
     old_parts, new_parts = before.partitions, after.partitions
     if len(old_parts) != len(new_parts) or not 0 <= index < len(new_parts):
@@ -731,17 +736,20 @@ def _single_replica_step(before: State, action: object, after: State) -> list[Vi
     # Tuple comparison tests identity first, so unchanged partitions cost next to nothing.
     if old_parts[:index] != new_parts[:index] or old_parts[index + 1 :] != new_parts[index + 1 :]:
         return None
-    partial = _hot_recheck(before, action, after, index)
+    hot = _hot_change(before, action, after, index)
+    if hot is None:
+        return None
+    recheck, old, new = hot
+    partial = recheck(before, after, index, old, new)
     if partial is None:
         return None
-    changes = [
-        (index, old, new)
-        for old, new in zip(old_parts[index].replicas, new_parts[index].replicas)
-        if old is not new
-    ]
+    if new.hw >= old.hw and new.epoch >= old.epoch and new.log_start == old.log_start:
+        # The step properties read nothing else of a changed replica (and the quorum
+        # and controller epochs did not move): none of them can object to this step.
+        return partial
     found: list[Violation] = []
     for step_check in _STEP_CHECKS.values():
-        found.extend(step_check(before, action, after, changes))
+        found.extend(step_check(before, action, after, [(index, old, new)]))
     return found + partial
 
 

@@ -239,6 +239,45 @@ def test_check_step_reports_step_and_state_properties_together() -> None:
     assert names(check_state(after, CONFIG)) == {"no-duplicate-record"}
 
 
+@pytest.mark.parametrize(
+    ("action", "changes", "expected"),
+    [
+        (IncHighWatermark(0, 1, 2), {"epoch": -1}, "monotonic-epochs"),
+        (Flush(0, 1), {"epoch": -1}, "monotonic-epochs"),
+        (
+            FollowerReplicate(0, 1, Record(3, 0)),
+            {"log": log((1, 0), (2, 0), (3, 0)), "epoch": -1},
+            "monotonic-epochs",
+        ),
+        (IncHighWatermark(0, 1, 1), {"hw": 1, "checkpoint_hw": 1}, "monotonic-high-watermark"),
+        (
+            LeaderWrite(0, 0, 3, -1),
+            {"log": log((2, 0), (3, 0)), "log_start": 1},
+            "retention-prefix-only",
+        ),
+    ],
+)
+def test_check_step_reports_step_properties_on_one_replica_common_actions(
+    action: IncHighWatermark | Flush | FollowerReplicate | LeaderWrite,
+    changes: dict[str, object],
+    expected: str,
+) -> None:
+    """The common one-replica actions take check_step's fast path; a step property still fires."""
+    before = replace(committed_state(), running=frozenset({0, 1, 2}))
+    before = with_replica(before, 0, role=Role.LEADER, epoch=0, isr=frozenset({0, 1, 2}))
+    before = with_replica(before, 1, role=Role.FOLLOWING, epoch=0, leader=0)
+    after = with_replica(before, action.broker, **changes)
+    assert expected in names(check_step(before, action, after, CONFIG))
+    assert expected in names(STEP_CHECKERS[expected](before, action, after))
+
+
+STEP_CHECKERS = {
+    "monotonic-high-watermark": monotonic_high_watermark,
+    "monotonic-epochs": monotonic_epochs,
+    "retention-prefix-only": retention_prefix_only,
+}
+
+
 # -- the correct model is clean, and each protocol variant is caught ------------------------
 
 SMALL = Config(brokers=2, replication=2, min_insync=1, max_log=2, max_epoch=2, durable=True)
