@@ -202,9 +202,10 @@ class Checker:
     ) -> list[Violation]:
         violations: list[Violation] = []
         state = self.state
+        config = self.model_config
         for action in actions:
             try:
-                after = step(state, action, self.model_config)
+                after = step(state, action, config)
             except NotAllowed as error:
                 return [
                     Violation(
@@ -213,9 +214,9 @@ class Checker:
                         details=(("event", repr(event)), ("action", repr(action))),
                     )
                 ]
-            violations.extend(check_step(state, action, after, self.model_config))
-            if self._groups:
-                violations.extend(check_group_step(state, action, after, self.model_config))
+            violations.extend(check_step(state, action, after, config))
+            if self._groups and after.groups is not state.groups:  # else no group changed
+                violations.extend(check_group_step(state, action, after, config))
             self.coverage.observe_step(state, action, after)
             state = after
         self.state = state

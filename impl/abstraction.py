@@ -140,7 +140,8 @@ def replicas_match(world: World, broker: int, expected: Iterable[tuple[int, Repl
     for partition, want in expected:
         if want.broker != broker:
             return False
-        log = disks[(broker, partition)]
+        key = (broker, partition)
+        log = disks[key]
         if (
             log.log_start != want.log_start
             or log.flushed != want.flushed
@@ -167,7 +168,7 @@ def replicas_match(world: World, broker: int, expected: Iterable[tuple[int, Repl
                 and r.isr == want.isr
             ):
                 return False
-        view: _LogView | None = cache.get((broker, partition))
+        view: _LogView | None = cache.get(key)
         unchanged = (
             view is not None
             and view.records is want.log
