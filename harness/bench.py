@@ -1,10 +1,16 @@
 """`kafka-verify bench`: how fast the reference cluster runs, bare and fully checked.
 
 One long schedule is generated once (seeded, so every run measures the same
-work) and then replayed twice: bare (the impl alone) and checked (impl,
-refinement, every ALWAYS property and the history checkers). Checking is
-incremental, so checked throughput late in a long history should match that
-early on: `late_over_early` compares windows near 10,000 and near 100 steps.
+work) and then replayed bare (the impl alone) and checked (impl, refinement,
+every ALWAYS property and the history checkers). Checking is incremental, so
+checked throughput late in a long history should match that early on:
+`late_over_early` compares windows near 10,000 and near 100 steps.
+
+A replay takes a fraction of a second, and the machine may be shared, so one
+replay can be slowed by anything else running. Bare and checked replays
+therefore alternate, `REPEATS` of each, and every figure is the best one seen
+(the shortest time for a whole replay or for a window): the replay least
+disturbed, measured the same way for both.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from impl.world import World
 
 EARLY_WINDOW = (100, 1_100)
 LATE_WINDOW = (10_000, 11_000)
+REPEATS = 5
 
 
 def generate_schedule(config: ClusterConfig, length: int, seed: int = 7) -> list[object]:
@@ -40,6 +47,10 @@ def generate_schedule(config: ClusterConfig, length: int, seed: int = 7) -> list
 def _next_event(
     world: World, chooser: random.Random, producers: list[str], consumers: list[str]
 ) -> object:
+    if world.config.groups:
+        group_event = _group_event(world, chooser, consumers)
+        if group_event is not None:
+            return group_event
     down = [n for n in world.nodes() if not world.is_up(n)]
     roll = chooser.random()
     inflight = world.inflight()
@@ -47,8 +58,9 @@ def _next_event(
         return ev.Deliver(inflight[min(len(inflight) - 1, int(chooser.expovariate(1.0)))].id)
     if roll < 0.67:
         return ev.Produce(chooser.choice(producers))
-    if roll < 0.75:
-        return ev.Poll(chooser.choice(consumers))
+    polling = [c for c in consumers if world.is_up(c)]
+    if roll < 0.75 and polling:
+        return ev.Poll(chooser.choice(polling))
     if roll < 0.76 and inflight:
         return ev.Drop(chooser.choice(inflight).id)
     if roll < 0.765 and down:
@@ -57,6 +69,28 @@ def _next_event(
         brokers = [n for n in world.nodes() if n.startswith("b")]
         return ev.Crash(chooser.choice(brokers), chooser.random() < 0.5)
     return ev.Tick(chooser.choice((10, 50, 100, 250)))
+
+
+def _group_event(world: World, chooser: random.Random, consumers: list[str]) -> object | None:
+    """With consumer groups, consumers subscribe (again after leaving or restarting), commit,
+    and now and then leave or crash, so rebalances, commits and coordinator reads are measured too."""
+    groups = world.config.groups
+    for index, consumer in enumerate(consumers):
+        if world.is_up(consumer) and not world.subscribed(consumer) and chooser.random() < 0.05:
+            return ev.Subscribe(consumer, f"g{index % groups}", ("t",))
+    roll = chooser.random()
+    consumer = chooser.choice(consumers)
+    if not world.is_up(consumer):
+        return ev.Restart(consumer) if roll < 0.01 else None
+    if not world.subscribed(consumer):
+        return None
+    if roll < 0.03:
+        return ev.CommitOffsets(consumer)
+    if roll < 0.032:
+        return ev.Close(consumer)
+    if roll < 0.033:
+        return ev.Crash(consumer)
+    return None
 
 
 def _timed_replay(config: ClusterConfig, schedule: list[object], check: bool) -> list[float]:
@@ -89,20 +123,24 @@ def run_bench(steps: int = 12_000) -> dict[str, Any]:
     return figures
 
 
-def _throughput(config: ClusterConfig, steps: int) -> dict[str, Any]:
+def _throughput(config: ClusterConfig, steps: int, repeats: int = REPEATS) -> dict[str, Any]:
     steps = max(steps, LATE_WINDOW[1] + 1)
     schedule = generate_schedule(config, steps)
-    bare = _timed_replay(config, schedule, check=False)
-    checked = _timed_replay(config, schedule, check=True)
-    bare_rate = len(bare) / bare[-1]
-    checked_rate = len(checked) / checked[-1]
+    bare: list[list[float]] = []
+    checked: list[list[float]] = []
+    for _ in range(repeats):  # alternating, so both see the same machine
+        bare.append(_timed_replay(config, schedule, check=False))
+        checked.append(_timed_replay(config, schedule, check=True))
+    bare_rate = max(len(stamps) / stamps[-1] for stamps in bare)
+    checked_rate = max(len(stamps) / stamps[-1] for stamps in checked)
     figures: dict[str, Any] = {
         "steps": len(schedule),
+        "repeats": repeats,
         "bare_steps_per_s": round(bare_rate, 1),
         "checked_steps_per_s": round(checked_rate, 1),
         "overhead_ratio": round(bare_rate / checked_rate, 3),
-        "early_checked_steps_per_s": round(_rate(checked, EARLY_WINDOW), 1),
-        "late_checked_steps_per_s": round(_rate(checked, LATE_WINDOW), 1),
+        "early_checked_steps_per_s": round(max(_rate(s, EARLY_WINDOW) for s in checked), 1),
+        "late_checked_steps_per_s": round(max(_rate(s, LATE_WINDOW) for s in checked), 1),
     }
     figures["late_over_early"] = round(
         figures["late_checked_steps_per_s"] / figures["early_checked_steps_per_s"], 3
