@@ -33,16 +33,15 @@ NO_GENERATION_FENCING_ON_FETCH = "no-generation-fencing-on-fetch"
 
 @dataclass(frozen=True, slots=True)
 class Bug:
-    """One catalogue entry: what the switch does, where the scenario is told, whether it exists yet."""
+    """One catalogue entry: what the switch does and where its scenario is told."""
 
     name: str
     description: str
     reference: str
-    implemented: bool = True
 
 
-def _bug(name: str, description: str, reference: str, implemented: bool = True) -> Bug:
-    return Bug(name, description, f"BUGS.md `{name}`; {reference}", implemented)
+def _bug(name: str, description: str, reference: str) -> Bug:
+    return Bug(name, description, f"BUGS.md `{name}`; {reference}")
 
 
 BUGS: dict[str, Bug] = {

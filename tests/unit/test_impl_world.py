@@ -158,7 +158,6 @@ def test_impossible_configs_are_refused_with_one_sentence() -> None:
         {"min_insync": 4},
         {"partitions": 0},
         {"bugs": frozenset({"no-such-bug"})},
-        {"bugs": frozenset({"no-generation-fencing-on-fetch"})},
         {"acks": 1},
     ):
         with pytest.raises(ValueError):
