@@ -67,7 +67,7 @@ def _replica(
 
 def _durable(replica: Replica, config: Config) -> Replica:
     if config.durable:
-        return replace(replica, flushed=replica.leo, checkpoint_hw=replica.hw)
+        return replica.flushed_now()
     return replica
 
 
@@ -90,8 +90,7 @@ def _leader_write(state: State, a: LeaderWrite, config: Config) -> State:
             a,
             f"acks=all needs an ISR of at least {config.min_insync}, the leader has {sorted(r.isr)}",
         )
-    updated = replace(r, log=(*r.log, Record(a.record_id, r.epoch)))
-    return _put(state, a.partition, part, updated, config)
+    return _put(state, a.partition, part, r.appended(Record(a.record_id, r.epoch)), config)
 
 
 def _follower_replicate(state: State, a: FollowerReplicate, config: Config) -> State:
@@ -109,7 +108,7 @@ def _follower_replicate(state: State, a: FollowerReplicate, config: Config) -> S
         a,
         f"epochs in a log never go down: {a.record.epoch} after {r.log[-1].epoch if r.log else -1}",
     )
-    return _put(state, a.partition, part, replace(r, log=(*r.log, a.record)), config)
+    return _put(state, a.partition, part, r.appended(a.record), config)
 
 
 def _inc_high_watermark(state: State, a: IncHighWatermark, config: Config) -> State:
@@ -117,7 +116,7 @@ def _inc_high_watermark(state: State, a: IncHighWatermark, config: Config) -> St
     _require(r.role in (Role.LEADER, Role.FOLLOWING), a, f"broker {a.broker} is {r.role.value}")
     _require(a.hw > r.hw, a, f"the high watermark only goes up, it is {r.hw}")
     _require(a.hw <= r.leo, a, f"the high watermark cannot pass the log end offset {r.leo}")
-    return _put(state, a.partition, part, replace(r, hw=a.hw), config)
+    return _put(state, a.partition, part, r.with_hw(a.hw), config)
 
 
 def _become_leader(state: State, a: BecomeLeader, config: Config) -> State:
@@ -262,7 +261,7 @@ def _retention_delete(state: State, a: RetentionDelete, config: Config) -> State
 
 def _flush(state: State, a: Flush, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    return _put(state, a.partition, part, replace(r, flushed=r.leo, checkpoint_hw=r.hw), config)
+    return _put(state, a.partition, part, r.flushed_now(), config)
 
 
 def _crash(state: State, a: Crash, config: Config) -> State:

@@ -30,3 +30,24 @@ def test_with_replica_and_with_partition_keep_every_other_field() -> None:
             assert getattr(rebuilt.partitions[0], f.name) == getattr(part, f.name), f.name
     assert rebuilt.partitions[0].replicas == (part.replicas[0], replica, *part.replicas[2:])
     assert rebuilt.partitions[1:] == state.partitions[1:]
+
+
+def test_replica_shortcuts_equal_dataclasses_replace() -> None:
+    from model.state import Replica, Role
+
+    # Every field away from its default, so a field a shortcut dropped would show.
+    r = Replica(
+        broker=2,
+        log=(Record(1, 3), Record(2, 4)),
+        log_start=5,
+        hw=6,
+        flushed=6,
+        checkpoint_hw=5,
+        epoch=4,
+        role=Role.LEADER,
+        leader=2,
+        isr=frozenset({1, 2}),
+    )
+    assert r.appended(Record(9, 4)) == dataclasses.replace(r, log=(*r.log, Record(9, 4)))
+    assert r.with_hw(7) == dataclasses.replace(r, hw=7)
+    assert r.flushed_now() == dataclasses.replace(r, flushed=r.leo, checkpoint_hw=r.hw)
