@@ -29,7 +29,7 @@ from impl.abstraction import (
     world_matches,
 )
 from impl.config import ClusterConfig
-from impl.world import ClientOp, Envelope, InvalidEvent, World
+from impl.world import ZK_GROUPS, ClientOp, Envelope, InvalidEvent, World
 from model import Action, NotAllowed, State, initial_state, step
 from model.actions import ControllerFailover
 from model.actions import Crash as CrashAction
@@ -136,11 +136,16 @@ class Checker:
     # Per broker node: (partition, position in the partition's replicas) of each replica it hosts.
     _replica_slots: dict[str, list[tuple[int, int]]] = field(init=False, default_factory=dict)
     _group_of: dict[str, str] = field(init=False, default_factory=dict)
+    # The internal offsets topic's partitions (model indexes after the user topic's).
+    _offsets_partitions: frozenset[int] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
         self.world = World(self.config)
         self.model_config = self.config.model_config()
         self._groups = self.config.groups > 0
+        self._offsets_partitions = frozenset(
+            range(self.config.partitions, self.model_config.partitions)
+        )
         self._broker_of_node = {f"b{b}": b for b in range(self.model_config.brokers)}
         self._node_of_broker = {b: node for node, b in self._broker_of_node.items()}
         for p in range(self.model_config.partitions):
@@ -260,11 +265,18 @@ class Checker:
         for node in touched:
             if node in self._replica_slots and not self._broker_matches(node, partitions):
                 return False
-        cluster_step = group_step = "zk" in touched
+        cluster_step = "zk" in touched
+        group_step = ZK_GROUPS in touched
         for action in actions:
             kind = type(action)
             cluster_step = cluster_step or kind in _CLUSTER_ACTIONS
-            group_step = group_step or kind in _GROUP_ACTIONS
+            # Group views also read the offsets partitions' quorum and replicas.
+            group_step = (
+                group_step
+                or kind in _GROUP_ACTIONS
+                or kind in _CLUSTER_ACTIONS
+                or getattr(action, "partition", -1) in self._offsets_partitions
+            )
             broker = getattr(action, "broker", None)
             if not isinstance(broker, int) or self._node_of_broker.get(broker) in touched:
                 continue

@@ -42,6 +42,8 @@ from model.actions import Restart as RestartAction
 __all__ = ["ClientOp", "Envelope", "InvalidEvent", "StepResult", "World"]
 
 ZK = "zk"
+# Marks an event in which the coordination service took a call of its group part.
+ZK_GROUPS = "zk/groups"
 MAX_TIMERS_PER_TICK = 100_000
 
 
@@ -69,9 +71,9 @@ class StepResult:
     sent: tuple[Envelope, ...]
     lost_records: int
     # Nodes whose state this event may have changed (their handlers ran, they
-    # crashed or restarted, or the coordination service took a call). Nodes
-    # outside this set are untouched, which lets the harness check refinement
-    # incrementally.
+    # crashed or restarted, or the coordination service took a call: "zk", plus
+    # "zk/groups" when the call was to its group part). Nodes outside this set are
+    # untouched, which lets the harness check refinement incrementally.
     touched: frozenset[str] = frozenset()
     # Model actions a node was asked to perform and refused (stale commits, ...).
     refused: tuple[object, ...] = ()
@@ -205,7 +207,7 @@ class World:
         return self._groups.get(a, -1) == self._groups.get(b, -1)
 
     def broker(self, index: int) -> Broker | None:
-        node = self.nodes_up.get(f"b{index}")
+        node = self.nodes_up.get(self._brokers[index]) if 0 <= index < len(self._brokers) else None
         return node if isinstance(node, Broker) else None
 
     # -- applying events ---------------------------------------------------------------------------
@@ -421,6 +423,7 @@ class World:
             if not self.is_up(ZK) or not self.connected(node, ZK):
                 return ZkError(CONNECTION_LOSS)
             if isinstance(effect.request, GROUP_CALLS):
+                step.touched.add(ZK_GROUPS)
                 return self.group_store.call(effect.request, self.zk.partitions)
             return self.zk.call(effect.request, self.now_ms)
         elif isinstance(effect, Flush):
