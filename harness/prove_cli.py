@@ -9,21 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from harness.proof_trace import write_proof_trace
 from harness.prove_groups_cli import (
     GROUP_PROPERTIES,
     GROUP_VARIANTS,
     only_group_variants,
     prove_group_property,
 )
-from harness.report import report_directory
-from harness.trace import Trace, dump_trace, violation_record
 from model import variants
 from model.state import Config, initial_state
 from model.step import step
@@ -116,19 +114,7 @@ def write_counterexample(result: ProofResult, config: Config, root: Path) -> Pat
     violations = STATE_PROPERTIES[result.property](state, config)
     if not violations:
         raise RuntimeError(f"the counterexample for {result.property} does not replay")
-    directory = report_directory(root, result.property, datetime.now(UTC))
-    directory.mkdir(parents=True, exist_ok=True)
-    trace = Trace(
-        schema=1,
-        engine="model",
-        config=config,
-        items=tuple(result.actions),
-        violation=violation_record(violations[0], len(result.actions)),
-        meta={"command": "prove", "seconds": round(result.seconds, 3)},
-    )
-    path = directory / "trace.json"
-    dump_trace(trace, path)
-    return path
+    return write_proof_trace(result, config, violations[0], root)
 
 
 def _print_table(results: list[tuple[ProofResult, Path | None]], config: Config) -> None:

@@ -9,11 +9,9 @@ replication one.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.report import report_directory
-from harness.trace import Trace, dump_trace, violation_record
+from harness.proof_trace import write_proof_trace
 from model.state import Config, initial_state
 from model.step import step
 from model.symbolic_groups import ENCODED_GROUP_VARIANTS
@@ -60,16 +58,4 @@ def write_group_counterexample(result: ProofResult, config: Config, root: Path) 
     violations = python_violations(result.property, before, last, after, config)
     if not violations:
         raise RuntimeError(f"the counterexample for {result.property} does not replay")
-    directory = report_directory(root, result.property, datetime.now(UTC))
-    directory.mkdir(parents=True, exist_ok=True)
-    trace = Trace(
-        schema=1,
-        engine="model",
-        config=config,
-        items=tuple(result.actions),
-        violation=violation_record(violations[0], len(result.actions)),
-        meta={"command": "prove", "seconds": round(result.seconds, 3)},
-    )
-    path = directory / "trace.json"
-    dump_trace(trace, path)
-    return path
+    return write_proof_trace(result, config, violations[0], root)
