@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 
 _MODULES = (
-    "properties.invariants",
-    "properties.history",
-    "properties.coverage",
-    "properties.groups",
+    "kafka_verify.properties.invariants",
+    "kafka_verify.properties.history",
+    "kafka_verify.properties.coverage",
+    "kafka_verify.properties.groups",
 )
 
 for _name in _MODULES:

@@ -19,11 +19,11 @@ import random
 import time
 from typing import Any
 
-from harness.cluster import reference_cluster
-from harness.runner import Checker
-from impl import events as ev
-from impl.config import ClusterConfig
-from impl.world import World
+from kafka_verify.harness.cluster import reference_cluster
+from kafka_verify.harness.runner import Checker
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import World
 
 EARLY_WINDOW = (100, 1_100)
 LATE_WINDOW = (10_000, 11_000)
@@ -154,8 +154,8 @@ PROVE_BENCH_DEPTH = 6
 def _prove_figures() -> dict[str, Any]:
     """Z3 proof times on the correct model (default and larger bounds), and the time to find a
     seeded design bug."""
-    from model.state import Config
-    from properties.prove import default_config, prove, prove_timings
+    from kafka_verify.model.state import Config
+    from kafka_verify.properties.prove import default_config, prove, prove_timings
 
     figures: dict[str, Any] = {"depth": PROVE_BENCH_DEPTH}
     figures.update(prove_timings(depth=PROVE_BENCH_DEPTH, timeout_s=120))

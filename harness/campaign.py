@@ -15,13 +15,12 @@ from hypothesis import Verbosity
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
-
-from harness.machine import PropertyViolated, Recorder, make_machine
-from harness.profiles import Profile, hypothesis_settings
-from harness.runner import execute
-from harness.shrink import shrink_events
-from impl.config import ClusterConfig
-from properties.catalogue import PROPERTIES, Kind, Violation
+from kafka_verify.harness.machine import PropertyViolated, Recorder, make_machine
+from kafka_verify.harness.profiles import Profile, hypothesis_settings
+from kafka_verify.harness.runner import execute
+from kafka_verify.harness.shrink import shrink_events
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.properties.catalogue import PROPERTIES, Kind, Violation
 
 
 @dataclass

@@ -97,7 +97,7 @@ def _build_parser() -> _Parser:
         "prove", help="prove the model's invariants with Z3 (BMC and k-induction)"
     )
     try:
-        from harness.prove_cli import add_prove_arguments
+        from kafka_verify.harness.prove_cli import add_prove_arguments
 
         add_prove_arguments(prove)
     except ImportError:
@@ -120,7 +120,7 @@ def _build_parser() -> _Parser:
 
 def cluster_config_from(args: argparse.Namespace, bugs: Sequence[str]) -> Any:
     """A ClusterConfig from the flags; impossible configs are usage errors."""
-    from harness.cluster import reference_cluster
+    from kafka_verify.harness.cluster import reference_cluster
 
     try:
         return reference_cluster(
@@ -146,7 +146,7 @@ def write_json(path: Path | None, payload: dict[str, Any]) -> None:
 
 
 def _cmd_bugs(args: argparse.Namespace) -> int:
-    from impl.bugs import BUGS
+    from kafka_verify.impl.bugs import BUGS
 
     width = max(len(name) for name in BUGS)
     for name, bug in BUGS.items():
@@ -155,8 +155,8 @@ def _cmd_bugs(args: argparse.Namespace) -> int:
 
 
 def _cmd_properties(args: argparse.Namespace) -> int:
-    import harness.all_properties  # noqa: F401  (registers every room's properties)
-    from properties.catalogue import PROPERTIES
+    import kafka_verify.harness.all_properties  # noqa: F401  (registers every room's properties)
+    from kafka_verify.properties.catalogue import PROPERTIES
 
     width = max(len(name) for name in PROPERTIES)
     for name, info in sorted(PROPERTIES.items(), key=lambda item: (item[1].kind.value, item[0])):
@@ -167,13 +167,13 @@ def _cmd_properties(args: argparse.Namespace) -> int:
 def _cmd_prove(args: argparse.Namespace) -> int:
     if getattr(args, "prove_missing", False):
         raise UsageError("the prove command is not available in this installation")
-    from harness.prove_cli import run_prove
+    from kafka_verify.harness.prove_cli import run_prove
 
     return int(run_prove(args))
 
 
 def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
-    from harness import commands
+    from kafka_verify.harness import commands
 
     return {
         "run": commands.cmd_run,

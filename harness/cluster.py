@@ -6,7 +6,7 @@ tests all exercise the same shape of cluster.
 
 from __future__ import annotations
 
-from impl.config import ClusterConfig
+from kafka_verify.impl.config import ClusterConfig
 
 
 def reference_cluster(

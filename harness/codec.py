@@ -13,10 +13,10 @@ import types
 import typing
 from typing import Any, Union, get_args, get_origin
 
-from impl import events
-from model import actions
-from model.groups import GROUP_ACTION_TYPES
-from model.state import Record
+from kafka_verify.impl import events
+from kafka_verify.model import actions
+from kafka_verify.model.groups import GROUP_ACTION_TYPES
+from kafka_verify.model.state import Record
 
 
 class TraceError(ValueError):

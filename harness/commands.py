@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.campaign import CampaignResult, run_campaign
-from harness.cli import UsageError, cluster_config_from, write_json
-from harness.profiles import PROFILES, selected_profile_name
-from properties.catalogue import Violation
+from kafka_verify.harness.campaign import CampaignResult, run_campaign
+from kafka_verify.harness.cli import UsageError, cluster_config_from, write_json
+from kafka_verify.harness.profiles import PROFILES, selected_profile_name
+from kafka_verify.properties.catalogue import Violation
 
 
 def _plain_output() -> bool:
@@ -48,10 +48,10 @@ def write_failure(
     result: CampaignResult, reports_root: Path, meta: dict[str, Any]
 ) -> tuple[Path, Path]:
     """Replay the shrunk schedule once more, and write report.md, report.html and trace.json."""
-    from harness.report import report_directory, write_report
-    from harness.runner import execute
-    from harness.trace import SCHEMA_VERSION, Trace
-    from properties.catalogue import PROPERTIES, Kind
+    from kafka_verify.harness.report import report_directory, write_report
+    from kafka_verify.harness.runner import execute
+    from kafka_verify.harness.trace import SCHEMA_VERSION, Trace
+    from kafka_verify.properties.catalogue import PROPERTIES, Kind
 
     assert result.violation is not None
     violation = result.violation
@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _write_summary(root: Path, payload: dict[str, Any], config: Any) -> None:
-    from properties.catalogue import PROPERTIES
+    from kafka_verify.properties.catalogue import PROPERTIES
 
     root.mkdir(parents=True, exist_ok=True)
     checked = sorted(name for name, info in PROPERTIES.items() if info.kind.value != "sometimes")
@@ -233,19 +233,19 @@ def _save_regression(trace_path: Path) -> Path:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from harness.replay import replay_trace
+    from kafka_verify.harness.replay import replay_trace
 
     return replay_trace(args.trace, args.bug, args.reports)
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
-    from harness.mutants import run_mutants
+    from kafka_verify.harness.mutants import run_mutants
 
     return run_mutants(args.bug, args.budget_s, args.json, args.reports)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from harness.bench import run_bench
+    from kafka_verify.harness.bench import run_bench
 
     started = time.perf_counter()
     figures = run_bench(args.steps)

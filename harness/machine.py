@@ -40,13 +40,12 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-
-from harness.runner import Checker
-from impl import events as ev
-from impl import group_messages as gm
-from impl.config import ClusterConfig
-from impl.coordinator import offsets_partition
-from properties.catalogue import Violation
+from kafka_verify.harness.runner import Checker
+from kafka_verify.impl import events as ev
+from kafka_verify.impl import group_messages as gm
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.coordinator import offsets_partition
+from kafka_verify.properties.catalogue import Violation
 
 TICKS_MS = (1, 10, 50, 200, 1_000, 5_000)
 # Clock jumps: just long enough to expire a session (6 s) or to age records past

@@ -22,21 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.campaign import CampaignResult, run_campaign
-from harness.cli import UsageError, write_json
-from harness.cluster import reference_cluster
-from harness.commands import write_failure
-from harness.profiles import PROFILES
-from harness.runner import RunOutcome, StepRecord, execute
-from impl.config import ClusterConfig
-from model import Action, NotAllowed, step
-from model.actions import ControllerFailover, Flush
-from model.actions import Crash as CrashAction
-from model.actions import Restart as RestartAction
-from model.minimal import minimal_counterexample_length
-from properties.catalogue import Violation
-from properties.groups import check_group_step
-from properties.invariants import check_step
+from kafka_verify.harness.campaign import CampaignResult, run_campaign
+from kafka_verify.harness.cli import UsageError, write_json
+from kafka_verify.harness.cluster import reference_cluster
+from kafka_verify.harness.commands import write_failure
+from kafka_verify.harness.profiles import PROFILES
+from kafka_verify.harness.runner import RunOutcome, StepRecord, execute
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.model import Action, NotAllowed, step
+from kafka_verify.model.actions import ControllerFailover, Flush
+from kafka_verify.model.actions import Crash as CrashAction
+from kafka_verify.model.actions import Restart as RestartAction
+from kafka_verify.model.minimal import minimal_counterexample_length
+from kafka_verify.properties.catalogue import Violation
+from kafka_verify.properties.groups import check_group_step
+from kafka_verify.properties.invariants import check_step
 
 ROUND_EXAMPLES = 12
 # Shrinking after the first failure: Hypothesis on rule choices, then event deletion.
@@ -290,7 +290,7 @@ def _kill_matrix(rows: list[dict[str, Any]], root: Path) -> str:
 def run_mutants(
     requested: list[str], budget_s: int, json_path: Path | None, reports: Path | None
 ) -> int:
-    from impl.bugs import BUGS
+    from kafka_verify.impl.bugs import BUGS
 
     unknown = sorted(set(requested) - set(BUGS))
     if unknown:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.report import report_directory
-from harness.trace import Trace, dump_trace, violation_record
-from model.state import Config
-from properties.catalogue import Violation
-from properties.prove import ProofResult
+from kafka_verify.harness.report import report_directory
+from kafka_verify.harness.trace import Trace, dump_trace, violation_record
+from kafka_verify.model.state import Config
+from kafka_verify.properties.catalogue import Violation
+from kafka_verify.properties.prove import ProofResult
 
 
 def write_proof_trace(

@@ -12,24 +12,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from harness.proof_trace import write_proof_trace
-from harness.prove_groups_cli import (
+from kafka_verify.harness.proof_trace import write_proof_trace
+from kafka_verify.harness.prove_groups_cli import (
     GROUP_PROPERTIES,
     GROUP_VARIANTS,
     only_group_variants,
     prove_group_property,
 )
-from model import variants
-from model.state import Config, initial_state
-from model.step import step
-from model.symbolic import ENCODED_VARIANTS
-from properties.invariants import STATE_PROPERTIES
-from properties.prove import DEFAULT_DEPTH, VIOLATED, ProofResult, default_config, prove
-from properties.prove_groups import DEFAULT_DEPTH as GROUP_DEFAULT_DEPTH
-from properties.symbolic import BREAKS
+from kafka_verify.model import variants
+from kafka_verify.model.state import Config, initial_state
+from kafka_verify.model.step import step
+from kafka_verify.model.symbolic import ENCODED_VARIANTS
+from kafka_verify.properties.invariants import STATE_PROPERTIES
+from kafka_verify.properties.prove import (
+    DEFAULT_DEPTH,
+    VIOLATED,
+    ProofResult,
+    default_config,
+    prove,
+)
+from kafka_verify.properties.prove_groups import DEFAULT_DEPTH as GROUP_DEFAULT_DEPTH
+from kafka_verify.properties.symbolic import BREAKS
+from rich.console import Console
+from rich.table import Table
 
 DEFAULT_TIMEOUT_S = 600.0
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from harness.proof_trace import write_proof_trace
-from model.state import Config, initial_state
-from model.step import step
-from model.symbolic_groups import ENCODED_GROUP_VARIANTS
-from properties.prove import VIOLATED, ProofResult
-from properties.prove_groups import group_config, prove_group, python_violations
-from properties.symbolic_groups import PROPERTY_NAMES
+from kafka_verify.harness.proof_trace import write_proof_trace
+from kafka_verify.model.state import Config, initial_state
+from kafka_verify.model.step import step
+from kafka_verify.model.symbolic_groups import ENCODED_GROUP_VARIANTS
+from kafka_verify.properties.prove import VIOLATED, ProofResult
+from kafka_verify.properties.prove_groups import group_config, prove_group, python_violations
+from kafka_verify.properties.symbolic_groups import PROPERTY_NAMES
 
 GROUP_PROPERTIES: tuple[str, ...] = PROPERTY_NAMES
 GROUP_VARIANTS: frozenset[str] = ENCODED_GROUP_VARIANTS

@@ -12,11 +12,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.cli import UsageError
-from harness.codec import TraceError
-from harness.commands import replay_command_for
-from harness.runner import RunOutcome, execute, execute_model
-from impl.world import InvalidEvent
+from kafka_verify.harness.cli import UsageError
+from kafka_verify.harness.codec import TraceError
+from kafka_verify.harness.commands import replay_command_for
+from kafka_verify.harness.runner import RunOutcome, execute, execute_model
+from kafka_verify.impl.world import InvalidEvent
 
 
 def _bug_set(requested: list[str] | None, recorded: frozenset[str]) -> frozenset[str]:
@@ -31,7 +31,7 @@ def _bug_set(requested: list[str] | None, recorded: frozenset[str]) -> frozenset
 
 def run_trace(trace: object, bugs: frozenset[str]) -> RunOutcome:
     """Execute a loaded trace with the given bug set; EVENTUALLY traces end with the liveness check."""
-    from properties.catalogue import PROPERTIES, Kind
+    from kafka_verify.properties.catalogue import PROPERTIES, Kind
 
     recorded = trace.violation  # type: ignore[attr-defined]
     name = recorded["property"] if recorded else None
@@ -54,8 +54,8 @@ def run_trace(trace: object, bugs: frozenset[str]) -> RunOutcome:
 
 
 def replay_trace(path: Path, requested_bugs: list[str] | None, reports: Path | None) -> int:
-    from harness.report import report_directory, write_report
-    from harness.trace import load_trace
+    from kafka_verify.harness.report import report_directory, write_report
+    from kafka_verify.harness.trace import load_trace
 
     try:
         trace = load_trace(path)

@@ -24,15 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.trace import Trace, config_to_json, dump_trace, jsonable
-from impl import events as ev
-from model import actions as act
-from model import groups as grp
-from model.state import Record, Replica, State
-from properties.catalogue import PROPERTIES
+from kafka_verify.harness.trace import Trace, config_to_json, dump_trace, jsonable
+from kafka_verify.impl import events as ev
+from kafka_verify.model import actions as act
+from kafka_verify.model import groups as grp
+from kafka_verify.model.state import Record, Replica, State
+from kafka_verify.properties.catalogue import PROPERTIES
 
 if TYPE_CHECKING:
-    from harness.runner import RunOutcome, StepRecord
+    from kafka_verify.harness.runner import RunOutcome, StepRecord
 
 # Jepsen style: a long list of cases is a count and the first few.
 MAX_CASES = 5
@@ -162,7 +162,7 @@ def build_content(outcome: RunOutcome, trace: Trace, replay_command: str) -> Con
 
 
 def _violation_json(outcome: RunOutcome) -> dict[str, Any] | None:
-    from harness.trace import violation_record
+    from kafka_verify.harness.trace import violation_record
 
     if outcome.violation is None:
         return None
@@ -195,11 +195,11 @@ def _sentence(text: str) -> str:
 def _bug_description(name: str, engine: str) -> str:
     """The catalogue's sentence for a seeded bug: impl/bugs.py for the broker, variants for the model."""
     if engine == "impl":
-        from impl import bugs
+        from kafka_verify.impl import bugs
 
         entry = bugs.BUGS.get(name)
         return entry.description if entry is not None else ""
-    from model import variants
+    from kafka_verify.model import variants
 
     return variants.PROTOCOL_VARIANTS.get(name, "")
 

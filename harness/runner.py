@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from impl.abstraction import (
+from kafka_verify.impl.abstraction import (
     abstract,
     cluster_view,
     groups_match,
@@ -28,25 +28,25 @@ from impl.abstraction import (
     replicas_match,
     world_matches,
 )
-from impl.config import ClusterConfig
-from impl.world import ZK_GROUPS, ClientOp, Envelope, InvalidEvent, World
-from model import Action, NotAllowed, State, initial_state, step
-from model.actions import ControllerFailover
-from model.actions import Crash as CrashAction
-from model.actions import Restart as RestartAction
-from model.groups import GROUP_ACTION_TYPES
-from model.state import Config, Partition
-from properties.catalogue import Violation
-from properties.coverage import Coverage
-from properties.groups import (
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import ZK_GROUPS, ClientOp, Envelope, InvalidEvent, World
+from kafka_verify.model import Action, NotAllowed, State, initial_state, step
+from kafka_verify.model.actions import ControllerFailover
+from kafka_verify.model.actions import Crash as CrashAction
+from kafka_verify.model.actions import Restart as RestartAction
+from kafka_verify.model.groups import GROUP_ACTION_TYPES
+from kafka_verify.model.state import Config, Partition
+from kafka_verify.properties.catalogue import Violation
+from kafka_verify.properties.coverage import Coverage
+from kafka_verify.properties.groups import (
     OwnershipChecker,
     check_group_step,
     group_missed_records,
     poll_skipped_after_resume,
     unsettled_group,
 )
-from properties.history import HistoryChecker, Op
-from properties.invariants import check_state, check_step
+from kafka_verify.properties.history import HistoryChecker, Op
+from kafka_verify.properties.invariants import check_state, check_step
 
 # A full refinement comparison (every part of the abstraction: cluster, quorum
 # records, every replica, every group) runs this often, instead of the incremental

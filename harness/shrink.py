@@ -37,10 +37,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.runner import Checker
-from impl import events as ev
-from impl.config import ClusterConfig
-from impl.world import Envelope, InvalidEvent, World
+from kafka_verify.harness.runner import Checker
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import Envelope, InvalidEvent, World
 
 _MESSAGE_EVENTS = (ev.Deliver, ev.Drop, ev.Duplicate)
 _CLIENT_EVENTS = (ev.Produce, ev.Poll, ev.CommitOffsets, ev.Subscribe, ev.Close)

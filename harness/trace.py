@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import codec
-from harness.codec import TraceError
-from model import groups, variants
-from model.state import Config
+from kafka_verify.harness import codec
+from kafka_verify.harness.codec import TraceError
+from kafka_verify.model import groups, variants
+from kafka_verify.model.state import Config
 
 # Consumer-group actions live in their own model module; traces of the model
 # engine may hold them, so the codec must know their names.
@@ -82,7 +82,9 @@ class Trace:
 def _config_class(engine: str) -> type:
     if engine == "model":
         return Config
-    from impl.config import ClusterConfig  # the impl room is optional for model-only use
+    from kafka_verify.impl.config import (
+        ClusterConfig,  # the impl room is optional for model-only use
+    )
 
     return ClusterConfig
 
@@ -91,7 +93,7 @@ def known_bugs(engine: str) -> frozenset[str]:
     """The bug names a config of this engine may switch on."""
     if engine == "model":
         return frozenset(variants.PROTOCOL_VARIANTS)
-    from impl import bugs
+    from kafka_verify.impl import bugs
 
     return frozenset(bugs.BUGS)
 

@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from impl.broker import Role as ImplRole
-from impl.group_store import GroupRecord, replay_commits
-from impl.log import PartitionLog, StoredRecord
-from impl.world import World
-from model.groups import GroupState, MemberView, Phase
-from model.state import Partition, Record, Replica, Role, State
+from kafka_verify.impl.broker import Role as ImplRole
+from kafka_verify.impl.group_store import GroupRecord, replay_commits
+from kafka_verify.impl.log import PartitionLog, StoredRecord
+from kafka_verify.impl.world import World
+from kafka_verify.model.groups import GroupState, MemberView, Phase
+from kafka_verify.model.state import Partition, Record, Replica, Role, State
 
 _ROLES = {
     ImplRole.UNKNOWN: Role.UNKNOWN,

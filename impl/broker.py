@@ -18,14 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from impl import bugs
-from impl import messages as m
-from impl.config import ClusterConfig
-from impl.controller import Controller
-from impl.coordinator import Coordinator
-from impl.effects import Flush, Handler, Observe, Send, SetTimer, ZkCall
-from impl.log import PartitionLog, StoredRecord
-from impl.zk import (
+from kafka_verify.impl import bugs
+from kafka_verify.impl import messages as m
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.controller import Controller
+from kafka_verify.impl.coordinator import Coordinator
+from kafka_verify.impl.effects import Flush, Handler, Observe, Send, SetTimer, ZkCall
+from kafka_verify.impl.log import PartitionLog, StoredRecord
+from kafka_verify.impl.zk import (
     ZkCluster,
     ZkError,
     ZkHeartbeat,
@@ -37,7 +37,7 @@ from impl.zk import (
     ZkUpdateIsr,
     ZkWritten,
 )
-from model.actions import (
+from kafka_verify.model.actions import (
     BecomeFollower,
     BecomeLeader,
     ControllerFailover,
@@ -50,7 +50,7 @@ from model.actions import (
     ShrinkIsr,
     Truncate,
 )
-from model.state import Record
+from kafka_verify.model.state import Record
 
 
 class Role(Enum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from model import variants
+from kafka_verify.model import variants
 
 TRUNCATE_TO_HW = variants.TRUNCATE_TO_HW
 EPOCH_END_OFFSET_HOLE = variants.EPOCH_END_OFFSET_HOLE

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from impl import messages as m
-from impl.config import TOPIC, ClusterConfig
-from impl.effects import ClientOp, Handler, Observe, Send, SetTimer
+from kafka_verify.impl import messages as m
+from kafka_verify.impl.config import TOPIC, ClusterConfig
+from kafka_verify.impl.effects import ClientOp, Handler, Observe, Send, SetTimer
 
 FNV_OFFSET = 0x811C9DC5
 FNV_PRIME = 0x01000193

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import model
-from impl.bugs import BUGS
+from kafka_verify import model
+from kafka_verify.impl.bugs import BUGS
 
 TOPIC = "t"
 

@@ -14,12 +14,12 @@ network may lose them.
 
 from __future__ import annotations
 
-from impl import bugs
-from impl import messages as m
-from impl.config import ClusterConfig
-from impl.effects import Handler, Observe, Send, ZkCall
-from impl.zk import PartitionRecord, ZkCluster, ZkElect, ZkWritten
-from model.actions import ElectLeader
+from kafka_verify.impl import bugs
+from kafka_verify.impl import messages as m
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.effects import Handler, Observe, Send, ZkCall
+from kafka_verify.impl.zk import PartitionRecord, ZkCluster, ZkElect, ZkWritten
+from kafka_verify.model.actions import ElectLeader
 
 
 class Controller:

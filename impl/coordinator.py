@@ -28,11 +28,11 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from impl import bugs
-from impl import group_messages as gm
-from impl.config import ClusterConfig
-from impl.effects import Effect, Handler, Observe, Refused, Send, ZkCall
-from impl.group_store import (
+from kafka_verify.impl import bugs
+from kafka_verify.impl import group_messages as gm
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.effects import Effect, Handler, Observe, Refused, Send, ZkCall
+from kafka_verify.impl.group_store import (
     COMPLETING,
     EMPTY,
     PREPARING,
@@ -45,8 +45,8 @@ from impl.group_store import (
     OffsetRecord,
     replay_commits,
 )
-from model.actions import LeaderWrite
-from model.groups import (
+from kafka_verify.model.actions import LeaderWrite
+from kafka_verify.model.groups import (
     CommitOffset,
     CompleteRebalance,
     CoordinatorFailover,
@@ -57,7 +57,7 @@ from model.groups import (
 )
 
 if TYPE_CHECKING:
-    from impl.broker import Broker, ReplicaState
+    from kafka_verify.impl.broker import Broker, ReplicaState
 
 Writes = Generator[Effect, Any, bool]
 FNV_OFFSET = 0x811C9DC5

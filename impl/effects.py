@@ -13,8 +13,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from impl.messages import Message
-from model.actions import Action
+from kafka_verify.impl.messages import Message
+from kafka_verify.model.actions import Action
 
 
 @dataclass(frozen=True, slots=True)

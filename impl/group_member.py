@@ -30,12 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from impl import bugs
-from impl import group_messages as gm
-from impl import messages as m
-from impl.clients import Consumer
-from impl.config import TOPIC, ClusterConfig
-from impl.effects import ClientOp, Handler, Observe, Send, SetTimer
+from kafka_verify.impl import bugs
+from kafka_verify.impl import group_messages as gm
+from kafka_verify.impl import messages as m
+from kafka_verify.impl.clients import Consumer
+from kafka_verify.impl.config import TOPIC, ClusterConfig
+from kafka_verify.impl.effects import ClientOp, Handler, Observe, Send, SetTimer
 
 GROUP_ERRORS_REJOIN = frozenset(
     {gm.REBALANCE_IN_PROGRESS, gm.ILLEGAL_GENERATION, gm.UNKNOWN_MEMBER_ID}

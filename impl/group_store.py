@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from impl.log import StoredRecord
-from impl.zk import FENCED, PartitionRecord, ZkError
+from kafka_verify.impl.log import StoredRecord
+from kafka_verify.impl.zk import FENCED, PartitionRecord, ZkError
 
 EMPTY = "Empty"
 PREPARING = "PreparingRebalance"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from impl.log import StoredRecord
+from kafka_verify.impl.log import StoredRecord
 
 NONE = "NONE"
 NOT_LEADER = "NOT_LEADER_OR_FOLLOWER"

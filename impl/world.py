@@ -23,21 +23,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from impl import events as ev
-from impl.broker import Broker
-from impl.clients import Consumer, Producer
-from impl.config import TOPIC, ClusterConfig
-from impl.coordinator import group_names, offsets_partition
-from impl.effects import ClientOp, Flush, Handler, Observe, Refused, Send, SetTimer, ZkCall
-from impl.group_member import GroupConsumer
-from impl.group_store import GROUP_CALLS, GroupStore
-from impl.log import PartitionLog
-from impl.messages import Message
-from impl.zk import CONNECTION_LOSS, Coordination, Lease, PartitionRecord, ZkError, ZkRegister
-from model.actions import Action
-from model.actions import Crash as CrashAction
-from model.actions import Flush as FlushAction
-from model.actions import Restart as RestartAction
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.broker import Broker
+from kafka_verify.impl.clients import Consumer, Producer
+from kafka_verify.impl.config import TOPIC, ClusterConfig
+from kafka_verify.impl.coordinator import group_names, offsets_partition
+from kafka_verify.impl.effects import (
+    ClientOp,
+    Flush,
+    Handler,
+    Observe,
+    Refused,
+    Send,
+    SetTimer,
+    ZkCall,
+)
+from kafka_verify.impl.group_member import GroupConsumer
+from kafka_verify.impl.group_store import GROUP_CALLS, GroupStore
+from kafka_verify.impl.log import PartitionLog
+from kafka_verify.impl.messages import Message
+from kafka_verify.impl.zk import (
+    CONNECTION_LOSS,
+    Coordination,
+    Lease,
+    PartitionRecord,
+    ZkError,
+    ZkRegister,
+)
+from kafka_verify.model.actions import Action
+from kafka_verify.model.actions import Crash as CrashAction
+from kafka_verify.model.actions import Flush as FlushAction
+from kafka_verify.model.actions import Restart as RestartAction
 
 __all__ = ["ClientOp", "Envelope", "InvalidEvent", "StepResult", "World"]
 

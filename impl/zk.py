@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from impl.config import ClusterConfig
+from kafka_verify.impl.config import ClusterConfig
 
 CONNECTION_LOSS = "CONNECTION_LOSS"
 SESSION_EXPIRED = "SESSION_EXPIRED"

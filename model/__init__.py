@@ -4,9 +4,9 @@
 is, `actions.py` for what can happen, and `step.py` for the rules.
 """
 
-from model.actions import ACTION_TYPES, Action
-from model.state import Config, Partition, Record, Replica, Role, State, initial_state
-from model.step import NotAllowed, enabled, step
+from kafka_verify.model.actions import ACTION_TYPES, Action
+from kafka_verify.model.state import Config, Partition, Record, Replica, Role, State, initial_state
+from kafka_verify.model.step import NotAllowed, enabled, step
 
 __all__ = [
     "ACTION_TYPES",

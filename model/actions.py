@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model.state import Record
+from kafka_verify.model.state import Record
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import networkx as nx
-
-from model.actions import Action
-from model.state import Config, State, initial_state
-from model.step import enabled, step
+from kafka_verify.model.actions import Action
+from kafka_verify.model.state import Config, State, initial_state
+from kafka_verify.model.step import enabled, step
 
 # A predicate that says whether a state breaks the property being searched for.
 Violates = Callable[[State], bool]

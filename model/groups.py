@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from model import variants
-from model.state import Config, State
-from model.step import EXTRA_HANDLERS, NotAllowed
+from kafka_verify.model import variants
+from kafka_verify.model.state import Config, State
+from kafka_verify.model.step import EXTRA_HANDLERS, NotAllowed
 
 
 class Phase(StrEnum):

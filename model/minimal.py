@@ -16,10 +16,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from model import variants
-from model.actions import Action
-from model.state import Config, State, initial_state
-from model.step import enabled, step
+from kafka_verify.model import variants
+from kafka_verify.model.actions import Action
+from kafka_verify.model.state import Config, State, initial_state
+from kafka_verify.model.step import enabled, step
 
 # A predicate over one transition (before, action, after): does it break a property?
 ViolatingStep = Callable[[State, Action, State], bool]

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from model.groups import GroupState
+    from kafka_verify.model.groups import GroupState
 
 
 class Role(StrEnum):
@@ -234,7 +234,7 @@ def initial_state(config: Config) -> State:
         )
         partitions.append(Partition(leader=leader, epoch=0, isr=isr, replicas=replicas))
     # Imported here because model.groups builds on this module.
-    from model.groups import initial_groups
+    from kafka_verify.model.groups import initial_groups
 
     return State(
         partitions=tuple(partitions),

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-from model import variants
-from model.actions import (
+from kafka_verify.model import variants
+from kafka_verify.model.actions import (
     Action,
     BecomeFollower,
     BecomeLeader,
@@ -36,7 +36,7 @@ from model.actions import (
     ShrinkIsr,
     Truncate,
 )
-from model.state import Config, Partition, Record, Replica, Role, State
+from kafka_verify.model.state import Config, Partition, Record, Replica, Role, State
 
 
 class NotAllowed(Exception):
@@ -503,7 +503,7 @@ def enabled(state: State, config: Config) -> Iterator[Action]:
                 yield ControllerFailover(b)
     if config.explore_groups:
         # Imported here because model.groups registers itself in this module.
-        from model.groups import enabled_group_actions
+        from kafka_verify.model.groups import enabled_group_actions
 
         # Group actions are not in the replication Action union; step()
         # dispatches them through EXTRA_HANDLERS.

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import z3
-
-from model import variants
-from model.state import Config, Partition, Record, Replica, Role, State
+from kafka_verify.model import variants
+from kafka_verify.model.state import Config, Partition, Record, Replica, Role, State
 
 JUNK = -1  # the value of a log slot that holds no record
 NONE = -1  # the value of a broker field that is None

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import z3
-
-from model import variants
-from model.groups import (
+from kafka_verify.model import variants
+from kafka_verify.model.groups import (
     GROUP_ACTION_TYPES,
     CommitOffset,
     CompleteRebalance,
@@ -50,7 +49,7 @@ from model.groups import (
     SyncAssignment,
     member_ids,
 )
-from model.state import Config, State
+from kafka_verify.model.state import Config, State
 
 Expr = Any  # a z3 expression (z3 ships no type information)
 

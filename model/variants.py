@@ -8,7 +8,7 @@ is checked against, whatever bugs the broker has switched on.
 
 from __future__ import annotations
 
-from model.state import Replica
+from kafka_verify.model.state import Replica
 
 TRUNCATE_TO_HW = "truncate-to-hw"
 EPOCH_END_OFFSET_HOLE = "epoch-end-offset-hole"

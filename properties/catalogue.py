@@ -168,10 +168,10 @@ register(
 # so they are loaded last, once every name above exists; a module that is not
 # written yet is simply absent from the catalogue.
 _PROPERTY_MODULES = (
-    "properties.invariants",
-    "properties.history",
-    "properties.coverage",
-    "properties.groups",
+    "kafka_verify.properties.invariants",
+    "kafka_verify.properties.history",
+    "kafka_verify.properties.coverage",
+    "kafka_verify.properties.groups",
 )
 
 

@@ -16,11 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from model.actions import ControllerFailover, Crash, ElectLeader, RetentionDelete, Truncate
-from model.groups import GROUP_ACTION_TYPES
-from model.state import State
-from properties import groups, history
-from properties.catalogue import PROPERTIES, Kind, prop
+from kafka_verify.model.actions import (
+    ControllerFailover,
+    Crash,
+    ElectLeader,
+    RetentionDelete,
+    Truncate,
+)
+from kafka_verify.model.groups import GROUP_ACTION_TYPES
+from kafka_verify.model.state import State
+from kafka_verify.properties import groups, history
+from kafka_verify.properties.catalogue import PROPERTIES, Kind, prop
 
 StepPredicate = Callable[[State, object, State], bool]
 

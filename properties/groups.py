@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from model.groups import (
+from kafka_verify.model.groups import (
     CommitOffset,
     CoordinatorFailover,
     DeleteGroup,
@@ -34,8 +34,8 @@ from model.groups import (
     Phase,
     SyncAssignment,
 )
-from model.state import Config, State
-from properties.catalogue import Kind, Violation, facts, prop
+from kafka_verify.model.state import Config, State
+from kafka_verify.properties.catalogue import Kind, Violation, facts, prop
 
 # -- state properties ----------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from model.state import Config, Partition, Replica, Role, State
-from properties.catalogue import Kind, Violation, facts, prop
+from kafka_verify.model.state import Config, Partition, Replica, Role, State
+from kafka_verify.properties.catalogue import Kind, Violation, facts, prop
 
 MODEL_TOPIC = "t"  # the one topic the model's partitions belong to
 OP_TYPES = frozenset({"invoke", "ok", "fail", "info"})

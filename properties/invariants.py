@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from model.actions import (
+from kafka_verify.model.actions import (
     Crash,
     Flush,
     FollowerReplicate,
@@ -27,8 +27,8 @@ from model.actions import (
     RetentionDelete,
     Truncate,
 )
-from model.state import Config, Partition, Record, Replica, Role, State
-from properties.catalogue import Kind, Violation, facts, prop
+from kafka_verify.model.state import Config, Partition, Record, Replica, Role, State
+from kafka_verify.properties.catalogue import Kind, Violation, facts, prop
 
 StateProperty = Callable[[State, Config], list[Violation]]
 StepProperty = Callable[[State, object, State], list[Violation]]

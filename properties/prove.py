@@ -30,11 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import z3
-
-from model.actions import Action
-from model.state import Config, State, initial_state
-from model.step import NotAllowed, enabled, step
-from model.symbolic import (
+from kafka_verify.model.actions import Action
+from kafka_verify.model.state import Config, State, initial_state
+from kafka_verify.model.step import NotAllowed, enabled, step
+from kafka_verify.model.symbolic import (
     Expr,
     SymState,
     Transition,
@@ -45,8 +44,8 @@ from model.symbolic import (
     transition_relation,
     transitions,
 )
-from properties.invariants import STATE_PROPERTIES
-from properties.symbolic import BREAKS, LEMMAS, Formula
+from kafka_verify.properties.invariants import STATE_PROPERTIES
+from kafka_verify.properties.symbolic import BREAKS, LEMMAS, Formula
 
 PROVED, BOUNDED, VIOLATED, UNKNOWN = "proved", "bounded", "violated", "unknown"
 DEFAULT_DEPTH = 14

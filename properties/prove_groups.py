@@ -27,10 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import z3
-
-from model.state import Config, State, initial_state
-from model.step import enabled, step
-from model.symbolic_groups import (
+from kafka_verify.model.state import Config, State, initial_state
+from kafka_verify.model.step import enabled, step
+from kafka_verify.model.symbolic_groups import (
     Expr,
     GroupTransition,
     SymAction,
@@ -41,16 +40,28 @@ from model.symbolic_groups import (
     initial,
     transition_relation,
 )
-from properties.catalogue import Violation
-from properties.groups import (
+from kafka_verify.properties.catalogue import Violation
+from kafka_verify.properties.groups import (
     committed_offset_lost,
     generation_regressed,
     incomplete_stable_assignment,
     partition_owned_twice,
     stale_generation_commit,
 )
-from properties.prove import BOUNDED, PROVED, UNKNOWN, VIOLATED, EncodingMismatch, ProofResult
-from properties.symbolic_groups import LEMMAS, PROPERTY_NAMES, STATE_BREAKS, STEP_BREAKS
+from kafka_verify.properties.prove import (
+    BOUNDED,
+    PROVED,
+    UNKNOWN,
+    VIOLATED,
+    EncodingMismatch,
+    ProofResult,
+)
+from kafka_verify.properties.symbolic_groups import (
+    LEMMAS,
+    PROPERTY_NAMES,
+    STATE_BREAKS,
+    STEP_BREAKS,
+)
 
 DEFAULT_DEPTH = 12
 DEFAULT_TIMEOUT_S = 120.0

@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import z3
-
-from model.state import Config
-from model.symbolic import (
+from kafka_verify.model.state import Config
+from kafka_verify.model.symbolic import (
     FOLLOWING,
     JUNK,
     LEADER,

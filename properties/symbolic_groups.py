@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import z3
-
-from model.groups import CommitOffset, DeleteGroup
-from model.symbolic_groups import (
+from kafka_verify.model.groups import CommitOffset, DeleteGroup
+from kafka_verify.model.symbolic_groups import (
     ACTION_CODES,
     COMPLETING,
     DEAD,

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from harness.profiles import register_hypothesis_profiles
+from kafka_verify.harness.profiles import register_hypothesis_profiles
 
 register_hypothesis_profiles()
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness.mutants import hunt
-from impl.bugs import BUGS
+from kafka_verify.harness.mutants import hunt
+from kafka_verify.impl.bugs import BUGS
 
 # bug -> the properties that may catch it. Where two are listed, the same damage
 # is seen from two sides (shrinking may end on either): a record at a wrong

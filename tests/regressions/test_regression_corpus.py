@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness.replay import run_trace
-from harness.trace import load_trace
+from kafka_verify.harness.replay import run_trace
+from kafka_verify.harness.trace import load_trace
 
 CORPUS = sorted(Path(__file__).parent.glob("*.json"))
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import model
-from impl import events as ev
-from impl.abstraction import abstract
-from impl.config import ClusterConfig
-from impl.world import ClientOp, Envelope, StepResult, World
-from model.actions import Action
+from kafka_verify import model
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.abstraction import abstract
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import ClientOp, Envelope, StepResult, World
+from kafka_verify.model.actions import Action
 
 
 class Run:

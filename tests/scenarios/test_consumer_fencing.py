@@ -10,12 +10,12 @@ reads on as the owner, and `poll-by-non-owner` reports it.
 
 from __future__ import annotations
 
-from harness.runner import Checker
-from impl import events as ev
-from impl import group_messages as gm
-from impl.config import ClusterConfig
-from model.groups import Phase
-from properties.catalogue import Violation
+from kafka_verify.harness.runner import Checker
+from kafka_verify.impl import events as ev
+from kafka_verify.impl import group_messages as gm
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.model.groups import Phase
+from kafka_verify.properties.catalogue import Violation
 
 GROUP_REQUESTS = (gm.FindCoordinator, gm.JoinGroup, gm.SyncGroup, gm.Heartbeat, gm.OffsetCommit)
 

@@ -22,14 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from harness.runner import Checker
-from impl import events as ev
-from impl import messages as m
-from impl.config import ClusterConfig
-from impl.world import Envelope, World
-from model.actions import Action, BecomeLeader, ElectLeader, LeaderWrite, Truncate
-from properties.catalogue import Violation
+from kafka_verify.harness.runner import Checker
+from kafka_verify.impl import events as ev
+from kafka_verify.impl import messages as m
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import Envelope, World
+from kafka_verify.model.actions import Action, BecomeLeader, ElectLeader, LeaderWrite, Truncate
+from kafka_verify.properties.catalogue import Violation
 
 Lost = Callable[[Envelope], bool]
 

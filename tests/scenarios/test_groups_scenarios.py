@@ -11,14 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from kafka_verify.impl import events as ev
+from kafka_verify.impl import group_messages as gm
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.coordinator import offsets_partition
+from kafka_verify.impl.world import Envelope
+from kafka_verify.model.groups import (
+    CommitOffset,
+    CoordinatorFailover,
+    ExpireMember,
+    Phase,
+    SyncAssignment,
+)
 from replication_driver import Run
-
-from impl import events as ev
-from impl import group_messages as gm
-from impl.config import ClusterConfig
-from impl.coordinator import offsets_partition
-from impl.world import Envelope
-from model.groups import CommitOffset, CoordinatorFailover, ExpireMember, Phase, SyncAssignment
 
 
 def group_run(bugs: frozenset[str] = frozenset(), **shape: int) -> Run:

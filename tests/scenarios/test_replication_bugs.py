@@ -9,13 +9,12 @@ The same schedules without the bug run clean in test_replication_scenarios.py.
 from __future__ import annotations
 
 import pytest
+from kafka_verify import model
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.messages import ProduceResponse
+from kafka_verify.model.actions import LeaderWrite
 from replication_driver import Run
-
-import model
-from impl import events as ev
-from impl.config import ClusterConfig
-from impl.messages import ProduceResponse
-from model.actions import LeaderWrite
 
 ISOLATE_B0_WITH_CLIENTS = ev.Partition((("b0", "p0", "c0"), ("zk", "b1", "b2", "p1")))
 

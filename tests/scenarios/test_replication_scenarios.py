@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.messages import ProduceResponse
+from kafka_verify.model.actions import (
+    ElectLeader,
+    LeaderWrite,
+    ResetLog,
+    RetentionDelete,
+    ShrinkIsr,
+    Truncate,
+)
 from replication_driver import Run
-
-from impl import events as ev
-from impl.config import ClusterConfig
-from impl.messages import ProduceResponse
-from model.actions import ElectLeader, LeaderWrite, ResetLog, RetentionDelete, ShrinkIsr, Truncate
 
 BROKERS_AND_ZK = ("zk", "b0", "b1", "b2")
 

@@ -7,10 +7,10 @@ the cleanup trips over.
 
 from __future__ import annotations
 
-from harness.campaign import run_campaign
-from harness.profiles import PROFILES
-from harness.runner import execute
-from impl.config import ClusterConfig
+from kafka_verify.harness.campaign import run_campaign
+from kafka_verify.harness.profiles import PROFILES
+from kafka_verify.harness.runner import execute
+from kafka_verify.impl.config import ClusterConfig
 
 
 def test_campaign_failure_replays_to_the_same_violation_at_the_same_step() -> None:

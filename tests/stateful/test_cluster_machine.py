@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
-
-from harness.campaign import run_campaign
-from harness.commands import write_failure
-from harness.profiles import PROFILES, selected_profile_name
-from impl.config import ClusterConfig
+from kafka_verify.harness.campaign import run_campaign
+from kafka_verify.harness.commands import write_failure
+from kafka_verify.harness.profiles import PROFILES, selected_profile_name
+from kafka_verify.impl.config import ClusterConfig
 
 CONFIGS = {
     "3 brokers, 2 partitions, RF=3, min ISR=2": ClusterConfig(partitions=2),

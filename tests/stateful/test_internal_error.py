@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from harness.campaign import run_campaign
-from harness.profiles import PROFILES
-from impl.broker import Broker
-from impl.config import ClusterConfig
+from kafka_verify.harness.campaign import run_campaign
+from kafka_verify.harness.profiles import PROFILES
+from kafka_verify.impl.broker import Broker
+from kafka_verify.impl.config import ClusterConfig
 
 
 def test_an_exception_in_the_broker_is_reported_as_internal_error(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from harness.cli import main
+from kafka_verify.harness.cli import main
 
 
 @pytest.mark.parametrize(
@@ -36,8 +35,8 @@ def test_bad_input_exits_2_with_one_sentence(
 def test_properties_lists_every_property_with_what_it_forbids(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import harness.all_properties  # noqa: F401
-    from properties.catalogue import PROPERTIES
+    import kafka_verify.harness.all_properties  # noqa: F401
+    from kafka_verify.properties.catalogue import PROPERTIES
 
     assert main(["properties"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -48,7 +47,7 @@ def test_properties_lists_every_property_with_what_it_forbids(
 
 
 def test_bugs_lists_every_seeded_bug(capsys: pytest.CaptureFixture[str]) -> None:
-    from impl.bugs import BUGS
+    from kafka_verify.impl.bugs import BUGS
 
     assert main(["bugs"]) == 0
     out = capsys.readouterr().out.splitlines()

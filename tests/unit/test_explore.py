@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import networkx as nx
-
-from model.actions import (
+from kafka_verify.model.actions import (
     Crash,
     FollowerReplicate,
     IncHighWatermark,
@@ -13,10 +12,10 @@ from model.actions import (
     ShrinkIsr,
     Truncate,
 )
-from model.explore import explore, graph_path, state_graph
-from model.state import Config, Record, initial_state
-from model.step import step
-from properties.invariants import log_agreement
+from kafka_verify.model.explore import explore, graph_path, state_graph
+from kafka_verify.model.state import Config, Record, initial_state
+from kafka_verify.model.step import step
+from kafka_verify.properties.invariants import log_agreement
 
 TINY = Config(brokers=2, replication=2, min_insync=1, max_log=1, max_epoch=1, durable=True)
 SMALL = Config(brokers=2, replication=2, min_insync=1, max_log=2, max_epoch=2, durable=True)

@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from enum import Enum
 
 import pytest
-
-from harness.bench import generate_schedule
-from harness.cluster import reference_cluster
-from harness.runner import FULL_REFINEMENT_EVERY, Checker
-from impl import events as ev
-from impl.abstraction import abstract, world_matches
-from impl.config import ClusterConfig
-from model.state import Record, State
+from kafka_verify.harness.bench import generate_schedule
+from kafka_verify.harness.cluster import reference_cluster
+from kafka_verify.harness.runner import FULL_REFINEMENT_EVERY, Checker
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.abstraction import abstract, world_matches
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.model.state import Record, State
 
 
 def _different(value: object) -> object:

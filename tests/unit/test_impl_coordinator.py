@@ -12,15 +12,14 @@ import random
 from collections import Counter
 
 import pytest
+from kafka_verify import model
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.abstraction import abstract
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.coordinator import group_names, offsets_partition
+from kafka_verify.impl.group_member import range_assignment
+from kafka_verify.impl.world import World
 from test_impl_refinement import random_event
-
-import model
-from impl import events as ev
-from impl.abstraction import abstract
-from impl.config import ClusterConfig
-from impl.coordinator import group_names, offsets_partition
-from impl.group_member import range_assignment
-from impl.world import World
 
 
 def test_range_assignor_gives_every_partition_once_in_consecutive_runs() -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from impl.log import PartitionLog, StoredRecord
+from kafka_verify.impl.log import PartitionLog, StoredRecord
 
 
 def filled(count: int, epochs: list[int] | None = None, segment_records: int = 2) -> PartitionLog:

@@ -13,12 +13,11 @@ import random
 from collections import Counter
 
 import pytest
-
-import model
-from impl import events as ev
-from impl.abstraction import abstract
-from impl.config import ClusterConfig
-from impl.world import World
+from kafka_verify import model
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.abstraction import abstract
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import World
 
 TICKS_MS = (1, 10, 50, 200, 1_000, 5_000, 15_000)
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import pytest
-
-from impl import events as ev
-from impl.clients import fnv1a
-from impl.config import ClusterConfig
-from impl.world import InvalidEvent, World
-from impl.zk import ZkElect, ZkError, ZkRead, ZkRegister, ZkRegistered, ZkUpdateIsr, ZkWritten
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.clients import fnv1a
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import InvalidEvent, World
+from kafka_verify.impl.zk import (
+    ZkElect,
+    ZkError,
+    ZkRead,
+    ZkRegister,
+    ZkRegistered,
+    ZkUpdateIsr,
+    ZkWritten,
+)
 
 
 def produced(world: World) -> int:

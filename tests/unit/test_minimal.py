@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from impl.bugs import BUGS
-from model import variants
-from model.actions import Action
-from model.minimal import KNOWN_MINIMAL, minimal_counterexample_length, shortest_violation_depth
-from model.state import Config, State
-from properties.groups import check_group_step
-from properties.invariants import check_step
+from kafka_verify.impl.bugs import BUGS
+from kafka_verify.model import variants
+from kafka_verify.model.actions import Action
+from kafka_verify.model.minimal import (
+    KNOWN_MINIMAL,
+    minimal_counterexample_length,
+    shortest_violation_depth,
+)
+from kafka_verify.model.state import Config, State
+from kafka_verify.properties.groups import check_group_step
+from kafka_verify.properties.invariants import check_step
 
 # Minutes and tens of seconds; epoch-end-offset-hole's depth is also pinned in test_prove.py.
 SLOW = {variants.NO_FETCH_EPOCH_FENCING, variants.EPOCH_END_OFFSET_HOLE}

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-
-from model import variants
-from model.groups import (
+from kafka_verify.model import variants
+from kafka_verify.model.groups import (
     GROUP_ACTION_TYPES,
     TRANSITIONS,
     Accept,
@@ -28,9 +27,9 @@ from model.groups import (
     complete_assignments,
     step_group,
 )
-from model.state import Config, State, initial_state
-from model.step import NotAllowed, enabled, step
-from properties.groups import check_group_state, check_group_step
+from kafka_verify.model.state import Config, State, initial_state
+from kafka_verify.model.step import NotAllowed, enabled, step
+from kafka_verify.properties.groups import check_group_state, check_group_step
 
 # One broker, one replica, no writes and no crashes: `enabled` yields group actions only.
 SMALL = Config(

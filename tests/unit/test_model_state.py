@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from model.groups import GroupState
-from model.state import Config, Record, initial_state
+from kafka_verify.model.groups import GroupState
+from kafka_verify.model.state import Config, Record, initial_state
 
 
 def test_with_replica_and_with_partition_keep_every_other_field() -> None:
@@ -33,7 +33,7 @@ def test_with_replica_and_with_partition_keep_every_other_field() -> None:
 
 
 def test_replica_shortcuts_equal_dataclasses_replace() -> None:
-    from model.state import Replica, Role
+    from kafka_verify.model.state import Replica, Role
 
     # Every field away from its default, so a field a shortcut dropped would show.
     r = Replica(

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from harness.campaign import CampaignResult
-from harness.mutants import Scope, model_actions, violation_scope
-from impl import events as ev
-from impl.config import ClusterConfig
-from model.actions import ControllerFailover, Crash, ElectLeader, LeaderWrite, Restart, ShrinkIsr
-from model.groups import CommitOffset, JoinGroup
-from properties.catalogue import Violation
+from kafka_verify.harness.campaign import CampaignResult
+from kafka_verify.harness.mutants import Scope, model_actions, violation_scope
+from kafka_verify.impl import events as ev
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.model.actions import (
+    ControllerFailover,
+    Crash,
+    ElectLeader,
+    LeaderWrite,
+    Restart,
+    ShrinkIsr,
+)
+from kafka_verify.model.groups import CommitOffset, JoinGroup
+from kafka_verify.properties.catalogue import Violation
 
 ISR = frozenset({0})
 

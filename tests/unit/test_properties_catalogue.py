@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
-from properties import coverage, history, invariants
-from properties.catalogue import (
+from kafka_verify.properties import coverage, history, invariants
+from kafka_verify.properties.catalogue import (
     PROPERTIES,
     Kind,
     PropertyInfo,
@@ -114,11 +113,16 @@ def test_violations_are_hashable_and_json_able() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["properties.catalogue", "properties.invariants", "properties.history", "properties.coverage"],
+    [
+        "kafka_verify.properties.catalogue",
+        "kafka_verify.properties.invariants",
+        "kafka_verify.properties.history",
+        "kafka_verify.properties.coverage",
+    ],
 )
 def test_any_property_module_can_be_imported_first(module: str) -> None:
     """The catalogue loads every property module, so no import order may break on a cycle."""
-    code = f"import {module}; from properties.catalogue import PROPERTIES; print(len(PROPERTIES))"
+    code = f"import {module}; from kafka_verify.properties.catalogue import PROPERTIES; print(len(PROPERTIES))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == len(PROPERTIES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.actions import (
+from kafka_verify.model.actions import (
     ControllerFailover,
     Crash,
     ElectLeader,
@@ -15,11 +15,11 @@ from model.actions import (
     ShrinkIsr,
     Truncate,
 )
-from model.state import Config, Record, Role, State, initial_state
-from model.step import step
-from properties.catalogue import PROPERTIES, Kind
-from properties.coverage import Coverage
-from properties.history import Op
+from kafka_verify.model.state import Config, Record, Role, State, initial_state
+from kafka_verify.model.step import step
+from kafka_verify.properties.catalogue import PROPERTIES, Kind
+from kafka_verify.properties.coverage import Coverage
+from kafka_verify.properties.history import Op
 
 CONFIG = Config(brokers=3, replication=3, min_insync=1)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from model import variants
-from model.actions import Flush
-from model.groups import (
+from kafka_verify.model import variants
+from kafka_verify.model.actions import Flush
+from kafka_verify.model.groups import (
     CommitOffset,
     CompleteRebalance,
     CoordinatorFailover,
@@ -18,10 +18,10 @@ from model.groups import (
     Phase,
     SyncAssignment,
 )
-from model.state import Config, State, initial_state
-from model.step import step
-from properties.catalogue import PROPERTIES, Kind
-from properties.groups import (
+from kafka_verify.model.state import Config, State, initial_state
+from kafka_verify.model.step import step
+from kafka_verify.properties.catalogue import PROPERTIES, Kind
+from kafka_verify.properties.groups import (
     OwnershipChecker,
     check_group_state,
     check_group_step,

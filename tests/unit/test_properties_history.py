@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
-from model.state import Config, Record, Role, State, initial_state
-from properties.catalogue import Violation
-from properties.history import HistoryChecker, Op, converged, parse_poll, parse_send
+from kafka_verify.model.state import Config, Record, Role, State, initial_state
+from kafka_verify.properties.catalogue import Violation
+from kafka_verify.properties.history import HistoryChecker, Op, converged, parse_poll, parse_send
 
 CONFIG = Config(brokers=3, replication=3, min_insync=2)
 

@@ -9,9 +9,8 @@ from dataclasses import replace
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from model import variants
-from model.actions import (
+from kafka_verify.model import variants
+from kafka_verify.model.actions import (
     ControllerFailover,
     Crash,
     ElectLeader,
@@ -23,9 +22,9 @@ from model.actions import (
     RetentionDelete,
     Truncate,
 )
-from model.state import Config, Record, Replica, Role, State, initial_state
-from model.step import NotAllowed, enabled, step
-from properties.invariants import (
+from kafka_verify.model.state import Config, Record, Replica, Role, State, initial_state
+from kafka_verify.model.step import NotAllowed, enabled, step
+from kafka_verify.properties.invariants import (
     STATE_PROPERTIES,
     check_state,
     check_step,

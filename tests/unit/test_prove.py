@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 import z3
-
-from harness.prove_cli import add_prove_arguments, run_prove
-from harness.trace import load_trace
-from model.explore import explore
-from model.state import Config, initial_state
-from model.step import step
-from model.symbolic import SymState, fresh_state, initial, transition_relation
-from properties.invariants import STATE_PROPERTIES
-from properties.prove import (
+from kafka_verify.harness.prove_cli import add_prove_arguments, run_prove
+from kafka_verify.harness.trace import load_trace
+from kafka_verify.model.explore import explore
+from kafka_verify.model.state import Config, initial_state
+from kafka_verify.model.step import step
+from kafka_verify.model.symbolic import SymState, fresh_state, initial, transition_relation
+from kafka_verify.properties.invariants import STATE_PROPERTIES
+from kafka_verify.properties.prove import (
     BOUNDED,
     PROVED,
     UNKNOWN,
@@ -25,7 +24,7 @@ from properties.prove import (
     inductive_invariant,
     prove,
 )
-from properties.symbolic import BREAKS, LEMMAS
+from kafka_verify.properties.symbolic import BREAKS, LEMMAS
 
 
 def _bfs_depth(config: Config, name: str) -> int:

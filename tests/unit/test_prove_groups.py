@@ -6,16 +6,15 @@ import time
 
 import pytest
 import z3
-
-from model import variants
-from model.groups import Phase
-from model.state import Config, State, initial_state
-from model.step import NotAllowed, step
-from model.symbolic_groups import STABLE, SymGroups
-from properties import prove_groups
-from properties.catalogue import Violation
-from properties.prove import BOUNDED, PROVED, VIOLATED
-from properties.prove_groups import (
+from kafka_verify.model import variants
+from kafka_verify.model.groups import Phase
+from kafka_verify.model.state import Config, State, initial_state
+from kafka_verify.model.step import NotAllowed, step
+from kafka_verify.model.symbolic_groups import STABLE, SymGroups
+from kafka_verify.properties import prove_groups
+from kafka_verify.properties.catalogue import Violation
+from kafka_verify.properties.prove import BOUNDED, PROVED, VIOLATED
+from kafka_verify.properties.prove_groups import (
     group_config,
     prove_all_groups,
     prove_group,
@@ -23,7 +22,7 @@ from properties.prove_groups import (
     python_violations,
     shortest_violation,
 )
-from properties.symbolic_groups import LEMMAS, PROPERTY_NAMES, STATE_BREAKS
+from kafka_verify.properties.symbolic_groups import LEMMAS, PROPERTY_NAMES, STATE_BREAKS
 
 VARIANTS = [
     (variants.ZOMBIE_COMMIT, "no-stale-generation-commit"),

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from harness.prove_cli import add_prove_arguments, run_prove
-from harness.replay import run_trace
-from harness.trace import load_trace
-from properties.prove_groups import group_config, shortest_violation
-from properties.symbolic_groups import PROPERTY_NAMES
+from kafka_verify.harness.prove_cli import add_prove_arguments, run_prove
+from kafka_verify.harness.replay import run_trace
+from kafka_verify.harness.trace import load_trace
+from kafka_verify.properties.prove_groups import group_config, shortest_violation
+from kafka_verify.properties.symbolic_groups import PROPERTY_NAMES
 
 
 def _args(tmp_path: Path, *flags: str) -> argparse.Namespace:

@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness import report
-from harness.report import describe, report_directory, write_report
-from harness.trace import SCHEMA_VERSION, Trace, load_trace, violation_record
-from impl import events as ev
-from model import Config, State, initial_state, step
-from model import actions as act
-from model import groups as grp
-from model.state import Record
-from properties.catalogue import PROPERTIES, Violation
+from kafka_verify.harness import report
+from kafka_verify.harness.report import describe, report_directory, write_report
+from kafka_verify.harness.trace import SCHEMA_VERSION, Trace, load_trace, violation_record
+from kafka_verify.impl import events as ev
+from kafka_verify.model import Config, State, initial_state, step
+from kafka_verify.model import actions as act
+from kafka_verify.model import groups as grp
+from kafka_verify.model.state import Record
+from kafka_verify.properties.catalogue import PROPERTIES, Violation
 
 
 @dataclass(frozen=True)
@@ -495,7 +494,7 @@ def test_report_directory_is_named_after_utc_time_and_property(tmp_path: Path) -
 
 
 def test_impl_reports_carry_the_client_history(tmp_path: Path) -> None:
-    from impl.config import ClusterConfig
+    from kafka_verify.impl.config import ClusterConfig
 
     config = ClusterConfig(brokers=2, replication=2, min_insync=1)
     steps = (
@@ -518,8 +517,8 @@ def test_impl_reports_carry_the_client_history(tmp_path: Path) -> None:
 
 
 def test_real_broker_messages_are_summarised_without_noise() -> None:
-    from impl import messages
-    from impl.log import StoredRecord
+    from kafka_verify.impl import messages
+    from kafka_verify.impl.log import StoredRecord
 
     fetch = messages.Fetch(41, 0, 3, 1, 1, 16)
     answer = messages.FetchResponse(

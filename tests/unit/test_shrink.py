@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.runner import execute
-from harness.shrink import MessageRef, replay, shrink_events, symbolic, traffic_keys
-from impl import events as ev
-from impl import messages as m
-from impl.config import ClusterConfig
-from impl.world import Envelope, World
+from kafka_verify.harness.runner import execute
+from kafka_verify.harness.shrink import MessageRef, replay, shrink_events, symbolic, traffic_keys
+from kafka_verify.impl import events as ev
+from kafka_verify.impl import messages as m
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import Envelope, World
 
 UNCLEAN = ClusterConfig(bugs=frozenset({"unclean-election"}))
 # Two partitions, so the schedule can carry traffic the counterexample does not need.

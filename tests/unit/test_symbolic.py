@@ -8,11 +8,10 @@ import pytest
 import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from model.explore import explore
-from model.state import Config, Partition, Record, Replica, Role, State, initial_state
-from model.step import enabled, step
-from model.symbolic import (
+from kafka_verify.model.explore import explore
+from kafka_verify.model.state import Config, Partition, Record, Replica, Role, State, initial_state
+from kafka_verify.model.step import enabled, step
+from kafka_verify.model.symbolic import (
     ENCODED_VARIANTS,
     SymState,
     Transition,
@@ -24,8 +23,8 @@ from model.symbolic import (
     transitions,
     values_of,
 )
-from properties.invariants import STATE_PROPERTIES
-from properties.symbolic import BREAKS, LEMMAS
+from kafka_verify.properties.invariants import STATE_PROPERTIES
+from kafka_verify.properties.symbolic import BREAKS, LEMMAS
 
 BOUNDS = dict(brokers=3, replication=3, min_insync=1, max_log=2, max_epoch=3)
 

@@ -8,10 +8,9 @@ import pytest
 import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from model import variants
-from model.actions import Crash
-from model.groups import (
+from kafka_verify.model import variants
+from kafka_verify.model.actions import Crash
+from kafka_verify.model.groups import (
     CommitOffset,
     CompleteRebalance,
     CoordinatorFailover,
@@ -25,9 +24,9 @@ from model.groups import (
     SyncAssignment,
     member_ids,
 )
-from model.state import Config, State, initial_state
-from model.step import enabled, step
-from model.symbolic_groups import (
+from kafka_verify.model.state import Config, State, initial_state
+from kafka_verify.model.step import enabled, step
+from kafka_verify.model.symbolic_groups import (
     SymGroups,
     concrete_action,
     decode,
@@ -36,8 +35,8 @@ from model.symbolic_groups import (
     transition_relation,
     values_of,
 )
-from properties.prove_groups import PYTHON_STATE, PYTHON_STEP, group_config
-from properties.symbolic_groups import STATE_BREAKS, STEP_BREAKS
+from kafka_verify.properties.prove_groups import PYTHON_STATE, PYTHON_STEP, group_config
+from kafka_verify.properties.symbolic_groups import STATE_BREAKS, STEP_BREAKS
 
 CONFIG = group_config()
 # Larger than the default bounds, and with three consumers so leaders and owners vary more.

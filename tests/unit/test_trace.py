@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.trace import (
+from kafka_verify.harness.trace import (
     SCHEMA_VERSION,
     Trace,
     TraceError,
@@ -19,10 +18,10 @@ from harness.trace import (
     trace_to_json,
     violation_record,
 )
-from model import Config
-from model.actions import Crash, ElectLeader, FollowerReplicate, LeaderWrite, Truncate
-from model.state import Record
-from properties.catalogue import Violation
+from kafka_verify.model import Config
+from kafka_verify.model.actions import Crash, ElectLeader, FollowerReplicate, LeaderWrite, Truncate
+from kafka_verify.model.state import Record
+from kafka_verify.properties.catalogue import Violation
 
 
 def model_trace() -> Trace:
@@ -102,9 +101,9 @@ def test_meta_is_optional_and_not_written_when_empty(tmp_path: Path) -> None:
 
 
 def test_impl_trace_round_trips(tmp_path: Path) -> None:
-    config_module = pytest.importorskip("impl.config")
-    from impl.events import Crash as CrashEvent
-    from impl.events import Deliver, Partition, Produce, Tick
+    config_module = pytest.importorskip("kafka_verify.impl.config")
+    from kafka_verify.impl.events import Crash as CrashEvent
+    from kafka_verify.impl.events import Deliver, Partition, Produce, Tick
 
     config = config_module.ClusterConfig(brokers=3, partitions=1, replication=3, min_insync=2)
     events = (
