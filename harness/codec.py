@@ -15,7 +15,6 @@ from typing import Any, Union, get_args, get_origin
 
 from kafka_verify.impl import events
 from kafka_verify.model import actions
-from kafka_verify.model.groups import GROUP_ACTION_TYPES
 from kafka_verify.model.state import Record
 
 
@@ -23,19 +22,9 @@ class TraceError(ValueError):
     """A trace or an item in it is malformed; the message is one clear sentence."""
 
 
+# Fixed tables, read by name: a trace can name only the types listed here.
 EVENT_TYPES: dict[str, type] = dict(events.EVENT_TYPES)
-ACTION_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in (*actions.ACTION_TYPES, *GROUP_ACTION_TYPES)
-}
-
-
-def register_action_type(cls: type) -> None:
-    """Let other model modules (consumer groups) add their action types to the codec."""
-    ACTION_TYPES[cls.__name__] = cls
-
-
-def register_event_type(cls: type) -> None:
-    EVENT_TYPES[cls.__name__] = cls
+ACTION_TYPES: dict[str, type] = {cls.__name__: cls for cls in actions.ACTION_TYPES}
 
 
 def encode_value(value: Any) -> Any:

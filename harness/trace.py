@@ -28,13 +28,8 @@ from typing import Any
 
 from kafka_verify.harness import codec
 from kafka_verify.harness.codec import TraceError
-from kafka_verify.model import groups, variants
+from kafka_verify.model import variants
 from kafka_verify.model.state import Config
-
-# Consumer-group actions live in their own model module; traces of the model
-# engine may hold them, so the codec must know their names.
-for _group_action in groups.GROUP_ACTION_TYPES:
-    codec.register_action_type(_group_action)
 
 SCHEMA_VERSION = 1
 ENGINES = ("impl", "model")

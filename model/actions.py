@@ -18,6 +18,15 @@ from dataclasses import dataclass
 from kafka_verify.model.state import Record
 
 
+class NotAllowed(Exception):
+    """The action is not a step of the protocol from this state."""
+
+    def __init__(self, action: object, reason: str) -> None:
+        super().__init__(f"{action!r} is not allowed: {reason}")
+        self.action = action
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class LeaderWrite:
     """A leader appends one produced record at its log end, stamped with its epoch."""
@@ -156,7 +165,7 @@ class ControllerFailover:
     controller: int | None
 
 
-Action = (
+ReplicationAction = (
     LeaderWrite
     | FollowerReplicate
     | IncHighWatermark
@@ -174,7 +183,7 @@ Action = (
     | ControllerFailover
 )
 
-ACTION_TYPES: tuple[type, ...] = (
+REPLICATION_ACTION_TYPES: tuple[type, ...] = (
     LeaderWrite,
     FollowerReplicate,
     IncHighWatermark,
@@ -191,3 +200,117 @@ ACTION_TYPES: tuple[type, ...] = (
     Restart,
     ControllerFailover,
 )
+
+
+# -- consumer groups -------------------------------------------------------------------
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinGroup:
+    """`member` sends JoinGroup: it joins the pending generation (a rebalance starts if none is open)."""
+
+    group: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteRebalance:
+    """The coordinator closes the join phase: the joined members form the next generation, led by `leader`."""
+
+    group: str
+    leader: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAssignment:
+    """The leader's SyncGroup for `generation` is accepted: the group is Stable and every member learns its share."""
+
+    group: str
+    member: str
+    generation: int
+    assignment: tuple[tuple[int, str], ...]
+
+    def __post_init__(self) -> None:
+        # A mapping, kept sorted so that equal assignments are equal actions.
+        object.__setattr__(self, "assignment", tuple(sorted(self.assignment)))
+        partitions = [p for p, _ in self.assignment]
+        _check(len(set(partitions)) == len(partitions), "an assignment gives each partition once")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireMember:
+    """The coordinator drops `member` whose session timed out; the member is not told."""
+
+    group: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveGroup:
+    """`member` leaves the group on purpose; it revokes what it owns first."""
+
+    group: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOffset:
+    """`member`, in the generation it believes current, commits `offset` (next to read) for `partition`."""
+
+    group: str
+    member: str
+    generation: int
+    partition: int
+    offset: int
+
+    def __post_init__(self) -> None:
+        _check(self.partition >= 0, f"a partition is never negative, not {self.partition}")
+        _check(self.offset >= 0, f"a committed offset is never negative, not {self.offset}")
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorFailover:
+    """The group's coordinator moves: the new one reloads the group from the offsets topic."""
+
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteGroup:
+    """An empty group is deleted with its committed offsets; it is Dead from then on."""
+
+    group: str
+
+
+GroupAction = (
+    JoinGroup
+    | CompleteRebalance
+    | SyncAssignment
+    | ExpireMember
+    | LeaveGroup
+    | CommitOffset
+    | CoordinatorFailover
+    | DeleteGroup
+)
+
+GROUP_ACTION_TYPES: tuple[type, ...] = (
+    JoinGroup,
+    CompleteRebalance,
+    SyncAssignment,
+    ExpireMember,
+    LeaveGroup,
+    CommitOffset,
+    CoordinatorFailover,
+    DeleteGroup,
+)
+
+
+# Every action of the model: `step` takes any of them.
+Action = ReplicationAction | GroupAction
+
+ACTION_TYPES: tuple[type, ...] = (*REPLICATION_ACTION_TYPES, *GROUP_ACTION_TYPES)

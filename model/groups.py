@@ -2,9 +2,11 @@
 
 Rules of this module:
 - Everything that decides what a group coordinator may do lives here: the
-  protocol phases, the actions, and the TRANSITIONS table that says, for every
+  TRANSITIONS table that says, for every
   (phase, action type) pair, either where the group may go next or why the
-  action is refused. Nothing else in the model knows about groups.
+  action is refused. The group's state (`GroupState`, its phases and
+  members' views) lives in `state.py` and its actions in `actions.py`, beside
+  the replication ones, so `step` dispatches them like any other action.
 - The table is data: `TRANSITIONS[phase][ActionType]` is an `Accept` (the
   phases the group may move to, and the effect that computes the new group) or
   a `Reject` (the Kafka error a member would get, and the reason). An effect may
@@ -26,189 +28,50 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
 from kafka_verify.model import variants
-from kafka_verify.model.state import Config, State
-from kafka_verify.model.step import EXTRA_HANDLERS, NotAllowed
-
-
-class Phase(StrEnum):
-    """The group coordinator's protocol state, named as in Kafka."""
-
-    EMPTY = "Empty"
-    PREPARING_REBALANCE = "PreparingRebalance"
-    COMPLETING_REBALANCE = "CompletingRebalance"
-    STABLE = "Stable"
-    DEAD = "Dead"
-
-
-@dataclass(frozen=True, slots=True)
-class MemberView:
-    """What one consumer believes: the generation it last synced in (-1: none) and what it owns."""
-
-    member: str
-    generation: int = -1
-    owned: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class GroupState:
-    """One consumer group, as its coordinator holds it, plus its consumers' own views."""
-
-    group: str
-    phase: Phase = Phase.EMPTY
-    generation: int = 0
-    # The members of the group: those of the current generation, plus any that
-    # joined since. `joined` are those that have joined the pending generation.
-    members: frozenset[str] = frozenset()
-    joined: frozenset[str] = frozenset()
-    leader: str | None = None
-    # The current generation's assignment, sorted (partition, member) pairs.
-    # Empty whenever the group is not Stable: the coordinator serves none then.
-    assignment: tuple[tuple[int, str], ...] = ()
-    # Committed offsets, sorted (partition, offset) pairs, as the offsets topic holds them.
-    committed: tuple[tuple[int, int], ...] = ()
-    views: tuple[MemberView, ...] = ()
-
-    def owner(self, partition: int) -> str | None:
-        """The member the current assignment gives `partition` to, if any."""
-        for p, member in self.assignment:
-            if p == partition:
-                return member
-        return None
-
-    def assigned_to(self, member: str) -> frozenset[int]:
-        return frozenset(p for p, m in self.assignment if m == member)
-
-    def committed_offset(self, partition: int) -> int | None:
-        for p, offset in self.committed:
-            if p == partition:
-                return offset
-        return None
-
-    def view(self, member: str) -> MemberView | None:
-        for view in self.views:
-            if view.member == member:
-                return view
-        return None
-
-    def with_view(self, updated: MemberView) -> GroupState:
-        others = [v for v in self.views if v.member != updated.member]
-        views = tuple(sorted((*others, updated), key=lambda v: v.member))
-        return replace(self, views=views)
-
-    def with_committed(self, partition: int, offset: int) -> GroupState:
-        others = [(p, o) for p, o in self.committed if p != partition]
-        return replace(self, committed=tuple(sorted((*others, (partition, offset)))))
-
-
-# -- actions -------------------------------------------------------------------------
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
-@dataclass(frozen=True, slots=True)
-class JoinGroup:
-    """`member` sends JoinGroup: it joins the pending generation (a rebalance starts if none is open)."""
-
-    group: str
-    member: str
-
-
-@dataclass(frozen=True, slots=True)
-class CompleteRebalance:
-    """The coordinator closes the join phase: the joined members form the next generation, led by `leader`."""
-
-    group: str
-    leader: str
-
-
-@dataclass(frozen=True, slots=True)
-class SyncAssignment:
-    """The leader's SyncGroup for `generation` is accepted: the group is Stable and every member learns its share."""
-
-    group: str
-    member: str
-    generation: int
-    assignment: tuple[tuple[int, str], ...]
-
-    def __post_init__(self) -> None:
-        # A mapping, kept sorted so that equal assignments are equal actions.
-        object.__setattr__(self, "assignment", tuple(sorted(self.assignment)))
-        partitions = [p for p, _ in self.assignment]
-        _check(len(set(partitions)) == len(partitions), "an assignment gives each partition once")
-
-
-@dataclass(frozen=True, slots=True)
-class ExpireMember:
-    """The coordinator drops `member` whose session timed out; the member is not told."""
-
-    group: str
-    member: str
-
-
-@dataclass(frozen=True, slots=True)
-class LeaveGroup:
-    """`member` leaves the group on purpose; it revokes what it owns first."""
-
-    group: str
-    member: str
-
-
-@dataclass(frozen=True, slots=True)
-class CommitOffset:
-    """`member`, in the generation it believes current, commits `offset` (next to read) for `partition`."""
-
-    group: str
-    member: str
-    generation: int
-    partition: int
-    offset: int
-
-    def __post_init__(self) -> None:
-        _check(self.partition >= 0, f"a partition is never negative, not {self.partition}")
-        _check(self.offset >= 0, f"a committed offset is never negative, not {self.offset}")
-
-
-@dataclass(frozen=True, slots=True)
-class CoordinatorFailover:
-    """The group's coordinator moves: the new one reloads the group from the offsets topic."""
-
-    group: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteGroup:
-    """An empty group is deleted with its committed offsets; it is Dead from then on."""
-
-    group: str
-
-
-GroupAction = (
-    JoinGroup
-    | CompleteRebalance
-    | SyncAssignment
-    | ExpireMember
-    | LeaveGroup
-    | CommitOffset
-    | CoordinatorFailover
-    | DeleteGroup
-)
-
-GROUP_ACTION_TYPES: tuple[type, ...] = (
-    JoinGroup,
-    CompleteRebalance,
-    SyncAssignment,
-    ExpireMember,
-    LeaveGroup,
+from kafka_verify.model.actions import (
+    GROUP_ACTION_TYPES,
     CommitOffset,
+    CompleteRebalance,
     CoordinatorFailover,
     DeleteGroup,
+    ExpireMember,
+    GroupAction,
+    JoinGroup,
+    LeaveGroup,
+    NotAllowed,
+    SyncAssignment,
 )
+from kafka_verify.model.state import Config, GroupState, MemberView, Phase, State, initial_groups
+
+# The group vocabulary lives beside the rest of the model's state and actions; these
+# names are re-exported so that a reader of the group rules finds them here too.
+__all__ = [
+    "GROUP_ACTION_TYPES",
+    "TRANSITIONS",
+    "Accept",
+    "CommitOffset",
+    "CompleteRebalance",
+    "CoordinatorFailover",
+    "DeleteGroup",
+    "ExpireMember",
+    "GroupAction",
+    "GroupState",
+    "JoinGroup",
+    "LeaveGroup",
+    "MemberView",
+    "Phase",
+    "Reject",
+    "SyncAssignment",
+    "complete_assignments",
+    "enabled_group_actions",
+    "find_group",
+    "initial_groups",
+    "member_ids",
+    "step_group",
+    "step_group_in_state",
+]
 
 
 # -- effects: each computes the next group once the table has accepted the phase -----------
@@ -459,20 +322,12 @@ def step_group(group: GroupState, action: GroupAction, config: Config) -> GroupS
     return after
 
 
-def _step_state(state: State, action: GroupAction, config: Config) -> State:
+def step_group_in_state(state: State, action: GroupAction, config: Config) -> State:
+    """The state after a group action: `step` hands every group action to this."""
     index, group = find_group(state, action, action.group)
     groups = list(state.groups)
     groups[index] = step_group(group, action, config)
     return replace(state, groups=tuple(groups))
-
-
-for _action_type in GROUP_ACTION_TYPES:
-    EXTRA_HANDLERS[_action_type] = _step_state
-
-
-def initial_groups(config: Config) -> tuple[GroupState, ...]:
-    """`config.groups` empty groups named g0, g1, ..."""
-    return tuple(GroupState(f"g{i}") for i in range(config.groups))
 
 
 # -- the atomic-interleaving model for the exhaustive engines -------------------------------

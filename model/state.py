@@ -14,12 +14,9 @@ Rules of this module:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, NamedTuple
-
-if TYPE_CHECKING:
-    from kafka_verify.model.groups import GroupState
+from typing import NamedTuple
 
 
 class Role(StrEnum):
@@ -145,6 +142,79 @@ class Partition:
         return Partition(self.leader, self.epoch, self.isr, replicas)
 
 
+# -- consumer groups -------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    """The group coordinator's protocol state, named as in Kafka."""
+
+    EMPTY = "Empty"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """What one consumer believes: the generation it last synced in (-1: none) and what it owns."""
+
+    member: str
+    generation: int = -1
+    owned: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """One consumer group, as its coordinator holds it, plus its consumers' own views."""
+
+    group: str
+    phase: Phase = Phase.EMPTY
+    generation: int = 0
+    # The members of the group: those of the current generation, plus any that
+    # joined since. `joined` are those that have joined the pending generation.
+    members: frozenset[str] = frozenset()
+    joined: frozenset[str] = frozenset()
+    leader: str | None = None
+    # The current generation's assignment, sorted (partition, member) pairs.
+    # Empty whenever the group is not Stable: the coordinator serves none then.
+    assignment: tuple[tuple[int, str], ...] = ()
+    # Committed offsets, sorted (partition, offset) pairs, as the offsets topic holds them.
+    committed: tuple[tuple[int, int], ...] = ()
+    views: tuple[MemberView, ...] = ()
+
+    def owner(self, partition: int) -> str | None:
+        """The member the current assignment gives `partition` to, if any."""
+        for p, member in self.assignment:
+            if p == partition:
+                return member
+        return None
+
+    def assigned_to(self, member: str) -> frozenset[int]:
+        return frozenset(p for p, m in self.assignment if m == member)
+
+    def committed_offset(self, partition: int) -> int | None:
+        for p, offset in self.committed:
+            if p == partition:
+                return offset
+        return None
+
+    def view(self, member: str) -> MemberView | None:
+        for view in self.views:
+            if view.member == member:
+                return view
+        return None
+
+    def with_view(self, updated: MemberView) -> GroupState:
+        others = [v for v in self.views if v.member != updated.member]
+        views = tuple(sorted((*others, updated), key=lambda v: v.member))
+        return replace(self, views=views)
+
+    def with_committed(self, partition: int, offset: int) -> GroupState:
+        others = [(p, o) for p, o in self.committed if p != partition]
+        return replace(self, committed=tuple(sorted((*others, (partition, offset)))))
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """The whole cluster."""
@@ -233,9 +303,6 @@ def initial_state(config: Config) -> State:
             for b in brokers
         )
         partitions.append(Partition(leader=leader, epoch=0, isr=isr, replicas=replicas))
-    # Imported here because model.groups builds on this module.
-    from kafka_verify.model.groups import initial_groups
-
     return State(
         partitions=tuple(partitions),
         running=frozenset(range(config.brokers)),
@@ -243,3 +310,8 @@ def initial_state(config: Config) -> State:
         controller_epoch=1,
         groups=initial_groups(config),
     )
+
+
+def initial_groups(config: Config) -> tuple[GroupState, ...]:
+    """`config.groups` empty groups named g0, g1, ..."""
+    return tuple(GroupState(f"g{i}") for i in range(config.groups))

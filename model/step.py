@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from kafka_verify.model import variants
 from kafka_verify.model.actions import (
+    GROUP_ACTION_TYPES,
     Action,
     BecomeFollower,
     BecomeLeader,
@@ -30,22 +31,17 @@ from kafka_verify.model.actions import (
     FollowerReplicate,
     IncHighWatermark,
     LeaderWrite,
+    NotAllowed,
     ResetLog,
     Restart,
     RetentionDelete,
     ShrinkIsr,
     Truncate,
 )
+from kafka_verify.model.groups import enabled_group_actions, step_group_in_state
 from kafka_verify.model.state import Config, Partition, Record, Replica, Role, State
 
-
-class NotAllowed(Exception):
-    """The action is not a step of the protocol from this state."""
-
-    def __init__(self, action: object, reason: str) -> None:
-        super().__init__(f"{action!r} is not allowed: {reason}")
-        self.action = action
-        self.reason = reason
+__all__ = ["NotAllowed", "enabled", "step"]
 
 
 def _require(condition: bool, action: object, reason: str) -> None:
@@ -316,15 +312,14 @@ _HANDLERS = {
     Crash: _crash,
     Restart: _restart,
     ControllerFailover: _controller_failover,
+    # Every group action goes to the group rules, which look the group up first.
+    **dict.fromkeys(GROUP_ACTION_TYPES, step_group_in_state),
 }
-
-# Extra action handlers registered by other model modules (consumer groups).
-EXTRA_HANDLERS: dict[type, object] = {}
 
 
 def step(state: State, action: Action, config: Config) -> State:
     """The next state, or NotAllowed with the rule the action broke."""
-    handler = _HANDLERS.get(type(action)) or EXTRA_HANDLERS.get(type(action))
+    handler = _HANDLERS.get(type(action))
     if handler is None:
         raise NotAllowed(action, f"unknown action type {type(action).__name__}")
     return handler(state, action, config)  # type: ignore[operator, no-any-return]
@@ -502,9 +497,4 @@ def enabled(state: State, config: Config) -> Iterator[Action]:
             if b != state.controller:
                 yield ControllerFailover(b)
     if config.explore_groups:
-        # Imported here because model.groups registers itself in this module.
-        from kafka_verify.model.groups import enabled_group_actions
-
-        # Group actions are not in the replication Action union; step()
-        # dispatches them through EXTRA_HANDLERS.
-        yield from enabled_group_actions(state, config)  # type: ignore[misc]
+        yield from enabled_group_actions(state, config)
