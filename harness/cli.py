@@ -7,57 +7,35 @@ input error, which always gets exactly one clear sentence on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
-
-class UsageError(Exception):
-    """Bad input from the user: one sentence, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see 'kafka-verify {self.prog.split()[-1]} --help')")
-
-
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least `minimum`, or one clear sentence."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
-        return value
-
-    return parse
-
-
-_positive = _whole_number(1)
-_non_negative = _whole_number(0)
+from kafka_verify.harness.cli_common import (
+    Parser,
+    UsageError,
+    check_output_paths,
+    non_negative,
+    positive,
+)
 
 
 def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--brokers", type=_positive, default=3, help="brokers in the cluster (default 3)"
+        "--brokers", type=positive, default=3, help="brokers in the cluster (default 3)"
     )
     parser.add_argument(
-        "--partitions", type=_non_negative, default=2, help="partitions of topic t (default 2)"
+        "--partitions", type=non_negative, default=2, help="partitions of topic t (default 2)"
     )
     parser.add_argument(
-        "--replication", type=_non_negative, default=3, help="replication factor (default 3)"
+        "--replication", type=non_negative, default=3, help="replication factor (default 3)"
     )
     parser.add_argument(
-        "--min-insync", type=_non_negative, default=2, help="min.insync.replicas (default 2)"
+        "--min-insync", type=non_negative, default=2, help="min.insync.replicas (default 2)"
     )
     parser.add_argument(
-        "--groups", type=_non_negative, default=2, help="consumer groups on topic t (default 2)"
+        "--groups", type=non_negative, default=2, help="consumer groups on topic t (default 2)"
     )
     parser.add_argument(
         "--bug",
@@ -68,17 +46,17 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_parser() -> _Parser:
-    parser = _Parser(
+def _build_parser() -> Parser:
+    parser = Parser(
         prog="kafka-verify", description="Verify a Kafka-style broker against its model."
     )
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
 
     run = sub.add_parser("run", help="run the stateful campaign against the reference cluster")
     run.add_argument("--profile", choices=["dev", "ci", "nightly"], default=None)
-    run.add_argument("--seed", type=_non_negative, default=None)
-    run.add_argument("--examples", type=_positive, default=None)
-    run.add_argument("--steps", type=_positive, default=None)
+    run.add_argument("--seed", type=non_negative, default=None)
+    run.add_argument("--examples", type=positive, default=None)
+    run.add_argument("--steps", type=positive, default=None)
     _add_cluster_arguments(run)
     run.add_argument("--reports", type=Path, default=None, metavar="DIR")
     run.add_argument("--json", type=Path, default=None, metavar="FILE")
@@ -105,44 +83,17 @@ def _build_parser() -> _Parser:
 
     mutants = sub.add_parser("mutants", help="run the campaign against every seeded bug")
     mutants.add_argument("--bug", action="append", default=[], metavar="NAME")
-    mutants.add_argument("--budget-s", type=_positive, default=60)
+    mutants.add_argument("--budget-s", type=positive, default=60)
     mutants.add_argument("--json", type=Path, default=None, metavar="FILE")
     mutants.add_argument("--reports", type=Path, default=None, metavar="DIR")
 
     bench = sub.add_parser("bench", help="measure checking speed and overhead")
     bench.add_argument("--json", type=Path, default=None, metavar="FILE")
-    bench.add_argument("--steps", type=_positive, default=12_000)
+    bench.add_argument("--steps", type=positive, default=12_000)
 
     sub.add_parser("bugs", help="list the seeded-bug catalogue")
     sub.add_parser("properties", help="list every property and what it forbids")
     return parser
-
-
-def cluster_config_from(args: argparse.Namespace, bugs: Sequence[str]) -> Any:
-    """A ClusterConfig from the flags; impossible configs are usage errors."""
-    from kafka_verify.harness.cluster import reference_cluster
-
-    try:
-        return reference_cluster(
-            frozenset(bugs),
-            brokers=args.brokers,
-            partitions=args.partitions,
-            replication=args.replication,
-            min_insync=args.min_insync,
-            groups=args.groups,
-        )
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
-def write_json(path: Path | None, payload: dict[str, Any]) -> None:
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}") from None
 
 
 def _cmd_bugs(args: argparse.Namespace) -> int:
@@ -193,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        check_output_paths(args)
         return _commands()[args.command](args)
     except UsageError as error:
         print(f"kafka-verify: {error}", file=sys.stderr)

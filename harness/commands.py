@@ -4,91 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka_verify.harness.campaign import CampaignResult, run_campaign
-from kafka_verify.harness.cli import UsageError, cluster_config_from, write_json
+from kafka_verify.harness.campaign import run_campaign
+from kafka_verify.harness.cli_common import (
+    UsageError,
+    cluster_config_from,
+    plain_output,
+    write_json,
+    write_text,
+)
+from kafka_verify.harness.failures import write_failure
 from kafka_verify.harness.profiles import PROFILES, selected_profile_name
-from kafka_verify.properties.catalogue import Violation
-
-
-def _plain_output() -> bool:
-    return os.environ.get("CI", "").lower() == "true" or not sys.stderr.isatty()
-
-
-def _violation_dict(violation: Violation) -> dict[str, Any]:
-    return {
-        "property": violation.property,
-        "message": violation.message,
-        "details": {key: _jsonable(value) for key, value in violation.details},
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, frozenset | set):
-        return sorted(_jsonable(v) for v in value)
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, int | float | str | bool) or value is None:
-        return value
-    return repr(value)
-
-
-def write_failure(
-    result: CampaignResult, reports_root: Path, meta: dict[str, Any]
-) -> tuple[Path, Path]:
-    """Replay the shrunk schedule once more, and write report.md, report.html and trace.json."""
-    from kafka_verify.harness.report import report_directory, write_report
-    from kafka_verify.harness.runner import execute
-    from kafka_verify.harness.trace import SCHEMA_VERSION, Trace
-    from kafka_verify.properties.catalogue import PROPERTIES, Kind
-
-    assert result.violation is not None
-    violation = result.violation
-    eventually = (
-        PROPERTIES.get(violation.property) is not None
-        and PROPERTIES[violation.property].kind is Kind.EVENTUALLY
-    )
-    outcome = execute(result.config, result.events, finish=eventually)
-    found = outcome.violation or violation
-    trace = Trace(
-        schema=SCHEMA_VERSION,
-        engine="impl",
-        config=result.config,
-        items=tuple(result.events),
-        violation={**_violation_dict(found), "step": len(outcome.steps)},
-        meta=meta,
-    )
-    directory = report_directory(reports_root, found.property, datetime.now(UTC))
-    trace_path = directory / "trace.json"
-    report_path = write_report(outcome, trace, directory, replay_command_for(directory))
-    return report_path, trace_path
-
-
-def replay_command_for(directory: Path) -> str:
-    """The command that replays the trace in `directory`, relative to here when it can be."""
-    trace_path = (directory / "trace.json").resolve()
-    try:
-        shown = trace_path.relative_to(Path.cwd())
-    except ValueError:
-        shown = trace_path
-    return f"kafka-verify replay {shlex.quote(str(shown))}"
+from kafka_verify.harness.trace import violation_record
 
 
 @contextmanager
 def _progress(budget: int) -> Iterator[Callable[[Any], None] | None]:
     """A live progress line on a terminal (examples, steps per second, phase); nothing otherwise."""
-    if _plain_output():
+    if plain_output():
         yield None
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -147,8 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         report_path, trace_path = write_failure(result, reports_root, meta)
         violations.append(
             {
-                "property": result.violation.property,
-                "message": result.violation.message,
+                **violation_record(result.violation, len(result.events)),
                 "report": str(report_path),
                 "trace": str(trace_path),
                 "steps": len(result.events),
@@ -191,7 +129,7 @@ def _write_summary(root: Path, payload: dict[str, Any], config: Any) -> None:
     root.mkdir(parents=True, exist_ok=True)
     checked = sorted(name for name, info in PROPERTIES.items() if info.kind.value != "sometimes")
     summary = {**payload, "properties_checked": checked, "bugs": sorted(config.bugs)}
-    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(root / "summary.json", json.dumps(summary, indent=2) + "\n")
     lines = [
         "# kafka-verify run summary",
         "",
@@ -215,7 +153,7 @@ def _write_summary(root: Path, payload: dict[str, Any], config: Any) -> None:
     lines += ["", "## SOMETIMES coverage", "", "| property | reached |", "|---|---|"]
     for name, count in sorted(payload["coverage"].items()):
         lines.append(f"| {name} | {count} |")
-    (root / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text(root / "summary.md", "\n".join(lines) + "\n")
 
 
 def _save_regression(trace_path: Path) -> Path:

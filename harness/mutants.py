@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from kafka_verify.harness.campaign import CampaignResult, run_campaign
-from kafka_verify.harness.cli import UsageError, write_json
+from kafka_verify.harness.cli_common import UsageError, write_json, write_text
 from kafka_verify.harness.cluster import reference_cluster
-from kafka_verify.harness.commands import write_failure
+from kafka_verify.harness.failures import write_failure
 from kafka_verify.harness.profiles import PROFILES
 from kafka_verify.harness.runner import RunOutcome, StepRecord, execute
+from kafka_verify.harness.trace import violation_record
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.model import Action, NotAllowed, step
 from kafka_verify.model.actions import ControllerFailover, Flush
@@ -83,6 +84,7 @@ def hunt(
                 "shrunk_actions_all": counts.all,
                 "minimal_steps": minimal_steps(bug),
                 "report": str(report),
+                "violation": violation_record(result.violation, len(result.events)),
             }
         round_index += 1
         if time.perf_counter() - started >= budget_s:
@@ -96,6 +98,7 @@ def hunt(
                 "shrunk_actions_all": None,
                 "minimal_steps": minimal_steps(bug),
                 "report": None,
+                "violation": None,
             }
 
 
@@ -316,7 +319,7 @@ def run_mutants(
     )
     caught = sum(1 for row in rows if row["caught"])
     root.mkdir(parents=True, exist_ok=True)
-    (root / "mutants.md").write_text(_kill_matrix(rows, root))
+    write_text(root / "mutants.md", _kill_matrix(rows, root))
     payload = {
         "bugs": rows,
         "caught": caught,

@@ -12,9 +12,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka_verify.harness.cli import UsageError
+from kafka_verify.harness.cli_common import UsageError
 from kafka_verify.harness.codec import TraceError
-from kafka_verify.harness.commands import replay_command_for
+from kafka_verify.harness.failures import replay_command_for
 from kafka_verify.harness.runner import RunOutcome, execute, execute_model
 from kafka_verify.impl.world import InvalidEvent
 

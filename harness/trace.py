@@ -30,6 +30,7 @@ from kafka_verify.harness import codec
 from kafka_verify.harness.codec import TraceError
 from kafka_verify.model import variants
 from kafka_verify.model.state import Config
+from kafka_verify.properties.catalogue import Violation
 
 SCHEMA_VERSION = 1
 ENGINES = ("impl", "model")
@@ -162,8 +163,12 @@ def _json_kind(value: Any) -> str:
 # -- violation records ---------------------------------------------------------------
 
 
-def violation_record(violation: Any, step: int) -> dict[str, Any]:
-    """The JSON record of a `properties.catalogue.Violation` found at 1-based `step`."""
+def violation_record(violation: Violation, step: int) -> dict[str, Any]:
+    """The JSON record of a violation found at 1-based `step`.
+
+    This is the one JSON form of a violation: traces, reports, run summaries and
+    the mutants table all use it, so every field and detail survives.
+    """
     details = {str(k): jsonable(v) for k, v in violation.details}
     if violation.partition is not None:
         details = {"partition": violation.partition, **details}
@@ -186,7 +191,8 @@ def jsonable(value: Any) -> Any:
         return encoded
     if isinstance(encoded, dict):
         return {str(k): jsonable(v) for k, v in encoded.items()}
-    return repr(encoded)
+    # A detail must be data; a value with no JSON form is a bug of the property that made it.
+    raise TypeError(f"a violation detail of type {type(value).__name__} has no JSON form")
 
 
 def _check_violation(raw: Any, item_count: int) -> dict[str, Any] | None:

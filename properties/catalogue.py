@@ -44,16 +44,8 @@ class Violation:
     property: str  # catalogue name, e.g. "log-agreement"
     message: str  # one readable sentence with the concrete facts
     partition: int | None = None
-    details: tuple[tuple[str, object], ...] = ()  # JSON-able key/value facts
-
-    def as_dict(self) -> dict[str, object]:
-        """A JSON-able form, for reports and traces."""
-        return {
-            "property": self.property,
-            "message": self.message,
-            "partition": self.partition,
-            "details": dict(self.details),
-        }
+    # Key/value facts; `harness.trace.violation_record` is the one JSON form of a violation.
+    details: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 from kafka_verify.harness.campaign import run_campaign
-from kafka_verify.harness.commands import write_failure
+from kafka_verify.harness.failures import write_failure
 from kafka_verify.harness.profiles import PROFILES, selected_profile_name
 from kafka_verify.impl.config import ClusterConfig
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from kafka_verify.harness.cli import main
 
@@ -53,3 +55,50 @@ def test_bugs_lists_every_seeded_bug(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out.splitlines()
     assert {line.split()[0] for line in out} == set(BUGS)
     assert len(BUGS) >= 16
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", "--json", "/no/such/dir/x.json"], "/no/such/dir does not exist"),
+        (["run", "--reports", "/proc/x"], "--reports /proc/x cannot be used"),
+        (["prove", "--json", "/no/such/dir/x.json"], "/no/such/dir does not exist"),
+        (["bench", "--json", "/proc/x.json"], "--json /proc/x.json cannot be written"),
+        (["mutants", "--json", "/no/such/dir/x.json"], "does not exist"),
+        (["replay", "t.json", "--reports", "/proc/x"], "--reports /proc/x"),
+    ],
+)
+def test_an_unusable_output_path_exits_2_before_any_work(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CI gate must never read a result file that was silently not written."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert fragment in lines[0]
+    assert "Traceback" not in captured.err
+
+
+def test_a_directory_given_as_the_json_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--json", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_a_file_given_as_the_reports_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    assert main(["run", "--reports", str(plain)]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_a_failed_write_is_one_sentence(tmp_path: Path) -> None:
+    from kafka_verify.harness.cli_common import UsageError, write_json
+
+    missing = tmp_path / "gone" / "out.json"
+    with pytest.raises(UsageError, match="cannot write"):
+        write_json(missing, {"status": "pass"})

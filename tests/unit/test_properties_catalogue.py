@@ -103,11 +103,13 @@ def test_violations_are_hashable_and_json_able() -> None:
     assert hash(v) == hash(
         Violation("duplicate", "record 3 twice", 0, (("offsets", (1, 2)), ("record", 3)))
     )
-    assert json.loads(json.dumps(v.as_dict())) == {
+    from kafka_verify.harness.trace import violation_record
+
+    assert json.loads(json.dumps(violation_record(v, 4))) == {
         "property": "duplicate",
         "message": "record 3 twice",
-        "partition": 0,
-        "details": {"offsets": [1, 2], "record": 3},
+        "step": 4,
+        "details": {"partition": 0, "offsets": [1, 2], "record": 3},
     }
 
 
