@@ -581,11 +581,15 @@ class ClusterMachine(RuleBasedStateMachine):
             for k in ("leader-reelected", "follower-truncated", "crash-lost-unflushed")
         )
         target(float(depth), label="leader changes, truncations and lossy crashes")
+        # Each phase ends with a full refinement comparison: the periodic one may
+        # not have run since the last events.
+        self._raise_all(self.checker.full_comparison())
         self.settling = True
         try:
             for settle_event in settle(self.checker):
                 self.recorder.settle_events += 1
                 self._do(settle_event)
+            self._raise_all(self.checker.full_comparison())
             self._raise_all(self.checker.finish())
         finally:
             for name, count in counts.items():

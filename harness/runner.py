@@ -50,7 +50,8 @@ from kafka_verify.properties.invariants import check_state, check_step
 
 # A full refinement comparison (every part of the abstraction: cluster, quorum
 # records, every replica, every group) runs this often, instead of the incremental
-# one that runs after every other event.
+# one that runs after every other event. Every run also ends with one
+# (`Checker.full_comparison`), so no stretch of events goes uncompared.
 FULL_REFINEMENT_EVERY = 64
 
 # Actions that change the running set or the controller lease; quorum records
@@ -129,6 +130,7 @@ class Checker:
     coverage: Coverage = field(init=False)
     ops: list[Op] = field(init=False, default_factory=list)
     steps_done: int = field(init=False, default=0)
+    last_event: object = field(init=False, default=None)
     _read_up_to: dict[tuple[str, str], int] = field(init=False, default_factory=dict)
     _groups: bool = field(init=False, default=False)
     _broker_of_node: dict[str, int] = field(init=False, default_factory=dict)
@@ -181,6 +183,7 @@ class Checker:
         """Apply one event; return its record and the violations it caused (empty when clean)."""
         result = self.world.apply(event)  # type: ignore[arg-type]
         self.steps_done += 1
+        self.last_event = event
         violations: list[Violation] = []
         if self.check:
             violations = self._check(event, result.actions, result.ops, result.touched)
@@ -249,6 +252,29 @@ class Checker:
             if self._groups:
                 violations.extend(self.ownership.observe(op, state))
         return violations
+
+    def full_comparison(self) -> list[Violation]:
+        """Compare every part of the world with the model: the last check of every run and phase.
+
+        The incremental comparison after each event looks only at what the event
+        could have changed, and the periodic full one runs every
+        FULL_REFINEMENT_EVERY events, so a silent change in the last stretch of a
+        run would otherwise never be compared.
+        """
+        if not self.check or world_matches(self.world, self.state):
+            return []
+        found = abstract(self.world)
+        if found == self.state:
+            return []
+        mismatch = _refinement_mismatch(self.last_event, found, self.state)
+        since = self.steps_done - self.steps_done % FULL_REFINEMENT_EVERY
+        return [
+            dataclasses.replace(
+                mismatch,
+                message=f"{mismatch.message} (found by the full comparison at the end of the run; "
+                f"the last periodic one, after event {since}, agreed)",
+            )
+        ]
 
     def _touched_parts_agree(
         self, touched: frozenset[str], actions: Sequence[Action], state: State
@@ -383,6 +409,8 @@ def execute(
                 raise
             continue
         records.append(record)
+    if not violations:
+        violations = checker.full_comparison()
     if finish and not violations:
         violations = checker.finish()
     return RunOutcome(

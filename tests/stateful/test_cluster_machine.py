@@ -38,3 +38,24 @@ def test_correct_cluster_survives_random_faults(name: str, reports_dir: Path) ->
     assert result.error is None
     assert result.examples >= 1
     assert result.steps > 100
+
+
+def test_every_example_ends_each_phase_with_a_full_comparison(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The safety phase and the liveness phase of each example end with a full refinement check."""
+    from kafka_verify.harness.runner import Checker
+
+    calls: list[int] = []
+    original = Checker.full_comparison
+
+    def counted(self: Checker) -> list:  # type: ignore[type-arg]
+        calls.append(self.steps_done)
+        return original(self)
+
+    monkeypatch.setattr(Checker, "full_comparison", counted)
+    result = run_campaign(ClusterConfig(partitions=1), PROFILES["ci"], seed=3, examples=4)
+    assert result.violation is None
+    # Two per example that reached teardown (examples Hypothesis discards reach none).
+    assert len(calls) >= 2 and len(calls) % 2 == 0
+    assert len(calls) <= 2 * result.examples

@@ -132,3 +132,50 @@ def test_a_change_no_event_touches_is_reported_by_the_next_full_comparison(steps
     assert checker.steps_done % FULL_REFINEMENT_EVERY == 0
     assert [v.property for v in violations] == ["refinement"]
     assert "partition 0 replica b2 log" in violations[0].message
+
+
+def _events_ending_with_b2_down(steps: int) -> list[object]:
+    config = ClusterConfig()
+    checker = Checker(config)
+    events: list[object] = []
+    for event in generate_schedule(config, steps):
+        checker.apply(event)
+        events.append(event)
+    if not checker.world.is_up("b2"):
+        events.append(ev.Restart("b2"))
+    return [*events, ev.Crash("b2"), ev.Tick(10), ev.Tick(10), ev.Tick(10)]
+
+
+def test_a_silent_change_in_the_last_stretch_is_reported_by_the_final_comparison(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every run ends with a full comparison, so the events after the last periodic one count."""
+    from kafka_verify.harness import runner
+
+    events = _events_ending_with_b2_down(300)
+    assert len(events) % FULL_REFINEMENT_EVERY not in (0, len(events))
+    plant_after = len(events) - 2  # after the crash: only ticks follow, which never touch b2
+    original_apply = Checker.apply
+
+    def apply_and_plant(self: Checker, event: object) -> tuple[object, list[object]]:
+        record, violations = original_apply(self, event)
+        if self.steps_done == plant_after:
+            _plant_record(self)
+        return record, violations  # type: ignore[return-value]
+
+    monkeypatch.setattr(Checker, "apply", apply_and_plant)
+    outcome = runner.execute(ClusterConfig(), events)
+    assert outcome.violation is not None
+    assert outcome.violation.property == "refinement"
+    assert "partition 0 replica b2 log" in outcome.violation.message
+    assert "full comparison at the end of the run" in outcome.violation.message
+    # Every event ran clean: only the final comparison saw the change.
+    assert len(outcome.steps) == len(events)
+
+
+def test_the_final_comparison_is_silent_on_a_clean_run() -> None:
+    checker = Checker(ClusterConfig())
+    for event in _events_ending_with_b2_down(150):
+        _, violations = checker.apply(event)
+        assert violations == []
+    assert checker.full_comparison() == []
