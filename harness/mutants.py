@@ -37,7 +37,7 @@ from kafka_verify.model.actions import Restart as RestartAction
 from kafka_verify.model.minimal import minimal_counterexample_length
 from kafka_verify.properties.catalogue import Violation
 from kafka_verify.properties.groups import check_group_step
-from kafka_verify.properties.invariants import check_step
+from kafka_verify.properties.incremental import IncrementalChecker
 
 ROUND_EXAMPLES = 12
 # Shrinking after the first failure: Hypothesis on rule choices, then event deletion.
@@ -195,12 +195,13 @@ def _up_to_failure(outcome: RunOutcome, last: StepRecord) -> tuple[Action, ...]:
         return last.actions
     model_config = config.model_config()
     state = outcome.steps[-2].state if len(outcome.steps) > 1 else outcome.initial
+    invariants = IncrementalChecker()
     for index, action in enumerate(last.actions):
         try:
             after = step(state, action, model_config)
         except NotAllowed:
             return last.actions[: index + 1]
-        if check_step(state, action, after, model_config) or check_group_step(
+        if invariants.check_step(state, action, after, model_config) or check_group_step(
             state, action, after, model_config
         ):
             return last.actions[: index + 1]

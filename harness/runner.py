@@ -46,7 +46,8 @@ from kafka_verify.properties.groups import (
     unsettled_group,
 )
 from kafka_verify.properties.history import HistoryChecker, Op
-from kafka_verify.properties.invariants import check_state, check_step
+from kafka_verify.properties.incremental import IncrementalChecker
+from kafka_verify.properties.invariants import check_state
 
 # A full refinement comparison (every part of the abstraction: cluster, quorum
 # records, every replica, every group) runs this often, instead of the incremental
@@ -128,6 +129,7 @@ class Checker:
     history: HistoryChecker = field(init=False)
     ownership: OwnershipChecker = field(init=False)
     coverage: Coverage = field(init=False)
+    invariants: IncrementalChecker = field(init=False, default_factory=IncrementalChecker)
     ops: list[Op] = field(init=False, default_factory=list)
     steps_done: int = field(init=False, default=0)
     last_event: object = field(init=False, default=None)
@@ -222,7 +224,7 @@ class Checker:
                         details=(("event", repr(event)), ("action", repr(action))),
                     )
                 ]
-            violations.extend(check_step(state, action, after, config))
+            violations.extend(self.invariants.check_step(state, action, after, config))
             if self._groups and after.groups is not state.groups:  # else no group changed
                 violations.extend(check_group_step(state, action, after, config))
             self.coverage.observe_step(state, action, after)
@@ -424,6 +426,7 @@ def execute_model(config: Config, actions: Sequence[Action]) -> RunOutcome:
     initial = state
     records: list[StepRecord] = []
     violation: Violation | None = None
+    invariants = IncrementalChecker()
     for index, action in enumerate(actions, start=1):
         try:
             after = step(state, action, config)
@@ -433,7 +436,7 @@ def execute_model(config: Config, actions: Sequence[Action]) -> RunOutcome:
             )
             break
         found = (
-            check_step(state, action, after, config)
+            invariants.check_step(state, action, after, config)
             or check_group_step(state, action, after, config)
             or check_state(after, config)
         )

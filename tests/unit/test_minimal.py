@@ -20,7 +20,7 @@ from kafka_verify.model.minimal import (
 )
 from kafka_verify.model.state import Config, State
 from kafka_verify.properties.groups import check_group_step
-from kafka_verify.properties.invariants import check_step
+from kafka_verify.properties.incremental import check_step
 
 # Minutes and tens of seconds; epoch-end-offset-hole's depth is also pinned in test_prove.py.
 SLOW = {variants.NO_FETCH_EPOCH_FENCING, variants.EPOCH_END_OFFSET_HOLE}

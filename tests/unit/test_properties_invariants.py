@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import deque
 from dataclasses import replace
@@ -24,10 +25,10 @@ from kafka_verify.model.actions import (
 )
 from kafka_verify.model.state import Config, Record, Replica, Role, State, initial_state
 from kafka_verify.model.step import NotAllowed, enabled, step
+from kafka_verify.properties.incremental import IncrementalChecker, check_step
 from kafka_verify.properties.invariants import (
     STATE_PROPERTIES,
     check_state,
-    check_step,
     hw_within_isr,
     leader_in_isr,
     log_agreement,
@@ -453,6 +454,7 @@ def test_the_append_and_hw_paths_cost_the_same_on_long_logs() -> None:
     which is deterministic and grows with the log only if something rescans it.
     """
     config = Config(brokers=1, replication=1, min_insync=1)
+    checker = IncrementalChecker()  # one run's checker: it remembers the logs it has seen
 
     def lines_for(count: int, state: State) -> tuple[int, State]:
         executed = 0
@@ -472,7 +474,7 @@ def test_the_append_and_hw_paths_cost_the_same_on_long_logs() -> None:
                 after = step(state, action, config)
                 sys.settrace(tracer)
                 try:
-                    found = check_step(state, action, after, config)
+                    found = checker.check_step(state, action, after, config)
                 finally:
                     sys.settrace(None)
                 assert found == []
@@ -490,3 +492,22 @@ def test_the_append_and_hw_paths_cost_the_same_on_long_logs() -> None:
 def test_replica_helper_builds_what_it_says() -> None:
     replica = Replica(broker=0, log=log((1, 0)), hw=1)
     assert replica.leo == 1 and replica.record_at(0) == Record(1, 0)
+
+
+def test_a_run_checker_catches_a_duplicate_append_after_its_log_was_replaced() -> None:
+    """The append index follows one replica slot's log: a log it did not see is read afresh."""
+    config = Config(brokers=1, replication=1, min_insync=1)
+    checker = IncrementalChecker()
+    state = initial_state(config)
+    for record_id in (1, 2):
+        write = LeaderWrite(0, 0, record_id, 1)
+        after = step(state, write, config)
+        assert checker.check_step(state, write, after, config) == []
+        state = after
+    # Another log for the same replica (built, not appended): its ids must not come from the memo.
+    leader = state.partitions[0].replica(0)
+    other = dataclasses.replace(leader, log=(Record(7, 0), Record(8, 0)))
+    before = state.with_partition(0, state.partitions[0].with_replica(other))
+    action = LeaderWrite(0, 0, 7, 1)
+    after = step(before, action, config)
+    assert "no-duplicate-record" in names(checker.check_step(before, action, after, config))
