@@ -91,13 +91,24 @@ def _build_parser() -> Parser:
     bench.add_argument("--json", type=Path, default=None, metavar="FILE")
     bench.add_argument("--steps", type=positive, default=12_000)
 
-    sub.add_parser("bugs", help="list the seeded-bug catalogue")
+    bugs = sub.add_parser("bugs", help="list the seeded-bug catalogue")
+    bugs.add_argument(
+        "--long",
+        action="store_true",
+        help="the whole catalogue: each switch, its history, scenario and catching properties",
+    )
     sub.add_parser("properties", help="list every property and what it forbids")
     return parser
 
 
 def _cmd_bugs(args: argparse.Namespace) -> int:
     from kafka_verify.impl.bugs import BUGS
+
+    if args.long:
+        from kafka_verify.harness.bug_catalogue import render_markdown
+
+        print(render_markdown(), end="")
+        return 0
 
     width = max(len(name) for name in BUGS)
     for name, bug in BUGS.items():

@@ -2,8 +2,9 @@
 
 Each bug is one deliberate deviation from the correct protocol, switched on by
 name in `ClusterConfig.bugs` and consulted at exactly one point of deviation
-with `enabled(config, name)`. The scenarios behind each entry are described in
-BUGS.md (section named after the bug).
+with `enabled(config, name)`. Each entry is told in full (the switch, its
+history, the minimal scenario, the properties that catch it) in docs/bugs.md,
+which `kafka-verify bugs --long` prints.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Bug:
 
 
 def _bug(name: str, description: str, reference: str) -> Bug:
-    return Bug(name, description, f"BUGS.md `{name}`; {reference}")
+    return Bug(name, description, f"docs/bugs.md `{name}`; {reference}")
 
 
 BUGS: dict[str, Bug] = {

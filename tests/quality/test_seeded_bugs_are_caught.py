@@ -15,30 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kafka_verify.harness.bug_catalogue import STORIES
 from kafka_verify.harness.mutants import hunt
 from kafka_verify.impl.bugs import BUGS
 
-# bug -> the properties that may catch it. Where two are listed, the same damage
-# is seen from two sides (shrinking may end on either): a record at a wrong
-# offset is both a `duplicate` (one record, two offsets) and `inconsistent-offsets`.
-CAUGHT: dict[str, frozenset[str]] = {
-    "truncate-to-hw": frozenset({"log-agreement"}),
-    "epoch-end-offset-hole": frozenset({"log-agreement"}),
-    "no-fetch-epoch-fencing": frozenset({"refinement"}),
-    "unclean-election": frozenset({"refinement"}),
-    "hw-ahead-of-isr": frozenset({"log-agreement"}),
-    "ack-before-commit": frozenset({"refinement"}),
-    "stale-leader-accepts-writes": frozenset({"refinement"}),
-    "read-uncommitted": frozenset({"committed-read"}),
-    "duplicate-offset": frozenset({"duplicate", "inconsistent-offsets"}),
-    "controller-split-brain": frozenset({"refinement"}),
-    "non-idempotent-retry": frozenset({"no-duplicate-record"}),
-    "retention-deletes-unreplicated": frozenset({"refinement"}),
-    "zombie-commit": frozenset({"refinement"}),
-    "double-assignment": frozenset({"refinement"}),
-    "offsets-in-memory": frozenset({"refinement"}),
-    "no-generation-fencing-on-fetch": frozenset({"poll-by-non-owner"}),
-}
+# bug -> the properties that may catch it, as the catalogue tells it (docs/bugs.md).
+# Where two are listed, the same damage is seen from two sides (shrinking may end
+# on either): a record at a wrong offset is both a `duplicate` (one record, two
+# offsets) and `inconsistent-offsets`.
+CAUGHT: dict[str, frozenset[str]] = {story.name: story.caught_by for story in STORIES}
 
 KNOWN_GAPS: dict[str, str] = {}
 

@@ -102,3 +102,23 @@ def test_a_failed_write_is_one_sentence(tmp_path: Path) -> None:
     missing = tmp_path / "gone" / "out.json"
     with pytest.raises(UsageError, match="cannot write"):
         write_json(missing, {"status": "pass"})
+
+
+def test_the_long_catalogue_is_docs_bugs_md_and_tells_every_bug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from kafka_verify.harness.bug_catalogue import STORIES, render_markdown
+    from kafka_verify.impl.bugs import BUGS
+    from kafka_verify.properties.catalogue import PROPERTIES
+
+    assert main(["bugs", "--long"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == render_markdown()
+    docs = Path(__file__).resolve().parents[2] / "docs" / "bugs.md"
+    assert docs.read_text() == printed, "regenerate: kafka-verify bugs --long > docs/bugs.md"
+    assert [story.name for story in STORIES] == list(BUGS)
+    import kafka_verify.harness.all_properties  # noqa: F401
+
+    for story in STORIES:
+        assert f"### `{story.name}`" in printed
+        assert story.caught_by and story.caught_by <= set(PROPERTIES), story.name

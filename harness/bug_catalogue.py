@@ -1,0 +1,241 @@
+"""The seeded-bug catalogue in full: what each switch changes, its history, its minimal scenario
+and the properties that catch it.
+
+Rules of this module:
+- This is the one long account of every bug in `impl/bugs.py` (whose entries
+  carry the one-line description). `kafka-verify bugs --long` prints
+  `render_markdown()`, and `docs/bugs.md` is the same text, kept equal by a test.
+- `caught_by` is what the CI campaign reports when it catches the bug; the
+  quality tests (`tests/quality/`) hold the campaign to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka_verify.impl.bugs import BUGS
+from kafka_verify.model.variants import PROTOCOL_VARIANTS
+
+
+@dataclass(frozen=True, slots=True)
+class BugStory:
+    """One bug told in full."""
+
+    name: str
+    area: str
+    switch: str  # what the switch changes in the reference broker
+    history: str  # the Kafka ticket, KIP or setting it comes from
+    scenario: str  # the minimal failure, step by step
+    caught_by: frozenset[str]  # the properties the CI campaign reports for it
+
+
+STORIES: tuple[BugStory, ...] = (
+    BugStory(
+        "truncate-to-hw",
+        "Replication",
+        "A follower that starts following, or restarts, cuts its log back to its own "
+        "high watermark instead of asking the leader where their logs part.",
+        "Kafka before KIP-101 (replication protocol of 0.10 and earlier).",
+        "RF 2, B leads and A follows. A fetches record m2 and B commits it, but A learns "
+        "the new high watermark only on its next fetch. A restarts and truncates to its "
+        "stale high watermark, dropping m2. B fails and A is elected: a committed record "
+        "is gone. The model's shortest path is 7 actions.",
+        frozenset({"log-agreement"}),
+    ),
+    BugStory(
+        "epoch-end-offset-hole",
+        "Replication",
+        "Truncation uses the leader's answer to OffsetsForLeaderEpoch, but the follower "
+        "trusts the end offset without checking that the leader holds the epoch it asked "
+        "about, so it may keep records the leader never had at those offsets.",
+        "KIP-101's epoch lookup, the hole that KIP-279 closed.",
+        "Two leader changes in quick succession: a replica that led briefly keeps a record "
+        "of its own epoch, asks the next leader for that epoch's end offset, gets the end "
+        "of a later epoch and keeps its record. Two replicas then hold different records "
+        "at one offset below the high watermark, forever. The model's shortest path is 10 "
+        "actions.",
+        frozenset({"log-agreement"}),
+    ),
+    BugStory(
+        "no-fetch-epoch-fencing",
+        "Replication",
+        "The leader answers Fetch and OffsetsForLeaderEpoch without checking the leader "
+        "epoch the requester believes in, so a replica acting on stale metadata keeps "
+        "fetching, truncates against another epoch's log, or rejoins the ISR.",
+        "Kafka before KIP-320 (KAFKA-6880); the public spec's Kip320FirstTry module.",
+        "A follower that missed a leader change fetches from the old leader, which answers; "
+        "the follower appends records of a log that the new leader has already cut. The "
+        "model's shortest path is 13 actions; the campaign sees the broker take a fetch "
+        "step the protocol does not allow.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "unclean-election",
+        "Replication",
+        "With no ISR member alive, the controller elects a live replica outside the ISR.",
+        "Kafka's `unclean.leader.election.enable=true`.",
+        "RF 3, min ISR 2: the ISR shrinks to the leader, which commits a record and "
+        "crashes; the controller elects a lagging follower, and the committed record is "
+        "lost. The model's shortest path is 5 actions.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "hw-ahead-of-isr",
+        "Replication",
+        "The leader advances the high watermark over the followers that fetched recently, "
+        "not over the whole ISR.",
+        "The high-watermark rule of Kafka's replication protocol.",
+        "An ISR follower stops fetching (partitioned or slow) but stays in the ISR; the "
+        "leader commits a record the follower lacks, then the follower is elected. The "
+        "model's shortest path is 4 actions.",
+        frozenset({"log-agreement"}),
+    ),
+    BugStory(
+        "ack-before-commit",
+        "Replication",
+        "acks=all is answered as soon as the leader appends, even while the ISR is smaller "
+        "than min.insync.replicas.",
+        "The acks=all contract with min.insync.replicas.",
+        "The ISR shrinks to the leader alone; a producer's acks=all write is acknowledged "
+        "before any follower holds it, then the leader crashes and the acknowledged write "
+        "is gone.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "stale-leader-accepts-writes",
+        "Replication",
+        "ISR changes written to the coordination service are not fenced by leader epoch, "
+        "so a deposed leader that has not seen the new epoch still shrinks the ISR and "
+        "acknowledges writes.",
+        "Leader-epoch fencing of ISR updates (the KIP-320 line of fixes).",
+        "The leader is cut off, a new leader is elected, and the old one, unaware, shrinks "
+        "the ISR to itself and acknowledges a write: two leaders in effect.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "read-uncommitted",
+        "Replication",
+        "Consumer fetches are served up to the log end offset instead of the high watermark.",
+        "Kafka serves consumers only committed data (the high watermark).",
+        "A consumer reads a record that only the leader holds; the leader crashes and the "
+        "new leader never had it. The consumer saw a record that was never committed.",
+        frozenset({"committed-read"}),
+    ),
+    BugStory(
+        "duplicate-offset",
+        "Replication",
+        "After its log is truncated, a replica keeps numbering new records from the old log "
+        "end, so answers give offsets that are assigned twice or leave a gap.",
+        "Offset assignment after truncation (the leader's next offset is its log end).",
+        "A replica that led and was truncated leads again and answers a produce with an "
+        "offset beyond its log end; the same record is reported at two offsets.",
+        frozenset({"duplicate", "inconsistent-offsets"}),
+    ),
+    BugStory(
+        "controller-split-brain",
+        "Replication",
+        "A deposed controller keeps electing leaders and sending LeaderAndIsr, unfenced by "
+        "the controller epoch.",
+        "Controller epoch fencing (KIP-380 and the ZooKeeper-era controller).",
+        "The controller loses its lease while partitioned; a new controller elects a "
+        "leader, and the old one elects another for the same partition: two brokers lead.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "non-idempotent-retry",
+        "Producers and retention",
+        "The leader appends a retried record again instead of deduplicating it by the "
+        "producer's id and sequence number.",
+        "KIP-98 idempotent producers.",
+        "A produce is appended but its answer is lost; the producer retries and the record "
+        "is appended a second time.",
+        frozenset({"no-duplicate-record"}),
+    ),
+    BugStory(
+        "retention-deletes-unreplicated",
+        "Producers and retention",
+        "Retention deletes up to the log end offset, the active segment included, instead "
+        "of only whole segments below the high watermark.",
+        "Log retention (`retention.ms`, `retention.bytes`) never deletes uncommitted data.",
+        "Retention runs on the leader while a follower lags: records no consumer could read "
+        "yet are deleted, and the log start moves past the high watermark.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "zombie-commit",
+        "Consumer groups",
+        "The group coordinator accepts an OffsetCommit from a member of an older generation.",
+        "Generation fencing of OffsetCommit (ILLEGAL_GENERATION).",
+        "A member is expired and the group rebalances; the expired member, unaware, "
+        "commits an old position, and the group's committed offset goes backwards. The "
+        "model's shortest path is 7 actions.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "double-assignment",
+        "Consumer groups",
+        "A member that rejoins keeps the partitions of its old generation instead of "
+        "revoking them first, so a rebalance can leave one partition with two owners.",
+        "The eager rebalance protocol's revoke-before-join.",
+        "A member's SyncGroup arrives late; it rejoins still claiming its old partitions, "
+        "and the new assignment gives one of them to another member. The model's shortest "
+        "path is 7 actions.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "offsets-in-memory",
+        "Consumer groups",
+        "Committed offsets are kept only in the coordinator's memory, not written to the "
+        "replicated offsets topic.",
+        "Offsets in the internal `__consumer_offsets` topic (Kafka 0.8.2 and later).",
+        "A consumer commits; the coordinator's broker fails and another takes the group "
+        "over with no committed offsets, so the consumer restarts from an earlier position.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "no-generation-fencing-on-fetch",
+        "Consumer groups",
+        "A consumer whose session may have lapsed at the coordinator keeps fetching and "
+        "committing until the coordinator tells it, instead of giving up its partitions by "
+        "its own clock.",
+        "Session expiry and the consumer's own poll and session timeouts.",
+        "The consumer's coordinator traffic is dropped; the coordinator expires it and "
+        "gives its partition to another member, and both read the partition at once.",
+        frozenset({"poll-by-non-owner"}),
+    ),
+)
+
+STORY_OF: dict[str, BugStory] = {story.name: story for story in STORIES}
+
+
+def render_markdown() -> str:
+    """The whole catalogue as Markdown: docs/bugs.md, and `kafka-verify bugs --long`."""
+    lines = [
+        "# The seeded-bug catalogue",
+        "",
+        "Each entry is a switch in the reference broker (`impl/bugs.py`), off by default,",
+        "that brings back one historical mistake. `kafka-verify run --bug NAME` runs the",
+        "campaign against it, and `kafka-verify mutants` checks that the campaign catches",
+        "every one. A protocol variant is a bug that also lives in the model",
+        "(`model/variants.py`): `kafka-verify prove --bug NAME` finds it there, at minimal",
+        "depth. This file is generated from `harness/bug_catalogue.py`",
+        "(`kafka-verify bugs --long`).",
+    ]
+    area = ""
+    for story in STORIES:
+        if story.area != area:
+            area = story.area
+            lines += ["", f"## {area}"]
+        variant = " Also a protocol variant." if story.name in PROTOCOL_VARIANTS else ""
+        lines += [
+            "",
+            f"### `{story.name}`",
+            "",
+            f"{BUGS[story.name].description[0].upper()}{BUGS[story.name].description[1:]}.",
+            "",
+            f"- **The switch:** {story.switch}",
+            f"- **History:** {story.history}",
+            f"- **Minimal scenario:** {story.scenario}",
+            f"- **Caught by:** {', '.join(f'`{p}`' for p in sorted(story.caught_by))}.{variant}",
+        ]
+    return "\n".join(lines) + "\n"
