@@ -5,6 +5,7 @@ Used by `kafka-verify run`, `kafka-verify mutants` and the quality tests.
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from collections.abc import Callable
@@ -13,12 +14,15 @@ from pathlib import Path
 
 from hypothesis import Verbosity
 from hypothesis import seed as hypothesis_seed
+from hypothesis.database import ExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
+from kafka_verify.harness.example_db import ConfigKeyedDatabase
 from kafka_verify.harness.machine import PropertyViolated, Recorder, make_machine
 from kafka_verify.harness.profiles import Profile, hypothesis_settings
 from kafka_verify.harness.runner import execute
 from kafka_verify.harness.shrink import shrink_events
+from kafka_verify.harness.trace import config_to_json
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.properties.catalogue import PROPERTIES, Kind, Violation
 
@@ -48,19 +52,25 @@ def run_campaign(
     on_example: Callable[[Recorder], None] | None = None,
     shrink_budget_s: float | None = 120.0,
     event_shrink_budget_s: float = 20.0,
+    database: ExampleDatabase | None = None,
 ) -> CampaignResult:
     """Run the machine until a property fails or the budget is spent; shrink what fails.
 
     Hypothesis shrinks first (within `shrink_budget_s`), then `harness/shrink.py`
     deletes whole kinds of traffic, chunks and single events (within `event_shrink_budget_s`).
     """
+    if database is not None and profile.derandomize and seed is None:
+        seed = 0  # the same commit still gives the same run, now with stored examples first
     recorder = Recorder(on_example=on_example, shrink_budget_s=shrink_budget_s)
     machine = make_machine(config, recorder)
     if seed is not None:
         machine = hypothesis_seed(seed)(machine)
     # Quiet: the report is the counterexample; Hypothesis's own printout of the
     # final replay would only repeat it (or show an empty one once shrinking is cut short).
-    settings = hypothesis_settings(profile, examples, steps)
+    if database is not None:
+        config_text = json.dumps(config_to_json(config), sort_keys=True)
+        database = ConfigKeyedDatabase(database, config_text)
+    settings = hypothesis_settings(profile, examples, steps, database)
     settings = type(settings)(settings, verbosity=Verbosity.quiet)
     started = time.perf_counter()
     recorder.started = started

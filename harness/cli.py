@@ -63,6 +63,19 @@ def _build_parser() -> Parser:
     run.add_argument(
         "--save-regression", action="store_true", help="add a found trace to tests/regressions/"
     )
+    run.add_argument(
+        "--example-db",
+        default=None,
+        metavar="SPEC",
+        help="where found failures are stored and replayed first: DIR, redis://HOST:PORT/N, "
+        "multi:SPEC,SPEC..., or readonly:SPEC",
+    )
+    run.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run the I-th of N disjoint slices of the campaign's seeds (a CI matrix of N jobs)",
+    )
 
     replay = sub.add_parser(
         "replay", help="re-execute a trace and report whether its violation reproduces"

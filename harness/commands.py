@@ -19,6 +19,7 @@ from kafka_verify.harness.cli_common import (
     write_json,
     write_text,
 )
+from kafka_verify.harness.example_db import parse_example_db, parse_shard, shard_seed
 from kafka_verify.harness.failures import write_failure
 from kafka_verify.harness.profiles import PROFILES, selected_profile_name
 from kafka_verify.harness.trace import violation_record
@@ -62,10 +63,18 @@ def _coverage_line(coverage: dict[str, int]) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     profile = PROFILES[selected_profile_name(args.profile)]
     config = cluster_config_from(args, args.bug)
+    database = parse_example_db(args.example_db) if args.example_db is not None else None
+    seed = args.seed
+    shard_note = ""
+    if args.shard is not None:
+        shard, shards = parse_shard(args.shard)
+        seed = shard_seed(args.seed or 0, shard, shards)
+        shard_note = f", shard {shard}/{shards} (seed {seed})"
     reports_root = args.reports or Path("reports")
     print(
         f"kafka-verify run: profile {profile.name}, {config.brokers} brokers, {config.partitions} partitions, "
-        f"RF {config.replication}, min ISR {config.min_insync}, bugs {sorted(config.bugs) or 'none'}",
+        f"RF {config.replication}, min ISR {config.min_insync}, bugs {sorted(config.bugs) or 'none'}"
+        f"{shard_note}",
         file=sys.stderr,
     )
     budget = args.examples or profile.examples
@@ -73,16 +82,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_campaign(
             config,
             profile,
-            seed=args.seed,
+            seed=seed,
             examples=args.examples,
             steps=args.steps,
             on_example=on_example,
+            database=database,
         )
     if result.error:
         raise UsageError(result.error)
     violations = []
     if result.violation is not None:
-        meta = {"seed": args.seed, "profile": profile.name}
+        meta = {"seed": seed, "profile": profile.name}
         report_path, trace_path = write_failure(result, reports_root, meta)
         violations.append(
             {

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, Phase, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +39,26 @@ _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.da
 
 
 def hypothesis_settings(
-    profile: Profile, examples: int | None = None, steps: int | None = None
+    profile: Profile,
+    examples: int | None = None,
+    steps: int | None = None,
+    database: ExampleDatabase | None = None,
 ) -> settings:
-    """Hypothesis settings for a campaign run under `profile`, with optional overrides."""
-    database = (
-        DirectoryBasedExampleDatabase(os.path.join(".hypothesis", "kafka-verify"))
-        if profile.use_database
-        else None
-    )
+    """Hypothesis settings for a campaign run under `profile`, with optional overrides.
+
+    A `database` (from `--example-db`) is used whatever the profile; otherwise
+    the profile decides, and its database is the local .hypothesis/ directory.
+    Hypothesis keeps no database when derandomized, so a derandomized profile
+    given a database stays deterministic through a fixed seed instead (see
+    `run_campaign`).
+    """
+    derandomize = profile.derandomize and database is None
+    if database is None and profile.use_database:
+        database = DirectoryBasedExampleDatabase(os.path.join(".hypothesis", "kafka-verify"))
     return settings(
         max_examples=examples if examples is not None else profile.examples,
         stateful_step_count=steps if steps is not None else profile.steps,
-        derandomize=profile.derandomize,
+        derandomize=derandomize,
         database=database,
         deadline=None,
         suppress_health_check=_SUPPRESSED,
