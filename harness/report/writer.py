@@ -1,0 +1,70 @@
+"""Writing a report folder: report.md, report.html, trace.json and, for impl runs, history.jsonl.
+
+Rules of this module:
+- The folder's files are a pure function of (outcome, trace, replay
+  command): no clock is read here and no path is written into them, so
+  `kafka-verify replay` of the same trace rewrites them byte for byte.
+- `report_directory` is the one place that reads a time, and only to name a
+  new folder; the caller passes it in.
+- Imports run downwards only: writer -> html_page, markdown, content; never
+  the package's `__init__`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kafka_verify.harness.report.content import build_content
+from kafka_verify.harness.report.html_page import render_html
+from kafka_verify.harness.report.markdown import render_markdown
+from kafka_verify.harness.trace import Trace, dump_trace, jsonable
+
+if TYPE_CHECKING:
+    from kafka_verify.harness.runner import RunOutcome
+
+
+def report_directory(root: Path, property: str, now: datetime) -> Path:
+    """`root/<UTC time>-<property>/`, with a numeric suffix if that directory already exists."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", property).strip("-") or "violation"
+    candidate = Path(root) / f"{stamp}-{slug}"
+    suffix = 2
+    while candidate.exists():
+        candidate = Path(root) / f"{stamp}-{slug}-{suffix}"
+        suffix += 1
+    return candidate
+
+
+def write_report(outcome: RunOutcome, trace: Trace, directory: Path, replay_command: str) -> Path:
+    """Write report.md, report.html and trace.json into `directory`; return report.md's path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    content = build_content(outcome, trace, replay_command)
+    markdown_path = directory / "report.md"
+    markdown_path.write_text(render_markdown(content), encoding="utf-8")
+    (directory / "report.html").write_text(render_html(content), encoding="utf-8")
+    dump_trace(trace, directory / "trace.json")
+    if outcome.engine == "impl":
+        (directory / "history.jsonl").write_text(history_jsonl(outcome), encoding="utf-8")
+    return markdown_path
+
+
+def history_jsonl(outcome: RunOutcome) -> str:
+    """The client history of the run, one completed or invoked operation per line (DESIGN.md)."""
+    lines = []
+    ops = (op for step in outcome.steps for op in step.ops)
+    for index, op in enumerate(ops):
+        record = {
+            "index": index,
+            "time_ms": op.time_ms,
+            "process": op.process,
+            "type": op.type,
+            "f": op.f,
+            "value": jsonable(op.value),
+        }
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    return "".join(lines)
