@@ -1,9 +1,10 @@
 """Counterexample reports: `report.md`, `report.html` and `trace.json` for one violation.
 
 A report must let an engineer understand a failure in two minutes and replay
-it with one command. Its content is a pure function of (outcome, trace, replay
-command): no clock, no paths, no trace `meta`, so replaying the same trace
-writes the same bytes.
+it with one command. Its content is a pure function of (outcome, trace, the
+name of the report's folder): no clock, no absolute paths, no trace `meta`, so
+replaying the same trace writes the same bytes, and the replay commands it
+shows stay right when the folder is copied or moved.
 
 One module per job; imports run one way, from the top of this list down:
 - `writer`: the report folder (`report_directory`, `write_report`, `history.jsonl`);
@@ -19,8 +20,10 @@ This package's `__init__` only re-exports; no module in it imports it back.
 from kafka_verify.harness.report.content import (
     Content,
     Mark,
+    ReplayCommand,
     build_content,
     listed_steps,
+    replay_commands,
 )
 from kafka_verify.harness.report.html_page import render_html, timeline_svg
 from kafka_verify.harness.report.markdown import mermaid, render_markdown
@@ -31,6 +34,7 @@ from kafka_verify.harness.report.writer import history_jsonl, report_directory, 
 __all__ = [
     "Content",
     "Mark",
+    "ReplayCommand",
     "StateLine",
     "build_content",
     "describe",
@@ -39,6 +43,7 @@ __all__ = [
     "mermaid",
     "render_html",
     "render_markdown",
+    "replay_commands",
     "report_directory",
     "state_diff",
     "state_listing",

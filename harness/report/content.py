@@ -1,12 +1,14 @@
 """What a report says: everything about one violation, gathered once into a `Content` value.
 
 Rules of this module:
-- `build_content` is a pure function of (outcome, trace, replay command):
-  no clock, no paths, nothing from the trace's `meta`. Replaying the same
-  trace gives the same content.
+- `build_content` is a pure function of (outcome, trace, the name of the
+  report's folder): no clock, no absolute path, nothing from the trace's
+  `meta`. Replaying the same trace in the same folder gives the same content.
 - The renderers (markdown, html_page) only lay a `Content` out; every fact and
   sentence they show is decided here, in the wording module or in the state
   listing.
+- The replay commands are relative to the report's folder, so a folder that
+  is copied or moved still replays as written.
 - Imports run downwards only: content -> wording, state_listing; never the
   renderers, the writer or the package's `__init__`.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -63,6 +66,14 @@ class Mark:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayCommand:
+    """A command that replays the report's trace, and the folder to run it from."""
+
+    where: str
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
 class Content:
     property: str
     kind: str
@@ -77,7 +88,7 @@ class Content:
     details: tuple[tuple[str, str], ...]
     participants: tuple[str, ...]
     marks: tuple[Mark, ...]
-    replay_command: str
+    replay: tuple[ReplayCommand, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +101,8 @@ class _Recorded:
     details: Mapping[str, object]
 
 
-def build_content(outcome: RunOutcome, trace: Trace, replay_command: str) -> Content:
-    """Everything the report says, from the outcome and its trace alone."""
+def build_content(outcome: RunOutcome, trace: Trace, folder: str) -> Content:
+    """Everything the report in the folder named `folder` says, from the outcome and its trace alone."""
     recorded = _recorded(outcome, trace)
     kind, forbids = _property_info(recorded.property)
     steps = outcome.steps
@@ -114,7 +125,22 @@ def build_content(outcome: RunOutcome, trace: Trace, replay_command: str) -> Con
         details=_detail_rows(recorded.details),
         participants=_participants(outcome, marks),
         marks=marks,
-        replay_command=replay_command,
+        replay=replay_commands(folder),
+    )
+
+
+def replay_commands(folder: str) -> tuple[ReplayCommand, ...]:
+    """How to replay the trace.json beside the report: from its folder, or from the one above.
+
+    Both are relative, so a report folder copied out of a CI artifact, or moved,
+    keeps commands that work; only renaming the folder stales the second one.
+    """
+    return (
+        ReplayCommand("From this report's folder:", "kafka-verify replay trace.json"),
+        ReplayCommand(
+            "From the folder that holds it:",
+            f"kafka-verify replay {shlex.quote(f'{folder}/trace.json')}",
+        ),
     )
 
 

@@ -82,12 +82,21 @@ def render_html(content: Content) -> str:
         "<h2>Sequence diagram (Mermaid source)</h2>",
         f"<pre>{e(mermaid(content))}</pre>",
         "<h2>Replay</h2>",
-        f"<pre>{e(content.replay_command)}</pre>",
+        *_html_replay(content),
         "</body>",
         "</html>",
         "",
     ]
     return "\n".join(parts)
+
+
+def _html_replay(content: Content) -> list[str]:
+    e = html.escape
+    return [
+        line
+        for replay in content.replay
+        for line in (f"<p>{e(replay.where)}</p>", f"<pre>{e(replay.command)}</pre>")
+    ]
 
 
 def _html_config(content: Content) -> list[str]:

@@ -65,12 +65,16 @@ def render_markdown(content: Content) -> str:
         "",
         "## Replay",
         "",
-        "```sh",
-        content.replay_command,
-        "```",
-        "",
+        *_md_replay(content),
     ]
     return "\n".join(parts)
+
+
+def _md_replay(content: Content) -> list[str]:
+    lines = []
+    for replay in content.replay:
+        lines += [replay.where, "", "```sh", replay.command, "```", ""]
+    return lines
 
 
 def _md_inline(text: str) -> str:

@@ -1,9 +1,10 @@
 """Writing a report folder: report.md, report.html, trace.json and, for impl runs, history.jsonl.
 
 Rules of this module:
-- The folder's files are a pure function of (outcome, trace, replay
-  command): no clock is read here and no path is written into them, so
-  `kafka-verify replay` of the same trace rewrites them byte for byte.
+- The folder's files are a pure function of (outcome, trace, the folder's
+  name): no clock is read here and no absolute path is written into them, so
+  `kafka-verify replay` of the same trace rewrites them byte for byte, and a
+  folder copied elsewhere still replays with the commands it shows.
 - `report_directory` is the one place that reads a time, and only to name a
   new folder; the caller passes it in.
 - Imports run downwards only: writer -> html_page, markdown, content; never
@@ -13,6 +14,7 @@ Rules of this module:
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,11 +41,17 @@ def report_directory(root: Path, property: str, now: datetime) -> Path:
     return candidate
 
 
-def write_report(outcome: RunOutcome, trace: Trace, directory: Path, replay_command: str) -> Path:
-    """Write report.md, report.html and trace.json into `directory`; return report.md's path."""
+def write_report(outcome: RunOutcome, trace: Trace, directory: Path) -> Path:
+    """Write report.md, report.html and trace.json into `directory`; return report.md's path.
+
+    The reports' replay commands name trace.json relative to `directory`, so
+    they hold wherever the folder is later copied or moved.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    content = build_content(outcome, trace, replay_command)
+    # Only the folder's own name goes into the report; abspath makes "." and
+    # "reports/x/.." name a real folder without reading any symlink.
+    content = build_content(outcome, trace, Path(os.path.abspath(directory)).name)
     markdown_path = directory / "report.md"
     markdown_path.write_text(render_markdown(content), encoding="utf-8")
     (directory / "report.html").write_text(render_html(content), encoding="utf-8")

@@ -131,7 +131,7 @@ def model_outcome(
 
 def write(tmp_path: Path, name: str, **kwargs: Any) -> Path:
     outcome, trace = model_outcome(**kwargs)
-    write_report(outcome, trace, tmp_path / name, "kafka-verify replay trace.json")
+    write_report(outcome, trace, tmp_path / name)
     return tmp_path / name
 
 
@@ -140,7 +140,7 @@ def write(tmp_path: Path, name: str, **kwargs: Any) -> Path:
 
 def test_write_report_writes_the_three_files(tmp_path: Path) -> None:
     outcome, trace = model_outcome()
-    path = write_report(outcome, trace, tmp_path / "r", "kafka-verify replay r/trace.json")
+    path = write_report(outcome, trace, tmp_path / "r")
     assert path == tmp_path / "r" / "report.md"
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
         "report.html",
@@ -151,17 +151,20 @@ def test_write_report_writes_the_three_files(tmp_path: Path) -> None:
 
 
 def test_the_same_outcome_gives_byte_identical_reports(tmp_path: Path) -> None:
-    first, second = write(tmp_path, "a"), write(tmp_path, "b")
+    # Two folders of the same name: a report names its folder in a replay command.
+    first, second = write(tmp_path / "a", "r"), write(tmp_path / "b", "r")
     for name in ("report.md", "report.html", "trace.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
 def test_trace_meta_does_not_reach_the_report(tmp_path: Path) -> None:
     outcome, trace = model_outcome()
-    write_report(outcome, trace, tmp_path / "a", "replay")
-    write_report(outcome, replace(trace, meta={"seed": 99}), tmp_path / "b", "replay")
+    write_report(outcome, trace, tmp_path / "a" / "r")
+    write_report(outcome, replace(trace, meta={"seed": 99}), tmp_path / "b" / "r")
     for name in ("report.md", "report.html"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "a" / "r" / name).read_bytes() == (
+            tmp_path / "b" / "r" / name
+        ).read_bytes()
 
 
 # -- report.md ---------------------------------------------------------------------------
@@ -183,6 +186,31 @@ def test_markdown_has_every_section(tmp_path: Path) -> None:
     assert "```sh\nkafka-verify replay trace.json\n```" in text
 
 
+def test_replay_commands_are_relative_to_the_report_folder(tmp_path: Path) -> None:
+    folder = write(tmp_path / "ci-artifact", "20260301T073005Z-log-agreement")
+    markdown = (folder / "report.md").read_text(encoding="utf-8")
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    replay = markdown.split("## Replay\n")[1]
+    assert replay == (
+        "\nFrom this report's folder:\n\n"
+        "```sh\nkafka-verify replay trace.json\n```\n\n"
+        "From the folder that holds it:\n\n"
+        "```sh\nkafka-verify replay 20260301T073005Z-log-agreement/trace.json\n```\n"
+    )
+    assert (
+        "<p>From this report&#x27;s folder:</p>\n<pre>kafka-verify replay trace.json</pre>\n"
+        "<p>From the folder that holds it:</p>\n"
+        "<pre>kafka-verify replay 20260301T073005Z-log-agreement/trace.json</pre>\n"
+    ) in page
+    for text in (markdown, page):
+        assert str(tmp_path) not in text and "ci-artifact" not in text
+
+
+def test_a_folder_name_a_shell_would_split_is_quoted(tmp_path: Path) -> None:
+    markdown = (write(tmp_path, "odd name") / "report.md").read_text(encoding="utf-8")
+    assert "```sh\nkafka-verify replay 'odd name/trace.json'\n```" in markdown
+
+
 def test_state_section_marks_what_the_violating_step_changed(tmp_path: Path) -> None:
     text = (write(tmp_path, "r") / "report.md").read_text(encoding="utf-8")
     diff = text.split("```diff\n")[1].split("```")[0].splitlines()
@@ -202,7 +230,7 @@ def test_details_are_condensed_to_a_count_and_the_first_few(tmp_path: Path) -> N
 
 def test_mermaid_draws_fetches_as_arrows_and_wraps_the_violating_step() -> None:
     outcome, trace = model_outcome()
-    diagram = mermaid(build_content(outcome, trace, "replay"))
+    diagram = mermaid(build_content(outcome, trace, "r"))
     lines = diagram.splitlines()
     assert lines[:4] == [
         "sequenceDiagram",
@@ -228,7 +256,7 @@ def test_mermaid_keeps_long_schedules_readable() -> None:
         for a in (act.LeaderWrite(0, 0, i, -1), act.FollowerReplicate(0, 1, Record(i, 0)))
     )
     outcome, trace = model_outcome(actions, replace(CONFIG, bugs=frozenset()))
-    diagram = mermaid(build_content(outcome, trace, "replay"))
+    diagram = mermaid(build_content(outcome, trace, "r"))
     assert "Note over b0,ctl: 10 earlier steps not drawn" in diagram
     after_note = diagram.split("not drawn\n")[1]
     assert after_note.startswith("    Note over b0: 11. b0 appends record 5 to partition 0\n")
@@ -456,7 +484,7 @@ def test_html_escapes_every_text(tmp_path: Path) -> None:
 
 def test_svg_timeline_has_lanes_arrows_marks_and_the_violating_step(tmp_path: Path) -> None:
     outcome, trace = model_outcome()
-    content = build_content(outcome, trace, "replay")
+    content = build_content(outcome, trace, "r")
     svg = timeline_svg(content)
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     for lane in ("b0", "b1", "ctl"):
@@ -478,7 +506,7 @@ def test_svg_timeline_draws_impl_faults() -> None:
     )
     outcome = Outcome("impl", CONFIG, initial_state(CONFIG), steps, None)
     trace = Trace(SCHEMA_VERSION, "model", CONFIG, tuple(s.event for s in steps), None, {})
-    content = build_content(outcome, trace, "replay")
+    content = build_content(outcome, trace, "r")
     assert content.participants == ("b0", "b1", "zk", "p0")
     svg = timeline_svg(content)
     assert ">split</text>" in svg and ">heal</text>" in svg
@@ -512,7 +540,7 @@ def test_impl_reports_carry_the_client_history(tmp_path: Path) -> None:
     )
     outcome = Outcome("impl", config, initial_state(CONFIG), steps, None)
     trace = Trace(SCHEMA_VERSION, "impl", config, tuple(s.event for s in steps), None, {})
-    write_report(outcome, trace, tmp_path, "replay")
+    write_report(outcome, trace, tmp_path)
     lines = (tmp_path / "history.jsonl").read_text(encoding="utf-8").splitlines()
     assert lines == [
         '{"index": 0, "time_ms": 10, "process": "p0", "type": "invoke", "f": "send", '
@@ -557,14 +585,14 @@ def test_long_runs_list_head_and_tail_and_draw_the_last_columns(tmp_path: Path) 
         for a in (act.LeaderWrite(0, 0, i, 1), act.FollowerReplicate(0, 1, Record(i, 0)))
     )
     outcome, trace = model_outcome(actions, replace(CONFIG, bugs=frozenset()))
-    write_report(outcome, trace, tmp_path, "replay")
+    write_report(outcome, trace, tmp_path)
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     numbered = [line for line in text.splitlines() if line[:1].isdigit() and ". " in line]
     assert len(numbered) == report_content.LISTED_HEAD + report_content.LISTED_TAIL
     assert numbered[report_content.LISTED_HEAD - 1].startswith("20. ")
     assert numbered[report_content.LISTED_HEAD].startswith("101. ")
     assert "… 80 more steps, not listed here; trace.json holds every event" in text
-    svg = timeline_svg(build_content(outcome, trace, "replay"))
+    svg = timeline_svg(build_content(outcome, trace, "r"))
     assert "steps 1 to 140 are not drawn" in svg
     assert ">141</text>" in svg and ">140</text>" not in svg and ">200</text>" in svg
     assert len(load_trace(tmp_path / "trace.json").items) == 200
@@ -577,7 +605,7 @@ def test_what_brokers_do_on_a_timer_is_marked_on_their_lanes() -> None:
     tick = impl_step(ev.Tick(500), actions=(shrink, failover), state=after, time_ms=500)
     outcome = Outcome("impl", CONFIG, initial_state(CONFIG), (tick,), None)
     trace = Trace(SCHEMA_VERSION, "model", CONFIG, (ev.Tick(500),), None, {})
-    marks = build_content(outcome, trace, "replay").marks
+    marks = build_content(outcome, trace, "r").marks
     assert [(m.kind, m.nodes, m.tag) for m in marks] == [
         ("tick", (), ""),
         ("note", ("b0",), "isr 0"),
