@@ -4,9 +4,8 @@ Rules of this module:
 - `build_content` is a pure function of (outcome, trace, the name of the
   report's folder): no clock, no absolute path, nothing from the trace's
   `meta`. Replaying the same trace in the same folder gives the same content.
-- The renderers (markdown, html_page) only lay a `Content` out; every fact and
-  sentence they show is decided here, in the wording module or in the state
-  listing.
+- The renderers (markdown, html_page) only lay a `Content` out; every fact
+  they show is decided here, in the wording module or in the state listing.
 - The replay commands are relative to the report's folder, so a folder that
   is copied or moved still replays as written.
 - Imports run downwards only: content -> wording, state_listing; never the
@@ -277,8 +276,8 @@ def _action_mark(action: object, step: StepRecord) -> Mark | None:
     if isinstance(action, act.ElectLeader | act.ControllerFailover):
         broker = step.state.controller
     else:
-        broker = getattr(action, "broker", None)
-    if not isinstance(broker, int):
+        broker = _acting_broker(action)
+    if broker is None:
         return None
     return Mark(step.index, "note", (f"b{broker}",), text, _action_tag(action) or "lease")
 
@@ -333,15 +332,41 @@ def _model_marks(step: StepRecord, before: State) -> list[Mark]:
         return [Mark(i, "crash", (f"b{a.broker}",), text)]
     if isinstance(a, act.Restart):
         return [Mark(i, "restart", (f"b{a.broker}",), "restart")]
-    member = getattr(a, "member", None)
     if isinstance(a, grp.GROUP_ACTION_TYPES):
-        lanes = (member,) if isinstance(member, str) else ("gc",)
+        lanes = (a.member,) if isinstance(a, _MEMBER_ACTIONS) else ("gc",)
         return [Mark(i, "note", lanes, text)]
-    broker = getattr(a, "broker", None)
-    if isinstance(a, act.ControllerFailover):
-        broker = a.controller
-    lanes = (f"b{broker}",) if isinstance(broker, int) else ("ctl",)
+    broker = a.controller if isinstance(a, act.ControllerFailover) else _acting_broker(a)
+    lanes = (f"b{broker}",) if broker is not None else ("ctl",)
     return [Mark(i, "note", lanes, action_effect(a, step.state) or _short_action(a))]
+
+
+# The model actions one broker performs, and the group actions one member performs.
+_BROKER_ACTIONS = (
+    act.LeaderWrite,
+    act.FollowerReplicate,
+    act.IncHighWatermark,
+    act.BecomeLeader,
+    act.BecomeFollower,
+    act.Truncate,
+    act.ResetLog,
+    act.ShrinkIsr,
+    act.ExpandIsr,
+    act.RetentionDelete,
+    act.Flush,
+    act.Crash,
+    act.Restart,
+)
+_MEMBER_ACTIONS = (
+    grp.JoinGroup,
+    grp.SyncAssignment,
+    grp.ExpireMember,
+    grp.LeaveGroup,
+    grp.CommitOffset,
+)
+
+
+def _acting_broker(action: object) -> int | None:
+    return action.broker if isinstance(action, _BROKER_ACTIONS) else None
 
 
 def _short_action(action: object) -> str:

@@ -3,7 +3,8 @@
 Rules of this module:
 - The page has inline CSS, no scripts, no external references, and needs no
   network.
-- Every text goes through `html.escape`, attribute values included.
+- Every text that comes from the content goes through `html.escape`, in
+  elements and in attributes alike.
 - It lays out a `Content` and decides no fact of its own; the Mermaid source
   it shows is the Markdown report's.
 - Imports run downwards only: html_page -> markdown, content; never the

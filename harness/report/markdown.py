@@ -3,8 +3,9 @@
 Rules of this module:
 - It lays out a `Content` and decides no fact of its own: what to say comes
   from the content module, how to say a step from the wording module.
-- Text from the trace goes through `_md_inline` or `_md_code`, so a `|` or a
-  backquote cannot break a table or a code span.
+- Free text (the violation message, step lines, bug descriptions, details)
+  goes through `_md_inline` or `_md_code`, so a `|` or a backquote cannot
+  break a table or a code span.
 - Imports run downwards only: markdown -> content; never html_page, the
   writer or the package's `__init__`.
 """

@@ -147,7 +147,7 @@ def _message_fields(message: object) -> list[str]:
     parts = []
     for f in dataclasses.fields(message):
         label = _MESSAGE_FIELD_NAMES.get(f.name)
-        value = getattr(message, f.name)
+        value: object = getattr(message, f.name)
         if label is None or value is None or (f.name == "error" and value == "NONE"):
             continue
         parts.append(f"{label} {_message_value(f.name, value)}")

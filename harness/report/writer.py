@@ -5,8 +5,8 @@ Rules of this module:
   name): no clock is read here and no absolute path is written into them, so
   `kafka-verify replay` of the same trace rewrites them byte for byte, and a
   folder copied elsewhere still replays with the commands it shows.
-- `report_directory` is the one place that reads a time, and only to name a
-  new folder; the caller passes it in.
+- `report_directory` names a new folder after a time the caller passes in;
+  nothing here reads the clock.
 - Imports run downwards only: writer -> html_page, markdown, content; never
   the package's `__init__`.
 """
