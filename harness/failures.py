@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,15 +35,5 @@ def write_failure(
     )
     directory = report_directory(reports_root, found.property, datetime.now(UTC))
     trace_path = directory / "trace.json"
-    report_path = write_report(outcome, trace, directory, replay_command_for(directory))
+    report_path = write_report(outcome, trace, directory)
     return report_path, trace_path
-
-
-def replay_command_for(directory: Path) -> str:
-    """The command that replays the trace in `directory`, relative to here when it can be."""
-    trace_path = (directory / "trace.json").resolve()
-    try:
-        shown = trace_path.relative_to(Path.cwd())
-    except ValueError:
-        shown = trace_path
-    return f"kafka-verify replay {shlex.quote(str(shown))}"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from kafka_verify.harness.cli_common import UsageError
 from kafka_verify.harness.codec import TraceError
-from kafka_verify.harness.failures import replay_command_for
 from kafka_verify.harness.runner import RunOutcome, execute, execute_model
 from kafka_verify.impl.world import InvalidEvent
 
@@ -84,7 +83,7 @@ def replay_trace(path: Path, requested_bugs: list[str] | None, reports: Path | N
             if reports
             else path.resolve().parent
         )
-        report = write_report(outcome, trace, directory, replay_command_for(directory))
+        report = write_report(outcome, trace, directory)
         print(f"report: {report}")
     else:
         print("report not rewritten: the bug set differs from the recorded one", file=sys.stderr)

@@ -15,8 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_verify.harness import report
-from kafka_verify.harness.report import describe, report_directory, write_report
+from kafka_verify.harness.report import (
+    build_content,
+    describe,
+    mermaid,
+    report_directory,
+    state_listing,
+    timeline_svg,
+    wording,
+    write_report,
+)
+from kafka_verify.harness.report import content as report_content
 from kafka_verify.harness.trace import SCHEMA_VERSION, Trace, load_trace, violation_record
 from kafka_verify.impl import events as ev
 from kafka_verify.model import Config, State, initial_state, step
@@ -122,7 +131,7 @@ def model_outcome(
 
 def write(tmp_path: Path, name: str, **kwargs: Any) -> Path:
     outcome, trace = model_outcome(**kwargs)
-    write_report(outcome, trace, tmp_path / name, "kafka-verify replay trace.json")
+    write_report(outcome, trace, tmp_path / name)
     return tmp_path / name
 
 
@@ -131,7 +140,7 @@ def write(tmp_path: Path, name: str, **kwargs: Any) -> Path:
 
 def test_write_report_writes_the_three_files(tmp_path: Path) -> None:
     outcome, trace = model_outcome()
-    path = write_report(outcome, trace, tmp_path / "r", "kafka-verify replay r/trace.json")
+    path = write_report(outcome, trace, tmp_path / "r")
     assert path == tmp_path / "r" / "report.md"
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
         "report.html",
@@ -142,17 +151,20 @@ def test_write_report_writes_the_three_files(tmp_path: Path) -> None:
 
 
 def test_the_same_outcome_gives_byte_identical_reports(tmp_path: Path) -> None:
-    first, second = write(tmp_path, "a"), write(tmp_path, "b")
+    # Two folders of the same name: a report names its folder in a replay command.
+    first, second = write(tmp_path / "a", "r"), write(tmp_path / "b", "r")
     for name in ("report.md", "report.html", "trace.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
 def test_trace_meta_does_not_reach_the_report(tmp_path: Path) -> None:
     outcome, trace = model_outcome()
-    write_report(outcome, trace, tmp_path / "a", "replay")
-    write_report(outcome, replace(trace, meta={"seed": 99}), tmp_path / "b", "replay")
+    write_report(outcome, trace, tmp_path / "a" / "r")
+    write_report(outcome, replace(trace, meta={"seed": 99}), tmp_path / "b" / "r")
     for name in ("report.md", "report.html"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "a" / "r" / name).read_bytes() == (
+            tmp_path / "b" / "r" / name
+        ).read_bytes()
 
 
 # -- report.md ---------------------------------------------------------------------------
@@ -160,7 +172,7 @@ def test_trace_meta_does_not_reach_the_report(tmp_path: Path) -> None:
 
 def test_markdown_has_every_section(tmp_path: Path) -> None:
     text = (write(tmp_path, "r") / "report.md").read_text(encoding="utf-8")
-    forbids = report._sentence(PROPERTIES[PROPERTY].forbids)
+    forbids = report_content._sentence(PROPERTIES[PROPERTY].forbids)
     assert text.startswith(f"# Violation: `{PROPERTY}`\n")
     assert forbids in text
     assert "> record 2 is gone" in text
@@ -172,6 +184,31 @@ def test_markdown_has_every_section(tmp_path: Path) -> None:
     assert "## State after step 16" in text
     assert "```mermaid\nsequenceDiagram\n" in text
     assert "```sh\nkafka-verify replay trace.json\n```" in text
+
+
+def test_replay_commands_are_relative_to_the_report_folder(tmp_path: Path) -> None:
+    folder = write(tmp_path / "ci-artifact", "20260301T073005Z-log-agreement")
+    markdown = (folder / "report.md").read_text(encoding="utf-8")
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    replay = markdown.split("## Replay\n")[1]
+    assert replay == (
+        "\nFrom this report's folder:\n\n"
+        "```sh\nkafka-verify replay trace.json\n```\n\n"
+        "From the folder that holds it:\n\n"
+        "```sh\nkafka-verify replay 20260301T073005Z-log-agreement/trace.json\n```\n"
+    )
+    assert (
+        "<p>From this report&#x27;s folder:</p>\n<pre>kafka-verify replay trace.json</pre>\n"
+        "<p>From the folder that holds it:</p>\n"
+        "<pre>kafka-verify replay 20260301T073005Z-log-agreement/trace.json</pre>\n"
+    ) in page
+    for text in (markdown, page):
+        assert str(tmp_path) not in text and "ci-artifact" not in text
+
+
+def test_a_folder_name_a_shell_would_split_is_quoted(tmp_path: Path) -> None:
+    markdown = (write(tmp_path, "odd name") / "report.md").read_text(encoding="utf-8")
+    assert "```sh\nkafka-verify replay 'odd name/trace.json'\n```" in markdown
 
 
 def test_state_section_marks_what_the_violating_step_changed(tmp_path: Path) -> None:
@@ -193,7 +230,7 @@ def test_details_are_condensed_to_a_count_and_the_first_few(tmp_path: Path) -> N
 
 def test_mermaid_draws_fetches_as_arrows_and_wraps_the_violating_step() -> None:
     outcome, trace = model_outcome()
-    diagram = report.mermaid(report.build_content(outcome, trace, "replay"))
+    diagram = mermaid(build_content(outcome, trace, "r"))
     lines = diagram.splitlines()
     assert lines[:4] == [
         "sequenceDiagram",
@@ -219,7 +256,7 @@ def test_mermaid_keeps_long_schedules_readable() -> None:
         for a in (act.LeaderWrite(0, 0, i, -1), act.FollowerReplicate(0, 1, Record(i, 0)))
     )
     outcome, trace = model_outcome(actions, replace(CONFIG, bugs=frozenset()))
-    diagram = report.mermaid(report.build_content(outcome, trace, "replay"))
+    diagram = mermaid(build_content(outcome, trace, "r"))
     assert "Note over b0,ctl: 10 earlier steps not drawn" in diagram
     after_note = diagram.split("not drawn\n")[1]
     assert after_note.startswith("    Note over b0: 11. b0 appends record 5 to partition 0\n")
@@ -287,7 +324,7 @@ def test_every_event_type_is_described_in_words(
 
 def test_the_event_cases_cover_the_whole_alphabet() -> None:
     assert {type(e) for e, _, _ in EVENT_CASES} == set(ev.EVENT_TYPES.values())
-    assert set(report._EVENT_DESCRIBERS) >= set(ev.EVENT_TYPES.values())
+    assert set(wording.EVENT_DESCRIBERS) >= set(ev.EVENT_TYPES.values())
 
 
 def test_an_event_line_names_what_the_step_did_and_what_clients_learned() -> None:
@@ -387,7 +424,7 @@ def test_group_state_appears_in_the_state_listing() -> None:
     state = initial_state(GROUP_CONFIG)
     for action in GROUP_ACTIONS[:5]:
         state = step(state, action, GROUP_CONFIG)
-    lines = [text for _, text in report.state_listing(state)]
+    lines = [text for _, text in state_listing(state)]
     assert "group g0: Stable, generation 1, members {c0, c1}, leader c0" in lines
     assert "  assignment p0→c0, p1→c1" in lines
     assert "  committed p0:1" in lines
@@ -447,8 +484,8 @@ def test_html_escapes_every_text(tmp_path: Path) -> None:
 
 def test_svg_timeline_has_lanes_arrows_marks_and_the_violating_step(tmp_path: Path) -> None:
     outcome, trace = model_outcome()
-    content = report.build_content(outcome, trace, "replay")
-    svg = report.timeline_svg(content)
+    content = build_content(outcome, trace, "r")
+    svg = timeline_svg(content)
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     for lane in ("b0", "b1", "ctl"):
         assert f">{lane}</text>" in svg
@@ -469,13 +506,13 @@ def test_svg_timeline_draws_impl_faults() -> None:
     )
     outcome = Outcome("impl", CONFIG, initial_state(CONFIG), steps, None)
     trace = Trace(SCHEMA_VERSION, "model", CONFIG, tuple(s.event for s in steps), None, {})
-    content = report.build_content(outcome, trace, "replay")
+    content = build_content(outcome, trace, "r")
     assert content.participants == ("b0", "b1", "zk", "p0")
-    svg = report.timeline_svg(content)
+    svg = timeline_svg(content)
     assert ">split</text>" in svg and ">heal</text>" in svg
     assert 'marker-end="url(#head-duplicate)"' in svg
     assert "5. producer p0 sends record 12 to t/0" in svg
-    diagram = report.mermaid(content)
+    diagram = mermaid(content)
     assert "    b1-xb0: 2. dropped Fetch (partition 0, offset 3, epoch 1)" in diagram
     assert "    b1-->>b0: 3. Fetch (partition 0, offset 3, epoch 1)" in diagram
 
@@ -503,7 +540,7 @@ def test_impl_reports_carry_the_client_history(tmp_path: Path) -> None:
     )
     outcome = Outcome("impl", config, initial_state(CONFIG), steps, None)
     trace = Trace(SCHEMA_VERSION, "impl", config, tuple(s.event for s in steps), None, {})
-    write_report(outcome, trace, tmp_path, "replay")
+    write_report(outcome, trace, tmp_path)
     lines = (tmp_path / "history.jsonl").read_text(encoding="utf-8").splitlines()
     assert lines == [
         '{"index": 0, "time_ms": 10, "process": "p0", "type": "invoke", "f": "send", '
@@ -548,14 +585,14 @@ def test_long_runs_list_head_and_tail_and_draw_the_last_columns(tmp_path: Path) 
         for a in (act.LeaderWrite(0, 0, i, 1), act.FollowerReplicate(0, 1, Record(i, 0)))
     )
     outcome, trace = model_outcome(actions, replace(CONFIG, bugs=frozenset()))
-    write_report(outcome, trace, tmp_path, "replay")
+    write_report(outcome, trace, tmp_path)
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     numbered = [line for line in text.splitlines() if line[:1].isdigit() and ". " in line]
-    assert len(numbered) == report.LISTED_HEAD + report.LISTED_TAIL
-    assert numbered[report.LISTED_HEAD - 1].startswith("20. ")
-    assert numbered[report.LISTED_HEAD].startswith("101. ")
+    assert len(numbered) == report_content.LISTED_HEAD + report_content.LISTED_TAIL
+    assert numbered[report_content.LISTED_HEAD - 1].startswith("20. ")
+    assert numbered[report_content.LISTED_HEAD].startswith("101. ")
     assert "… 80 more steps, not listed here; trace.json holds every event" in text
-    svg = report.timeline_svg(report.build_content(outcome, trace, "replay"))
+    svg = timeline_svg(build_content(outcome, trace, "r"))
     assert "steps 1 to 140 are not drawn" in svg
     assert ">141</text>" in svg and ">140</text>" not in svg and ">200</text>" in svg
     assert len(load_trace(tmp_path / "trace.json").items) == 200
@@ -568,7 +605,7 @@ def test_what_brokers_do_on_a_timer_is_marked_on_their_lanes() -> None:
     tick = impl_step(ev.Tick(500), actions=(shrink, failover), state=after, time_ms=500)
     outcome = Outcome("impl", CONFIG, initial_state(CONFIG), (tick,), None)
     trace = Trace(SCHEMA_VERSION, "model", CONFIG, (ev.Tick(500),), None, {})
-    marks = report.build_content(outcome, trace, "replay").marks
+    marks = build_content(outcome, trace, "r").marks
     assert [(m.kind, m.nodes, m.tag) for m in marks] == [
         ("tick", (), ""),
         ("note", ("b0",), "isr 0"),
@@ -578,3 +615,42 @@ def test_what_brokers_do_on_a_timer_is_marked_on_their_lanes() -> None:
     assert describe(tick) == (
         "clock advances 500 ms (to 500 ms) — ISR of partition 0 → {b0}; b1 becomes controller"
     )
+
+
+# -- the package's own layering ------------------------------------------------------------
+
+# Each module of the package and the modules of the package it may import; the
+# package's __init__ only re-exports, and no module imports it back.
+REPORT_LAYERS = {
+    "wording": set(),
+    "state_listing": {"wording"},
+    "content": {"wording", "state_listing"},
+    "markdown": {"content"},
+    "html_page": {"content", "markdown"},
+    "writer": {"content", "markdown", "html_page"},
+}
+
+
+def test_report_modules_import_only_the_modules_below_them() -> None:
+    import ast
+
+    import kafka_verify.harness.report as package
+
+    folder = Path(package.__file__).parent
+    assert {p.stem for p in folder.glob("*.py")} == {*REPORT_LAYERS, "__init__"}
+    prefix = "kafka_verify.harness.report"
+    for name, allowed in REPORT_LAYERS.items():
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix)
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.name.startswith(prefix)
+        }
+        assert prefix not in imported, f"{name} imports the package's __init__"
+        assert {m.removeprefix(prefix + ".") for m in imported} <= allowed, name
