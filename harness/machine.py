@@ -367,7 +367,7 @@ class ClusterMachine(RuleBasedStateMachine):
         if part.leader is None:
             return
         world = self.checker.world
-        side = (f"b{part.leader}",)
+        side: tuple[str, ...] = (f"b{part.leader}",)
         if with_producers:
             side += tuple(n for n in world.nodes() if n.startswith("p"))
         rest = tuple(n for n in world.nodes() if n not in side)

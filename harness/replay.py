@@ -15,6 +15,7 @@ from pathlib import Path
 from kafka_verify.harness.cli_common import UsageError
 from kafka_verify.harness.codec import TraceError
 from kafka_verify.harness.runner import RunOutcome, execute, execute_model
+from kafka_verify.harness.trace import Trace
 from kafka_verify.impl.world import InvalidEvent
 
 
@@ -28,25 +29,25 @@ def _bug_set(requested: list[str] | None, recorded: frozenset[str]) -> frozenset
     return frozenset(requested)
 
 
-def run_trace(trace: object, bugs: frozenset[str]) -> RunOutcome:
+def run_trace(trace: Trace, bugs: frozenset[str]) -> RunOutcome:
     """Execute a loaded trace with the given bug set; EVENTUALLY traces end with the liveness check."""
     from kafka_verify.properties.catalogue import PROPERTIES, Kind
 
-    recorded = trace.violation  # type: ignore[attr-defined]
+    recorded = trace.violation
     name = recorded["property"] if recorded else None
     eventually = name in PROPERTIES and PROPERTIES[name].kind is Kind.EVENTUALLY
     try:
-        config = dataclasses.replace(trace.config, bugs=bugs)  # type: ignore[attr-defined]
+        config = dataclasses.replace(trace.config, bugs=bugs)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if trace.engine == "model":  # type: ignore[attr-defined]
-        return execute_model(config, trace.items)  # type: ignore[attr-defined]
+    if trace.engine == "model":
+        return execute_model(config, trace.items)
     try:
-        return execute(  # type: ignore[attr-defined]
+        return execute(
             config,
-            trace.items,  # type: ignore[attr-defined]
+            trace.items,
             finish=eventually or recorded is None,
-            skip_diverged=bugs != trace.config.bugs,  # type: ignore[attr-defined]
+            skip_diverged=bugs != trace.config.bugs,
         )
     except InvalidEvent as error:
         raise UsageError(f"the trace cannot be replayed: {error}") from None

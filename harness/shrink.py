@@ -68,7 +68,8 @@ class MessageRef:
         same = [e for e in world.inflight() if self._names(e)]
         if not same:
             return None
-        return self.kind(same[min(self.rank, len(same) - 1)].id)
+        event: object = self.kind(same[min(self.rank, len(same) - 1)].id)
+        return event
 
     def _names(self, envelope: Envelope) -> bool:
         return (envelope.src, envelope.dst, envelope.kind, _partition_of(envelope)) == (

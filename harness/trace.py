@@ -346,7 +346,7 @@ def _check_schema(raw: dict[str, Any], source: str) -> int:
         raise TraceError(
             f"trace schema version {schema} is not supported; this version reads {SCHEMA_VERSION}"
         )
-    return schema
+    return int(schema)
 
 
 def _check_engine(raw: dict[str, Any], source: str) -> str:
