@@ -205,8 +205,6 @@ STORIES: tuple[BugStory, ...] = (
     ),
 )
 
-STORY_OF: dict[str, BugStory] = {story.name: story for story in STORIES}
-
 
 def render_markdown() -> str:
     """The whole catalogue as Markdown: docs/bugs.md, and `kafka-verify bugs --long`."""

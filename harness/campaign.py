@@ -10,7 +10,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hypothesis import Verbosity
 from hypothesis import seed as hypothesis_seed
@@ -131,7 +130,3 @@ def _shrink_events(
             events,
         )  # cannot happen for a deterministic world; keep what Hypothesis found
     return outcome.violation, shorter
-
-
-def default_reports_dir() -> Path:
-    return Path("reports")

@@ -100,7 +100,6 @@ class Recorder:
     failure: Violation | None = None
     first_failure_at_step: int | None = None
     first_failure_seconds: float | None = None
-    settle_events: int = 0
     started: float = field(default_factory=time.perf_counter)
     # Called once per example (progress display); receives the recorder.
     on_example: Callable[[Recorder], None] | None = None
@@ -587,7 +586,6 @@ class ClusterMachine(RuleBasedStateMachine):
         self.settling = True
         try:
             for settle_event in settle(self.checker):
-                self.recorder.settle_events += 1
                 self._do(settle_event)
             self._raise_all(self.checker.full_comparison())
             self._raise_all(self.checker.finish())

@@ -12,7 +12,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 from kafka_verify.model.actions import (
     Crash,
@@ -533,8 +533,3 @@ _STEP_CHECKS: dict[str, Callable[[State, object, State, list[ReplicaChange]], li
     "retention-prefix-only": _log_start_moves,
 }
 assert _STEP_CHECKS.keys() == STEP_PROPERTIES.keys(), "check_step must run every step property"
-
-
-def state_property_names() -> Sequence[str]:
-    """The names `check_state` can report."""
-    return tuple(STATE_PROPERTIES)
