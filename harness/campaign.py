@@ -23,7 +23,8 @@ from kafka_verify.harness.runner import execute
 from kafka_verify.harness.shrink import shrink_events
 from kafka_verify.harness.trace import config_to_json
 from kafka_verify.impl.config import ClusterConfig
-from kafka_verify.properties.catalogue import PROPERTIES, Kind, Violation
+from kafka_verify.properties.catalogue import Violation
+from kafka_verify.properties.registry import PROPERTIES, Kind
 
 
 @dataclass

@@ -130,8 +130,7 @@ def _cmd_bugs(args: argparse.Namespace) -> int:
 
 
 def _cmd_properties(args: argparse.Namespace) -> int:
-    import kafka_verify.harness.all_properties  # noqa: F401  (registers every room's properties)
-    from kafka_verify.properties.catalogue import PROPERTIES
+    from kafka_verify.properties.registry import PROPERTIES
 
     width = max(len(name) for name in PROPERTIES)
     for name, info in sorted(PROPERTIES.items(), key=lambda item: (item[1].kind.value, item[0])):

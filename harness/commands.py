@@ -134,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _write_summary(root: Path, payload: dict[str, Any], config: Any) -> None:
-    from kafka_verify.properties.catalogue import PROPERTIES
+    from kafka_verify.properties.registry import PROPERTIES
 
     root.mkdir(parents=True, exist_ok=True)
     checked = sorted(name for name, info in PROPERTIES.items() if info.kind.value != "sometimes")

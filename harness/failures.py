@@ -10,7 +10,7 @@ from kafka_verify.harness.campaign import CampaignResult
 from kafka_verify.harness.report import report_directory, write_report
 from kafka_verify.harness.runner import execute
 from kafka_verify.harness.trace import SCHEMA_VERSION, Trace, violation_record
-from kafka_verify.properties.catalogue import PROPERTIES, Kind
+from kafka_verify.properties.registry import PROPERTIES, Kind
 
 
 def write_failure(

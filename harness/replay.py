@@ -31,7 +31,7 @@ def _bug_set(requested: list[str] | None, recorded: frozenset[str]) -> frozenset
 
 def run_trace(trace: Trace, bugs: frozenset[str]) -> RunOutcome:
     """Execute a loaded trace with the given bug set; EVENTUALLY traces end with the liveness check."""
-    from kafka_verify.properties.catalogue import PROPERTIES, Kind
+    from kafka_verify.properties.registry import PROPERTIES, Kind
 
     recorded = trace.violation
     name = recorded["property"] if recorded else None

@@ -6,14 +6,14 @@ Rules of this module:
   ("Forbids: ..." or, for SOMETIMES properties, "Reaches: ..."), so it is never
   written twice.
 - Names are kebab-case and are what reports, traces and the CLI print.
-- `PROPERTIES` holds every property of every module in `properties/` as soon as
-  this module is imported (see the end of the file), so the harness can list
-  and look up properties without knowing which module defines which.
+- This module imports no other module of `properties/`: it is the leaf they
+  all build on. `PROPERTIES` holds the properties of the modules imported so
+  far; `registry.py` imports every module that states properties, so whoever
+  needs the whole catalogue reads it from there.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,25 +155,3 @@ register(
         checks="step",
     )
 )
-
-# The modules whose properties the catalogue lists. They import this module,
-# so they are loaded last, once every name above exists; a module that is not
-# written yet is simply absent from the catalogue.
-_PROPERTY_MODULES = (
-    "kafka_verify.properties.invariants",
-    "kafka_verify.properties.history",
-    "kafka_verify.properties.coverage",
-    "kafka_verify.properties.groups",
-)
-
-
-def _load_property_modules() -> None:
-    for module in _PROPERTY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
-
-
-_load_property_modules()

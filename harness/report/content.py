@@ -42,7 +42,7 @@ from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.model import actions as act
 from kafka_verify.model import groups as grp
 from kafka_verify.model.state import Config, State
-from kafka_verify.properties.catalogue import PROPERTIES
+from kafka_verify.properties.registry import PROPERTIES
 
 if TYPE_CHECKING:
     from kafka_verify.harness.runner import RunOutcome, StepRecord

@@ -37,8 +37,7 @@ def test_bad_input_exits_2_with_one_sentence(
 def test_properties_lists_every_property_with_what_it_forbids(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import kafka_verify.harness.all_properties  # noqa: F401
-    from kafka_verify.properties.catalogue import PROPERTIES
+    from kafka_verify.properties.registry import PROPERTIES
 
     assert main(["properties"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -109,7 +108,7 @@ def test_the_long_catalogue_is_docs_bugs_md_and_tells_every_bug(
 ) -> None:
     from kafka_verify.harness.bug_catalogue import STORIES, render_markdown
     from kafka_verify.impl.bugs import BUGS
-    from kafka_verify.properties.catalogue import PROPERTIES
+    from kafka_verify.properties.registry import PROPERTIES
 
     assert main(["bugs", "--long"]) == 0
     printed = capsys.readouterr().out
@@ -117,8 +116,6 @@ def test_the_long_catalogue_is_docs_bugs_md_and_tells_every_bug(
     docs = Path(__file__).resolve().parents[2] / "docs" / "bugs.md"
     assert docs.read_text() == printed, "regenerate: kafka-verify bugs --long > docs/bugs.md"
     assert [story.name for story in STORIES] == list(BUGS)
-    import kafka_verify.harness.all_properties  # noqa: F401
-
     for story in STORIES:
         assert f"### `{story.name}`" in printed
         assert story.caught_by and story.caught_by <= set(PROPERTIES), story.name

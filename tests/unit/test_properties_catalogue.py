@@ -9,7 +9,6 @@ import sys
 import pytest
 from kafka_verify.properties import coverage, history, invariants
 from kafka_verify.properties.catalogue import (
-    PROPERTIES,
     Kind,
     PropertyInfo,
     Violation,
@@ -18,6 +17,7 @@ from kafka_verify.properties.catalogue import (
     names,
     register,
 )
+from kafka_verify.properties.registry import PROPERTIES
 
 REQUIRED = {
     "log-agreement": (Kind.ALWAYS, "state"),
@@ -120,11 +120,37 @@ def test_violations_are_hashable_and_json_able() -> None:
         "kafka_verify.properties.invariants",
         "kafka_verify.properties.history",
         "kafka_verify.properties.coverage",
+        "kafka_verify.properties.groups",
     ],
 )
 def test_any_property_module_can_be_imported_first(module: str) -> None:
-    """The catalogue loads every property module, so no import order may break on a cycle."""
-    code = f"import {module}; from kafka_verify.properties.catalogue import PROPERTIES; print(len(PROPERTIES))"
+    """No import order breaks, and the registry always holds the whole catalogue."""
+    code = (
+        f"import {module}; from kafka_verify.properties.registry import PROPERTIES; "
+        "print(len(PROPERTIES))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == len(PROPERTIES)
+
+
+def test_the_registry_imports_every_module_that_states_properties() -> None:
+    """A module of properties/ that registers a property must be in the registry's list."""
+    import ast
+    from pathlib import Path
+
+    from kafka_verify.properties import registry
+
+    listed = {module.__name__ for module in registry.PROPERTY_MODULES}
+    room = Path(registry.__file__).parent
+    for path in sorted(room.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        states = any(
+            isinstance(node, ast.Call) and getattr(node.func, "id", None) in {"prop", "register"}
+            for node in ast.walk(tree)
+        )
+        if not states or path.name == "catalogue.py":
+            continue
+        parts = path.relative_to(room.parent).with_suffix("").parts
+        module = ".".join(("kafka_verify", *parts)).removesuffix(".__init__")
+        assert any(module == name or module.startswith(name + ".") for name in listed), module

@@ -17,9 +17,9 @@ from kafka_verify.model.actions import (
 )
 from kafka_verify.model.state import Config, Record, Role, State, initial_state
 from kafka_verify.model.step import step
-from kafka_verify.properties.catalogue import PROPERTIES, Kind
 from kafka_verify.properties.coverage import Coverage
 from kafka_verify.properties.history import Op
+from kafka_verify.properties.registry import PROPERTIES, Kind
 
 CONFIG = Config(brokers=3, replication=3, min_insync=1)
 

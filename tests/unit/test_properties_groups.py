@@ -20,7 +20,6 @@ from kafka_verify.model.groups import (
 )
 from kafka_verify.model.state import Config, State, initial_state
 from kafka_verify.model.step import step
-from kafka_verify.properties.catalogue import PROPERTIES, Kind
 from kafka_verify.properties.groups import (
     OwnershipChecker,
     check_group_state,
@@ -39,6 +38,7 @@ from kafka_verify.properties.groups import (
     stale_generation_commit,
     unsettled_group,
 )
+from kafka_verify.properties.registry import PROPERTIES, Kind
 
 CONFIG = Config(brokers=1, replication=1, min_insync=1, groups=1, group_partitions=2)
 

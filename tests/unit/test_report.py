@@ -32,7 +32,8 @@ from kafka_verify.model import Config, State, initial_state, step
 from kafka_verify.model import actions as act
 from kafka_verify.model import groups as grp
 from kafka_verify.model.state import Record
-from kafka_verify.properties.catalogue import PROPERTIES, Violation
+from kafka_verify.properties.catalogue import Violation
+from kafka_verify.properties.registry import PROPERTIES
 
 
 @dataclass(frozen=True)
