@@ -19,13 +19,13 @@ was read from changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-from kafka_verify.impl.broker import Role as ImplRole
 from kafka_verify.impl.group_store import GroupRecord, replay_commits
 from kafka_verify.impl.log import PartitionLog, StoredRecord
+from kafka_verify.impl.replica import Role as ImplRole
 from kafka_verify.impl.world import World
 from kafka_verify.model.groups import GroupState, MemberView, Phase
 from kafka_verify.model.state import Partition, Record, Replica, Role, State
@@ -72,6 +72,15 @@ class _Replayed:
     committed: dict[str, dict[int, int]]
 
 
+_Memo = TypeVar("_Memo", _LogView, _GroupView, _Replayed)
+
+
+def _memo(world: World, key: Hashable, kind: type[_Memo]) -> _Memo | None:
+    """The memo under `key`, if it is one of `kind` (the world's cache holds plain objects)."""
+    found = world.abstraction_cache.get(key)
+    return found if isinstance(found, kind) else None
+
+
 def _as_records(stored: list[StoredRecord]) -> tuple[Record, ...]:
     return tuple([Record(r.record_id, r.epoch) for r in stored])
 
@@ -91,8 +100,7 @@ def _reread(view: _LogView, log: PartitionLog) -> tuple[Record, ...]:
 
 def _log_view(world: World, broker: int, partition: int, log: PartitionLog) -> _LogView:
     key = (broker, partition)
-    cache: dict[Any, Any] = world.abstraction_cache
-    view: _LogView | None = cache.get(key)
+    view = _memo(world, key, _LogView)
     if view is not None and view.log is log:
         if view.generation == log.generation:
             return view
@@ -100,7 +108,7 @@ def _log_view(world: World, broker: int, partition: int, log: PartitionLog) -> _
     else:
         records = _as_records(log.records)
     view = _LogView(log, log.generation, log.log_start, list(log.records), records)
-    cache[key] = view
+    world.abstraction_cache[key] = view
     return view
 
 
@@ -136,7 +144,6 @@ def replicas_match(world: World, broker: int, expected: Iterable[tuple[int, Repl
     node = world.broker(broker)
     hosted = None if node is None else node.replicas
     disks = world.disks
-    cache: dict[Any, Any] = world.abstraction_cache
     for partition, want in expected:
         if want.broker != broker:
             return False
@@ -168,7 +175,7 @@ def replicas_match(world: World, broker: int, expected: Iterable[tuple[int, Repl
                 and r.isr == want.isr
             ):
                 return False
-        view: _LogView | None = cache.get(key)
+        view = _memo(world, key, _LogView)
         unchanged = (
             view is not None
             and view.records is want.log
@@ -319,8 +326,7 @@ def _replayed(
 ) -> dict[str, dict[int, int]]:
     """replay_commits of one log's applied prefix, memoised per log generation and prefix."""
     key = ("commits", broker, partition)
-    cache: dict[Any, Any] = world.abstraction_cache
-    memo: _Replayed | None = cache.get(key)
+    memo = _memo(world, key, _Replayed)
     if (
         memo is None
         or memo.log is not log
@@ -330,19 +336,18 @@ def _replayed(
     ):
         committed = replay_commits(log.records, applied, log.log_start)
         memo = _Replayed(log, log.generation, log.log_start, applied, committed)
-        cache[key] = memo
+        world.abstraction_cache[key] = memo
     return memo.committed
 
 
 def _group_view(world: World, g: GroupRecord) -> _GroupView:
     committed = _committed(world, g.group)
     key = ("group", g.group)
-    cache: dict[Any, Any] = world.abstraction_cache
-    view: _GroupView | None = cache.get(key)
+    view = _memo(world, key, _GroupView)
     if view is None or view.record is not g or view.committed != committed:
         state = _build_group(g, tuple(sorted(committed.items())))
         view = _GroupView(g, dict(committed), state)
-        cache[key] = view
+        world.abstraction_cache[key] = view
     return view
 
 

@@ -8,23 +8,31 @@ Rules of this module:
 - Every change of replica state that the model knows about is named, in the
   same handler, with an `Observe(action)`; the state change and the name are
   never separated by another effect.
-- A replica's role table: UNKNOWN (after a start, until LeaderAndIsr) ->
-  LEADER | TRUNCATING; TRUNCATING -> FOLLOWING (after OffsetsForLeaderEpoch);
-  any role -> LEADER | TRUNCATING on a newer leader epoch.
+- Replica roles follow the role table in replica.py, which holds the per-replica
+  records; the group coordinator reaches this broker only through its
+  `CoordinatorHost` protocol (coordinator.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable
 
 from kafka_verify.impl import bugs
 from kafka_verify.impl import messages as m
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.controller import Controller
 from kafka_verify.impl.coordinator import Coordinator
+from kafka_verify.impl.dispatch import route_from
 from kafka_verify.impl.effects import Flush, Handler, Observe, Send, SetTimer, ZkCall
 from kafka_verify.impl.log import PartitionLog, StoredRecord
+from kafka_verify.impl.replica import (
+    UNKNOWN_OFFSET,
+    FollowerProgress,
+    PendingAck,
+    ProducerEntry,
+    ReplicaState,
+    Role,
+)
 from kafka_verify.impl.zk import (
     ZkCluster,
     ZkError,
@@ -52,62 +60,11 @@ from kafka_verify.model.actions import (
 )
 from kafka_verify.model.state import Record
 
-
-class Role(Enum):
-    UNKNOWN = "unknown"
-    LEADER = "leader"
-    TRUNCATING = "truncating"
-    FOLLOWING = "following"
-
-
-UNKNOWN_OFFSET = -1
 PRODUCER_STATE_SEQS = 5  # sequence numbers remembered per producer, as Kafka keeps 5 batches
 
 
-@dataclass(slots=True)
-class FollowerProgress:
-    fetch_offset: int = UNKNOWN_OFFSET
-    last_fetch_ms: int = -1
-    last_caught_up_ms: int = 0
-
-
-@dataclass(slots=True)
-class PendingAck:
-    offset: int
-    client: str
-    request_id: int
-
-
-@dataclass(slots=True)
-class ProducerEntry:
-    last_seq: int
-    offsets: dict[int, int] = field(default_factory=dict)  # seq -> offset answered
-
-
-@dataclass(slots=True)
-class ReplicaState:
-    partition: int
-    log: PartitionLog
-    hw: int
-    epoch: int = -1
-    role: Role = Role.UNKNOWN
-    leader: int | None = None
-    isr: frozenset[int] = frozenset()
-    zk_version: int = 0
-    epoch_start_offset: int = 0
-    next_offset: int = 0  # the offset the next append is answered with (== leo when correct)
-    followers: dict[int, FollowerProgress] = field(default_factory=dict)
-    producers: dict[int, ProducerEntry] = field(default_factory=dict)
-    pending: list[PendingAck] = field(default_factory=list)
-    outstanding: int | None = None  # request id of the fetch / epoch query in flight
-    parked: list[tuple[str, m.Fetch]] = field(
-        default_factory=list
-    )  # follower fetches waiting for news
-    outstanding_ms: int = 0
-
-
 class Broker:
-    """Broker `b{index}`. Build it with `initial` (the run's first state) or `restarted` (from disk)."""
+    """Broker `b{index}`. Build it with `initial` (the run's first state), or construct it to restart from disk."""
 
     def __init__(
         self, index: int, config: ClusterConfig, logs: dict[int, PartitionLog], incarnation: int
@@ -264,7 +221,7 @@ class Broker:
 
     # -- messages -----------------------------------------------------------------------
 
-    def handle(self, src: str, message: object, now_ms: int) -> Handler:
+    def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
         handler = _HANDLERS.get(type(message))
         if handler is None:
             yield from self.coordinator.handle(src, message, now_ms)  # group requests, or ignored
@@ -713,15 +670,16 @@ def _remember(state: dict[int, ProducerEntry], producer_id: int, seq: int, offse
         del entry.offsets[old]
 
 
-_HANDLERS = {
-    m.LeaderAndIsr: Broker._on_leader_and_isr,
-    m.LeaderAndIsrResponse: Broker._on_leader_and_isr_response,
-    m.UpdateMetadata: Broker._on_update_metadata,
-    m.UpdateMetadataResponse: Broker._on_update_metadata_response,
-    m.Metadata: Broker._on_metadata,
-    m.OffsetsForLeaderEpoch: Broker._on_epoch_query,
-    m.OffsetsForLeaderEpochResponse: Broker._on_epoch_query_response,
-    m.Fetch: Broker._on_fetch,
-    m.FetchResponse: Broker._on_fetch_response,
-    m.Produce: Broker._on_produce,
-}
+_ROUTES = (
+    route_from(m.LeaderAndIsr, Broker._on_leader_and_isr),
+    route_from(m.LeaderAndIsrResponse, Broker._on_leader_and_isr_response),
+    route_from(m.UpdateMetadata, Broker._on_update_metadata),
+    route_from(m.UpdateMetadataResponse, Broker._on_update_metadata_response),
+    route_from(m.Metadata, Broker._on_metadata),
+    route_from(m.OffsetsForLeaderEpoch, Broker._on_epoch_query),
+    route_from(m.OffsetsForLeaderEpochResponse, Broker._on_epoch_query_response),
+    route_from(m.Fetch, Broker._on_fetch),
+    route_from(m.FetchResponse, Broker._on_fetch_response),
+    route_from(m.Produce, Broker._on_produce),
+)
+_HANDLERS: dict[type, Callable[[Broker, str, object, int], Handler]] = dict(_ROUTES)

@@ -200,7 +200,7 @@ class Producer(_MetadataClient):
         elif kind == "retry" and attempt.request_id is None:
             yield from self._attempt(p, now_ms)
 
-    def handle(self, src: str, message: object, now_ms: int) -> Handler:
+    def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
         if isinstance(message, m.MetadataResponse):
             self._on_metadata(message)
             return
@@ -266,7 +266,7 @@ class Consumer(_MetadataClient):
                 ),
             )
 
-    def handle(self, src: str, message: object, now_ms: int) -> Handler:
+    def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
         if isinstance(message, m.MetadataResponse):
             self._on_metadata(message)
             return

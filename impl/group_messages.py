@@ -123,12 +123,16 @@ class OffsetFetchResponse:
     offsets: tuple[tuple[int, int], ...] = ()  # only partitions with a committed offset
 
 
-GROUP_REQUESTS = (
-    FindCoordinator,
-    JoinGroup,
-    SyncGroup,
-    Heartbeat,
-    LeaveGroup,
-    OffsetCommit,
-    OffsetFetch,
+GroupRequest = (
+    FindCoordinator | JoinGroup | SyncGroup | Heartbeat | LeaveGroup | OffsetCommit | OffsetFetch
 )
+GroupResponse = (
+    FindCoordinatorResponse
+    | JoinGroupResponse
+    | SyncGroupResponse
+    | HeartbeatResponse
+    | LeaveGroupResponse
+    | OffsetCommitResponse
+    | OffsetFetchResponse
+)
+GroupMessage = GroupRequest | GroupResponse
