@@ -128,11 +128,6 @@ def _log_matches(
     return True
 
 
-def replica_view(world: World, broker: int, partition: int) -> Replica:
-    """One replica as the model sees it (for incremental refinement checks)."""
-    return _replica(world, broker, partition)
-
-
 def replica_matches(world: World, broker: int, partition: int, expected: Replica) -> bool:
     """Whether one replica is exactly `expected`, compared field by field without building a view."""
     return replicas_match(world, broker, ((partition, expected),))
@@ -220,11 +215,6 @@ def world_matches(world: World, state: State) -> bool:
     if not all(replicas_match(world, broker, pairs) for broker, pairs in hosted.items()):
         return False
     return groups_match(world, state.groups)
-
-
-def groups_view(world: World) -> tuple[GroupState, ...]:
-    """Every consumer group, as the coordinators and consumers hold it."""
-    return tuple(_group(world, record) for _, record in sorted(world.group_store.groups.items()))
 
 
 def groups_match(world: World, expected: tuple[GroupState, ...]) -> bool:

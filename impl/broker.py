@@ -140,7 +140,7 @@ class Broker:
                 if offset < r.log.leo:
                     yield from self._truncate(r, offset, complete=True)
         if self.restarting:
-            yield from self._heartbeat(now_ms)
+            yield from self._heartbeat()
         yield SetTimer("heartbeat", c.heartbeat_interval_ms)
         yield SetTimer("controller", c.controller_interval_ms)
         yield SetTimer("fetch", c.replica_fetch_interval_ms)
@@ -153,7 +153,7 @@ class Broker:
     def on_timer(self, name: str, now_ms: int) -> Handler:
         c = self.config
         if name == "heartbeat":
-            yield from self._heartbeat(now_ms)
+            yield from self._heartbeat()
             yield SetTimer(name, c.heartbeat_interval_ms)
         elif name == "controller":
             yield from self._controller_tick(now_ms)
@@ -188,7 +188,7 @@ class Broker:
 
     # -- coordination service: session and controller lease ------------------------------------
 
-    def _heartbeat(self, now_ms: int) -> Handler:
+    def _heartbeat(self) -> Handler:
         if self.session is not None:
             reply = yield ZkCall(ZkHeartbeat(self.session))
             if not (isinstance(reply, ZkError) and reply.code == "SESSION_EXPIRED"):
@@ -314,7 +314,7 @@ class Broker:
         yield from self.coordinator.unload(r.partition)
         yield from self._send_follower_request(r, now_ms)
 
-    def records_appended(self, r: ReplicaState, now_ms: int) -> Handler:
+    def records_appended(self, r: ReplicaState) -> Handler:
         """The group coordinator appended to a partition this broker leads: followers may fetch it."""
         yield from self._answer_parked(r)
 
@@ -489,7 +489,7 @@ class Broker:
             progress.last_caught_up_ms = now_ms
         # In sync means caught up to the high watermark and to where this epoch began (KAFKA-7128).
         if follower not in r.isr and offset >= max(r.hw, r.epoch_start_offset):
-            yield from self._change_isr(r, r.isr | {follower}, now_ms)
+            yield from self._change_isr(r, r.isr | {follower})
         yield from self._advance_hw(r, now_ms)
 
     def _advance_hw(self, r: ReplicaState, now_ms: int) -> Handler:
@@ -539,7 +539,7 @@ class Broker:
                 )
         r.pending = still
 
-    def _change_isr(self, r: ReplicaState, isr: frozenset[int], now_ms: int) -> Handler:
+    def _change_isr(self, r: ReplicaState, isr: frozenset[int]) -> Handler:
         fenced = not bugs.enabled(self.config, bugs.STALE_LEADER_ACCEPTS_WRITES)
         reply = yield ZkCall(
             ZkUpdateIsr(r.partition, self.index, r.epoch, r.zk_version, isr, fenced)
@@ -561,7 +561,7 @@ class Broker:
             if b != self.index and now_ms - r.followers[b].last_caught_up_ms > lag_max
         }
         if lagging:
-            yield from self._change_isr(r, r.isr - lagging, now_ms)
+            yield from self._change_isr(r, r.isr - lagging)
             yield from self._advance_hw(r, now_ms)
 
     def _on_produce(self, src: str, msg: m.Produce, now_ms: int) -> Handler:

@@ -9,7 +9,7 @@ have been appended, `info` when the outcome is unknown.
 
 Consumer "c{i}", assign mode: reads every partition of the topic from offset 0,
 only below the high watermark; resets to the earliest (or latest) offset when
-its position is out of range. Consumer groups come later (group coordinator).
+its position is out of range. The consumer that joins a group is group_member.py's.
 """
 
 from __future__ import annotations
@@ -100,7 +100,6 @@ class Producer(_MetadataClient):
     def __init__(self, index: int, config: ClusterConfig, incarnation: int) -> None:
         super().__init__(f"p{index}", config, incarnation)
         self.index = index
-        self.incarnation = incarnation
         self.queues: dict[int, deque[int]] = {p: deque() for p in range(config.partitions)}
         self.inflight: dict[int, _Attempt] = {}
         self.seqs: dict[int, int] = {p: 0 for p in range(config.partitions)}

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
+from kafka_verify.impl.clients import fnv1a
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.dispatch import route_from
 from kafka_verify.impl.effects import Effect, Handler, Observe, Refused, Reply, Send, ZkCall
@@ -62,16 +63,11 @@ from kafka_verify.model.groups import (
 )
 
 Writes = Generator[Effect, Reply, bool]  # a handler that says whether its write succeeded
-FNV_OFFSET = 0x811C9DC5
-FNV_PRIME = 0x01000193
 
 
 def offsets_partition(group: str, config: ClusterConfig) -> int:
     """The model index of the offsets-topic partition that holds `group` (after the user topic's)."""
-    value = FNV_OFFSET
-    for byte in group.encode("utf-8"):
-        value = ((value ^ byte) * FNV_PRIME) & 0xFFFFFFFF
-    return config.partitions + value % config.offsets_partitions
+    return config.partitions + fnv1a(group) % config.offsets_partitions
 
 
 def group_names(config: ClusterConfig) -> tuple[str, ...]:
@@ -180,7 +176,7 @@ class CoordinatorHost(Protocol):
         """Partition -> (leader or None, leader epoch), as the broker last learned them."""
         ...
 
-    def records_appended(self, r: ReplicaState, now_ms: int) -> Handler:
+    def records_appended(self, r: ReplicaState) -> Handler:
         """The coordinator appended to `r`, a partition the host leads."""
         ...
 
@@ -334,9 +330,9 @@ class Coordinator:
         loaded.joins.setdefault(msg.group, {})[msg.member] = (src, msg.request_id)
         g = loaded.groups[msg.group]
         if g.joined == g.members:
-            yield from self._complete(loaded, msg.group, now_ms)
+            yield from self._complete(loaded, msg.group)
 
-    def _complete(self, loaded: Loaded, group: str, now_ms: int) -> Handler:
+    def _complete(self, loaded: Loaded, group: str) -> Handler:
         g = loaded.groups[group]
         leader = g.leader if g.leader in g.joined else min(g.joined)
         if not (yield from self._write(loaded, completed(g, leader))):
@@ -459,7 +455,7 @@ class Coordinator:
         if g.phase == PREPARING and before.phase != PREPARING:
             loaded.deadlines[group] = now_ms + self.config.rebalance_timeout_ms
         if g.phase == PREPARING and g.joined and g.joined == g.members:
-            yield from self._complete(loaded, group, now_ms)
+            yield from self._complete(loaded, group)
 
     # -- commits --------------------------------------------------------------------------------
 
@@ -515,7 +511,7 @@ class Coordinator:
             loaded.pending.append(
                 PendingCommit(log_offset, record, (src, msg.request_id) if last else None)
             )
-        yield from self.host.records_appended(r, now_ms)
+        yield from self.host.records_appended(r)
 
     def _commit_in_memory(self, loaded: Loaded, src: str, msg: gm.OffsetCommit) -> Handler:
         # The seeded bug: the offsets never reach the offsets topic.
@@ -568,7 +564,7 @@ class Coordinator:
             for group, deadline in sorted(loaded.deadlines.items()):
                 g = loaded.groups[group]
                 if now_ms >= deadline and g.phase == PREPARING and g.joined:
-                    yield from self._complete(loaded, group, now_ms)
+                    yield from self._complete(loaded, group)
 
     def _expire(self, loaded: Loaded, now_ms: int) -> Handler:
         timeout = self.config.session_timeout_ms

@@ -211,7 +211,7 @@ class GroupConsumer(Consumer):
                 gm.JoinGroup(self._request_id(), self.group, self.name), now_ms
             )
 
-    def _retry_later(self, now_ms: int, lost_coordinator: bool) -> Handler:
+    def _retry_later(self, lost_coordinator: bool) -> Handler:
         if lost_coordinator:
             self.coordinator = None
         self.outstanding = None
@@ -277,7 +277,7 @@ class GroupConsumer(Consumer):
         if self.phase != "joining" or not self._current(msg.request_id):
             return
         if msg.error != gm.NONE:
-            yield from self._retry_later(now_ms, msg.error == gm.NOT_COORDINATOR)
+            yield from self._retry_later(msg.error == gm.NOT_COORDINATOR)
             return
         self.session_anchor_ms = max(self.session_anchor_ms, sent_ms)
         assert self.group is not None
@@ -294,7 +294,7 @@ class GroupConsumer(Consumer):
             return
         if msg.error != gm.NONE:
             self.phase = "joining"
-            yield from self._retry_later(now_ms, msg.error == gm.NOT_COORDINATOR)
+            yield from self._retry_later(msg.error == gm.NOT_COORDINATOR)
             return
         self.session_anchor_ms = max(self.session_anchor_ms, sent_ms)
         self.owned = tuple(sorted(msg.partitions))
@@ -306,7 +306,7 @@ class GroupConsumer(Consumer):
         if self.phase != "fetching-offsets" or not self._current(msg.request_id):
             return
         if msg.error != gm.NONE:
-            yield from self._retry_later(now_ms, msg.error == gm.NOT_COORDINATOR)
+            yield from self._retry_later(msg.error == gm.NOT_COORDINATOR)
             return
         known = dict(msg.offsets)
         reset = 0 if self.config.reset_earliest else LATEST
