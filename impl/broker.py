@@ -11,6 +11,8 @@ Rules of this module:
 - Replica roles follow the role table in replica.py, which holds the per-replica
   records; the group coordinator reaches this broker only through its
   `CoordinatorHost` protocol (coordinator.py).
+- Every message type is handled (`HANDLERS`, then the coordinator's) or ignored
+  for the reason `IGNORED` gives; tests/unit/test_impl_dispatch.py walks every pair.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kafka_verify.impl import bugs
+from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.controller import Controller
@@ -222,9 +225,10 @@ class Broker:
     # -- messages -----------------------------------------------------------------------
 
     def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
-        handler = _HANDLERS.get(type(message))
+        handler = HANDLERS.get(type(message))
         if handler is None:
-            yield from self.coordinator.handle(src, message, now_ms)  # group requests, or ignored
+            # Group requests; what neither table holds is ignored, for the reason IGNORED gives.
+            yield from self.coordinator.handle(src, message, now_ms)
             return
         yield from handler(self, src, message, now_ms)
 
@@ -682,4 +686,13 @@ _ROUTES = (
     route_from(m.FetchResponse, Broker._on_fetch_response),
     route_from(m.Produce, Broker._on_produce),
 )
-_HANDLERS: dict[type, Callable[[Broker, str, object, int], Handler]] = dict(_ROUTES)
+# The replication protocol's messages; the group requests are the coordinator's (coordinator.py).
+HANDLERS: dict[type, Callable[[Broker, str, object, int], Handler]] = dict(_ROUTES)
+IGNORED: dict[type, str] = {
+    m.MetadataResponse: "a broker sends no Metadata request: it learns leaders from UpdateMetadata",
+    m.ProduceResponse: "a broker never produces: the coordinator appends commits to its own log",
+    **dict.fromkeys(
+        gm.RESPONSE_TYPES,
+        "an answer to a consumer's group request: a broker sends none",
+    ),
+}

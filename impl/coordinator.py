@@ -285,7 +285,7 @@ class Coordinator:
     # -- requests ---------------------------------------------------------------------------------
 
     def handle(self, src: str, message: Message, now_ms: int) -> Handler:
-        handler = _HANDLERS.get(type(message))
+        handler = HANDLERS.get(type(message))
         if handler is not None:
             yield from handler(self, src, message, now_ms)
 
@@ -590,4 +590,6 @@ _ROUTES = (
     route_from(gm.OffsetCommit, Coordinator._on_commit),
     route_from(gm.OffsetFetch, Coordinator._on_offset_fetch),
 )
-_HANDLERS: dict[type, Callable[[Coordinator, str, object, int], Handler]] = dict(_ROUTES)
+# The group requests. The broker passes on only what its own table lacks, and ignores what
+# neither table holds (broker.IGNORED says why).
+HANDLERS: dict[type, Callable[[Coordinator, str, object, int], Handler]] = dict(_ROUTES)

@@ -24,6 +24,8 @@ Rules of this module:
   timeout), so the consumer always gives up its partitions first: a consumer
   cut off from its coordinator never reads a partition the group has handed to
   someone else.
+- Every message type is handled (`HANDLERS`, then Consumer's) or ignored for the
+  reason `IGNORED` gives.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from collections.abc import Callable, Sequence
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
-from kafka_verify.impl.clients import Consumer
+from kafka_verify.impl.clients import NOT_FOR_CLIENTS, Consumer
 from kafka_verify.impl.config import TOPIC, ClusterConfig
 from kafka_verify.impl.dispatch import route
 from kafka_verify.impl.effects import ClientOp, Handler, Observe, Send, SetTimer
@@ -235,7 +237,7 @@ class GroupConsumer(Consumer):
     # -- answers --------------------------------------------------------------------------------
 
     def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
-        handler = _ANSWERS.get(type(message))
+        handler = HANDLERS.get(type(message))
         if handler is not None:
             yield from handler(self, message, now_ms)
             return
@@ -390,7 +392,7 @@ class GroupConsumer(Consumer):
             yield Send(f"b{self.coordinator}", beat)
 
 
-_ANSWER_ROUTES = (
+_ROUTES = (
     route(gm.FindCoordinatorResponse, GroupConsumer._on_found),
     route(gm.JoinGroupResponse, GroupConsumer._on_joined),
     route(gm.SyncGroupResponse, GroupConsumer._on_synced),
@@ -399,4 +401,9 @@ _ANSWER_ROUTES = (
     route(gm.OffsetCommitResponse, GroupConsumer._on_committed),
     route(gm.LeaveGroupResponse, GroupConsumer._on_left),
 )
-_ANSWERS: dict[type, Callable[[GroupConsumer, object, int], Handler]] = dict(_ANSWER_ROUTES)
+# The group protocol's answers; every other message goes on to Consumer.handle (clients.py).
+HANDLERS: dict[type, Callable[[GroupConsumer, object, int], Handler]] = dict(_ROUTES)
+IGNORED: dict[type, str] = {
+    **NOT_FOR_CLIENTS,
+    m.ProduceResponse: "a consumer never produces",
+}

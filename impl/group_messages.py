@@ -7,6 +7,7 @@ Offsets are "next offset to read". Error codes are Kafka's names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 NONE = "NONE"
 NOT_COORDINATOR = "NOT_COORDINATOR"
@@ -136,3 +137,5 @@ GroupResponse = (
     | OffsetFetchResponse
 )
 GroupMessage = GroupRequest | GroupResponse
+REQUEST_TYPES: tuple[type, ...] = get_args(GroupRequest)
+RESPONSE_TYPES: tuple[type, ...] = get_args(GroupResponse)
