@@ -67,7 +67,7 @@ MAX_TIMERS_PER_TICK = 100_000
 
 # Every kind of node the world runs besides the coordination service (GroupConsumer is a Consumer).
 Node = Broker | Producer | Consumer
-_Client = TypeVar("_Client", Producer, Consumer, GroupConsumer)
+_Client = TypeVar("_Client", bound=Producer | Consumer)
 
 
 class InvalidEvent(ValueError):
