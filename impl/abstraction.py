@@ -19,13 +19,13 @@ was read from changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-from kafka_verify.impl.broker import Role as ImplRole
 from kafka_verify.impl.group_store import GroupRecord, replay_commits
 from kafka_verify.impl.log import PartitionLog, StoredRecord
+from kafka_verify.impl.replica import Role as ImplRole
 from kafka_verify.impl.world import World
 from kafka_verify.model.groups import GroupState, MemberView, Phase
 from kafka_verify.model.state import Partition, Record, Replica, Role, State
@@ -72,6 +72,15 @@ class _Replayed:
     committed: dict[str, dict[int, int]]
 
 
+_Memo = TypeVar("_Memo", _LogView, _GroupView, _Replayed)
+
+
+def _memo(world: World, key: Hashable, kind: type[_Memo]) -> _Memo | None:
+    """The memo under `key`, if it is one of `kind` (the world's cache holds plain objects)."""
+    found = world.abstraction_cache.get(key)
+    return found if isinstance(found, kind) else None
+
+
 def _as_records(stored: list[StoredRecord]) -> tuple[Record, ...]:
     return tuple([Record(r.record_id, r.epoch) for r in stored])
 
@@ -91,8 +100,7 @@ def _reread(view: _LogView, log: PartitionLog) -> tuple[Record, ...]:
 
 def _log_view(world: World, broker: int, partition: int, log: PartitionLog) -> _LogView:
     key = (broker, partition)
-    cache: dict[Any, Any] = world.abstraction_cache
-    view: _LogView | None = cache.get(key)
+    view = _memo(world, key, _LogView)
     if view is not None and view.log is log:
         if view.generation == log.generation:
             return view
@@ -100,7 +108,7 @@ def _log_view(world: World, broker: int, partition: int, log: PartitionLog) -> _
     else:
         records = _as_records(log.records)
     view = _LogView(log, log.generation, log.log_start, list(log.records), records)
-    cache[key] = view
+    world.abstraction_cache[key] = view
     return view
 
 
@@ -120,11 +128,6 @@ def _log_matches(
     return True
 
 
-def replica_view(world: World, broker: int, partition: int) -> Replica:
-    """One replica as the model sees it (for incremental refinement checks)."""
-    return _replica(world, broker, partition)
-
-
 def replica_matches(world: World, broker: int, partition: int, expected: Replica) -> bool:
     """Whether one replica is exactly `expected`, compared field by field without building a view."""
     return replicas_match(world, broker, ((partition, expected),))
@@ -136,7 +139,7 @@ def replicas_match(world: World, broker: int, expected: Iterable[tuple[int, Repl
     node = world.broker(broker)
     hosted = None if node is None else node.replicas
     disks = world.disks
-    cache: dict[Any, Any] = world.abstraction_cache
+    cache = world.abstraction_cache
     for partition, want in expected:
         if want.broker != broker:
             return False
@@ -168,7 +171,8 @@ def replicas_match(world: World, broker: int, expected: Iterable[tuple[int, Repl
                 and r.isr == want.isr
             ):
                 return False
-        view: _LogView | None = cache.get(key)
+        found = cache.get(key)  # _memo, inlined: this loop runs for every replica checked
+        view = found if isinstance(found, _LogView) else None
         unchanged = (
             view is not None
             and view.records is want.log
@@ -213,11 +217,6 @@ def world_matches(world: World, state: State) -> bool:
     if not all(replicas_match(world, broker, pairs) for broker, pairs in hosted.items()):
         return False
     return groups_match(world, state.groups)
-
-
-def groups_view(world: World) -> tuple[GroupState, ...]:
-    """Every consumer group, as the coordinators and consumers hold it."""
-    return tuple(_group(world, record) for _, record in sorted(world.group_store.groups.items()))
 
 
 def groups_match(world: World, expected: tuple[GroupState, ...]) -> bool:
@@ -319,8 +318,7 @@ def _replayed(
 ) -> dict[str, dict[int, int]]:
     """replay_commits of one log's applied prefix, memoised per log generation and prefix."""
     key = ("commits", broker, partition)
-    cache: dict[Any, Any] = world.abstraction_cache
-    memo: _Replayed | None = cache.get(key)
+    memo = _memo(world, key, _Replayed)
     if (
         memo is None
         or memo.log is not log
@@ -330,19 +328,18 @@ def _replayed(
     ):
         committed = replay_commits(log.records, applied, log.log_start)
         memo = _Replayed(log, log.generation, log.log_start, applied, committed)
-        cache[key] = memo
+        world.abstraction_cache[key] = memo
     return memo.committed
 
 
 def _group_view(world: World, g: GroupRecord) -> _GroupView:
     committed = _committed(world, g.group)
     key = ("group", g.group)
-    cache: dict[Any, Any] = world.abstraction_cache
-    view: _GroupView | None = cache.get(key)
+    view = _memo(world, key, _GroupView)
     if view is None or view.record is not g or view.committed != committed:
         state = _build_group(g, tuple(sorted(committed.items())))
         view = _GroupView(g, dict(committed), state)
-        cache[key] = view
+        world.abstraction_cache[key] = view
     return view
 
 

@@ -8,23 +8,34 @@ Rules of this module:
 - Every change of replica state that the model knows about is named, in the
   same handler, with an `Observe(action)`; the state change and the name are
   never separated by another effect.
-- A replica's role table: UNKNOWN (after a start, until LeaderAndIsr) ->
-  LEADER | TRUNCATING; TRUNCATING -> FOLLOWING (after OffsetsForLeaderEpoch);
-  any role -> LEADER | TRUNCATING on a newer leader epoch.
+- Replica roles follow the role table in replica.py, which holds the per-replica
+  records; the group coordinator reaches this broker only through its
+  `CoordinatorHost` protocol (coordinator.py).
+- Every message type is handled (`HANDLERS`, then the coordinator's) or ignored
+  for the reason `IGNORED` gives; tests/unit/test_impl_dispatch.py walks every pair.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable
 
 from kafka_verify.impl import bugs
+from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.controller import Controller
 from kafka_verify.impl.coordinator import Coordinator
+from kafka_verify.impl.dispatch import route_from
 from kafka_verify.impl.effects import Flush, Handler, Observe, Send, SetTimer, ZkCall
 from kafka_verify.impl.log import PartitionLog, StoredRecord
+from kafka_verify.impl.replica import (
+    UNKNOWN_OFFSET,
+    FollowerProgress,
+    PendingAck,
+    ProducerEntry,
+    ReplicaState,
+    Role,
+)
 from kafka_verify.impl.zk import (
     ZkCluster,
     ZkError,
@@ -52,62 +63,11 @@ from kafka_verify.model.actions import (
 )
 from kafka_verify.model.state import Record
 
-
-class Role(Enum):
-    UNKNOWN = "unknown"
-    LEADER = "leader"
-    TRUNCATING = "truncating"
-    FOLLOWING = "following"
-
-
-UNKNOWN_OFFSET = -1
 PRODUCER_STATE_SEQS = 5  # sequence numbers remembered per producer, as Kafka keeps 5 batches
 
 
-@dataclass(slots=True)
-class FollowerProgress:
-    fetch_offset: int = UNKNOWN_OFFSET
-    last_fetch_ms: int = -1
-    last_caught_up_ms: int = 0
-
-
-@dataclass(slots=True)
-class PendingAck:
-    offset: int
-    client: str
-    request_id: int
-
-
-@dataclass(slots=True)
-class ProducerEntry:
-    last_seq: int
-    offsets: dict[int, int] = field(default_factory=dict)  # seq -> offset answered
-
-
-@dataclass(slots=True)
-class ReplicaState:
-    partition: int
-    log: PartitionLog
-    hw: int
-    epoch: int = -1
-    role: Role = Role.UNKNOWN
-    leader: int | None = None
-    isr: frozenset[int] = frozenset()
-    zk_version: int = 0
-    epoch_start_offset: int = 0
-    next_offset: int = 0  # the offset the next append is answered with (== leo when correct)
-    followers: dict[int, FollowerProgress] = field(default_factory=dict)
-    producers: dict[int, ProducerEntry] = field(default_factory=dict)
-    pending: list[PendingAck] = field(default_factory=list)
-    outstanding: int | None = None  # request id of the fetch / epoch query in flight
-    parked: list[tuple[str, m.Fetch]] = field(
-        default_factory=list
-    )  # follower fetches waiting for news
-    outstanding_ms: int = 0
-
-
 class Broker:
-    """Broker `b{index}`. Build it with `initial` (the run's first state) or `restarted` (from disk)."""
+    """Broker `b{index}`. Build it with `initial` (the run's first state), or construct it to restart from disk."""
 
     def __init__(
         self, index: int, config: ClusterConfig, logs: dict[int, PartitionLog], incarnation: int
@@ -183,7 +143,7 @@ class Broker:
                 if offset < r.log.leo:
                     yield from self._truncate(r, offset, complete=True)
         if self.restarting:
-            yield from self._heartbeat(now_ms)
+            yield from self._heartbeat()
         yield SetTimer("heartbeat", c.heartbeat_interval_ms)
         yield SetTimer("controller", c.controller_interval_ms)
         yield SetTimer("fetch", c.replica_fetch_interval_ms)
@@ -196,7 +156,7 @@ class Broker:
     def on_timer(self, name: str, now_ms: int) -> Handler:
         c = self.config
         if name == "heartbeat":
-            yield from self._heartbeat(now_ms)
+            yield from self._heartbeat()
             yield SetTimer(name, c.heartbeat_interval_ms)
         elif name == "controller":
             yield from self._controller_tick(now_ms)
@@ -231,7 +191,7 @@ class Broker:
 
     # -- coordination service: session and controller lease ------------------------------------
 
-    def _heartbeat(self, now_ms: int) -> Handler:
+    def _heartbeat(self) -> Handler:
         if self.session is not None:
             reply = yield ZkCall(ZkHeartbeat(self.session))
             if not (isinstance(reply, ZkError) and reply.code == "SESSION_EXPIRED"):
@@ -264,10 +224,11 @@ class Broker:
 
     # -- messages -----------------------------------------------------------------------
 
-    def handle(self, src: str, message: object, now_ms: int) -> Handler:
-        handler = _HANDLERS.get(type(message))
+    def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
+        handler = HANDLERS.get(type(message))
         if handler is None:
-            yield from self.coordinator.handle(src, message, now_ms)  # group requests, or ignored
+            # Group requests; what neither table holds is ignored, for the reason IGNORED gives.
+            yield from self.coordinator.handle(src, message, now_ms)
             return
         yield from handler(self, src, message, now_ms)
 
@@ -357,7 +318,7 @@ class Broker:
         yield from self.coordinator.unload(r.partition)
         yield from self._send_follower_request(r, now_ms)
 
-    def records_appended(self, r: ReplicaState, now_ms: int) -> Handler:
+    def records_appended(self, r: ReplicaState) -> Handler:
         """The group coordinator appended to a partition this broker leads: followers may fetch it."""
         yield from self._answer_parked(r)
 
@@ -532,7 +493,7 @@ class Broker:
             progress.last_caught_up_ms = now_ms
         # In sync means caught up to the high watermark and to where this epoch began (KAFKA-7128).
         if follower not in r.isr and offset >= max(r.hw, r.epoch_start_offset):
-            yield from self._change_isr(r, r.isr | {follower}, now_ms)
+            yield from self._change_isr(r, r.isr | {follower})
         yield from self._advance_hw(r, now_ms)
 
     def _advance_hw(self, r: ReplicaState, now_ms: int) -> Handler:
@@ -582,7 +543,7 @@ class Broker:
                 )
         r.pending = still
 
-    def _change_isr(self, r: ReplicaState, isr: frozenset[int], now_ms: int) -> Handler:
+    def _change_isr(self, r: ReplicaState, isr: frozenset[int]) -> Handler:
         fenced = not bugs.enabled(self.config, bugs.STALE_LEADER_ACCEPTS_WRITES)
         reply = yield ZkCall(
             ZkUpdateIsr(r.partition, self.index, r.epoch, r.zk_version, isr, fenced)
@@ -604,7 +565,7 @@ class Broker:
             if b != self.index and now_ms - r.followers[b].last_caught_up_ms > lag_max
         }
         if lagging:
-            yield from self._change_isr(r, r.isr - lagging, now_ms)
+            yield from self._change_isr(r, r.isr - lagging)
             yield from self._advance_hw(r, now_ms)
 
     def _on_produce(self, src: str, msg: m.Produce, now_ms: int) -> Handler:
@@ -713,15 +674,25 @@ def _remember(state: dict[int, ProducerEntry], producer_id: int, seq: int, offse
         del entry.offsets[old]
 
 
-_HANDLERS = {
-    m.LeaderAndIsr: Broker._on_leader_and_isr,
-    m.LeaderAndIsrResponse: Broker._on_leader_and_isr_response,
-    m.UpdateMetadata: Broker._on_update_metadata,
-    m.UpdateMetadataResponse: Broker._on_update_metadata_response,
-    m.Metadata: Broker._on_metadata,
-    m.OffsetsForLeaderEpoch: Broker._on_epoch_query,
-    m.OffsetsForLeaderEpochResponse: Broker._on_epoch_query_response,
-    m.Fetch: Broker._on_fetch,
-    m.FetchResponse: Broker._on_fetch_response,
-    m.Produce: Broker._on_produce,
+_ROUTES = (
+    route_from(m.LeaderAndIsr, Broker._on_leader_and_isr),
+    route_from(m.LeaderAndIsrResponse, Broker._on_leader_and_isr_response),
+    route_from(m.UpdateMetadata, Broker._on_update_metadata),
+    route_from(m.UpdateMetadataResponse, Broker._on_update_metadata_response),
+    route_from(m.Metadata, Broker._on_metadata),
+    route_from(m.OffsetsForLeaderEpoch, Broker._on_epoch_query),
+    route_from(m.OffsetsForLeaderEpochResponse, Broker._on_epoch_query_response),
+    route_from(m.Fetch, Broker._on_fetch),
+    route_from(m.FetchResponse, Broker._on_fetch_response),
+    route_from(m.Produce, Broker._on_produce),
+)
+# The replication protocol's messages; the group requests are the coordinator's (coordinator.py).
+HANDLERS: dict[type, Callable[[Broker, str, object, int], Handler]] = dict(_ROUTES)
+IGNORED: dict[type, str] = {
+    m.MetadataResponse: "a broker sends no Metadata request: it learns leaders from UpdateMetadata",
+    m.ProduceResponse: "a broker never produces: the coordinator appends commits to its own log",
+    **dict.fromkeys(
+        gm.RESPONSE_TYPES,
+        "an answer to a consumer's group request: a broker sends none",
+    ),
 }

@@ -9,16 +9,22 @@ have been appended, `info` when the outcome is unknown.
 
 Consumer "c{i}", assign mode: reads every partition of the topic from offset 0,
 only below the high watermark; resets to the earliest (or latest) offset when
-its position is out of range. Consumer groups come later (group coordinator).
+its position is out of range. The consumer that joins a group is group_member.py's.
+
+Each client handles the message types of its table of handlers and ignores every
+other one, for the reason its table of ignored types gives.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
 from kafka_verify.impl.config import TOPIC, ClusterConfig
+from kafka_verify.impl.dispatch import route
 from kafka_verify.impl.effects import ClientOp, Handler, Observe, Send, SetTimer
 
 FNV_OFFSET = 0x811C9DC5
@@ -66,6 +72,10 @@ class _MetadataClient:
         _, epoch = self.leaders.get(partition, (None, -1))
         self.leaders[partition] = (None, epoch)
 
+    def _on_metadata_response(self, msg: m.MetadataResponse, now_ms: int) -> Handler:
+        self._on_metadata(msg)
+        yield from ()
+
     def _on_metadata(self, msg: m.MetadataResponse) -> None:
         # Any answer is news, even a late one: the leader epochs say which entries are newer.
         if self._metadata_request is not None and msg.request_id == self._metadata_request[0]:
@@ -100,7 +110,6 @@ class Producer(_MetadataClient):
     def __init__(self, index: int, config: ClusterConfig, incarnation: int) -> None:
         super().__init__(f"p{index}", config, incarnation)
         self.index = index
-        self.incarnation = incarnation
         self.queues: dict[int, deque[int]] = {p: deque() for p in range(config.partitions)}
         self.inflight: dict[int, _Attempt] = {}
         self.seqs: dict[int, int] = {p: 0 for p in range(config.partitions)}
@@ -200,12 +209,12 @@ class Producer(_MetadataClient):
         elif kind == "retry" and attempt.request_id is None:
             yield from self._attempt(p, now_ms)
 
-    def handle(self, src: str, message: object, now_ms: int) -> Handler:
-        if isinstance(message, m.MetadataResponse):
-            self._on_metadata(message)
-            return
-        if not isinstance(message, m.ProduceResponse):
-            return
+    def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
+        handler = PRODUCER_HANDLERS.get(type(message))
+        if handler is not None:
+            yield from handler(self, message, now_ms)
+
+    def _on_produce_response(self, message: m.ProduceResponse, now_ms: int) -> Handler:
         attempt = self.inflight.get(message.partition)
         if attempt is None or message.request_id != attempt.request_id:
             return  # late or duplicated answer to an earlier attempt
@@ -266,12 +275,12 @@ class Consumer(_MetadataClient):
                 ),
             )
 
-    def handle(self, src: str, message: object, now_ms: int) -> Handler:
-        if isinstance(message, m.MetadataResponse):
-            self._on_metadata(message)
-            return
-        if not isinstance(message, m.FetchResponse):
-            return
+    def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
+        handler = CONSUMER_HANDLERS.get(type(message))
+        if handler is not None:
+            yield from handler(self, message, now_ms)
+
+    def _on_fetch_response(self, message: m.FetchResponse, now_ms: int) -> Handler:
         p = message.partition
         pending = self.fetching.get(p)
         if pending is None or pending[0] != message.request_id:
@@ -291,3 +300,51 @@ class Consumer(_MetadataClient):
 
     def on_timer(self, name: str, now_ms: int) -> Handler:
         yield from ()
+
+
+# What a client does with each message type: each is handled (the tables of handlers below)
+# or deliberately ignored, with the reason (the tables of reasons). A test walks every pair.
+NOT_FOR_CLIENTS: dict[type, str] = {
+    **dict.fromkeys(
+        (
+            m.LeaderAndIsr,
+            m.LeaderAndIsrResponse,
+            m.UpdateMetadata,
+            m.UpdateMetadataResponse,
+            m.OffsetsForLeaderEpoch,
+            m.OffsetsForLeaderEpochResponse,
+        ),
+        "traffic between the controller and the brokers: never addressed to a client",
+    ),
+    **dict.fromkeys(
+        (m.Metadata, m.Produce, m.Fetch),
+        "a request that only brokers serve: never sent to a client",
+    ),
+    **dict.fromkeys(
+        gm.REQUEST_TYPES,
+        "a request that only a group coordinator (a broker) serves: never sent to a client",
+    ),
+}
+_NO_GROUP = "an answer to a group request, which a client outside consumer groups never sends"
+
+_PRODUCER_ROUTES = (
+    route(m.MetadataResponse, Producer._on_metadata_response),
+    route(m.ProduceResponse, Producer._on_produce_response),
+)
+PRODUCER_HANDLERS: dict[type, Callable[[Producer, object, int], Handler]] = dict(_PRODUCER_ROUTES)
+PRODUCER_IGNORED: dict[type, str] = {
+    **NOT_FOR_CLIENTS,
+    m.FetchResponse: "a producer never fetches",
+    **dict.fromkeys(gm.RESPONSE_TYPES, _NO_GROUP),
+}
+
+_CONSUMER_ROUTES = (
+    route(m.MetadataResponse, Consumer._on_metadata_response),
+    route(m.FetchResponse, Consumer._on_fetch_response),
+)
+CONSUMER_HANDLERS: dict[type, Callable[[Consumer, object, int], Handler]] = dict(_CONSUMER_ROUTES)
+CONSUMER_IGNORED: dict[type, str] = {
+    **NOT_FOR_CLIENTS,
+    m.ProduceResponse: "a consumer never produces",
+    **dict.fromkeys(gm.RESPONSE_TYPES, _NO_GROUP),
+}

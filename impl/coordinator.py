@@ -20,18 +20,22 @@ Rules of this module:
   closes (every member rejoined, or the rebalance timeout passed); the leader's
   SyncGroup fixes the assignment and every waiting SyncGroup is answered.
 - Sans-IO, like the broker: handlers are generators of effects.
+- It reaches its host broker only through `CoordinatorHost`, which names all
+  it uses, and reads replicas as replica.py's records: it never imports broker.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
+from kafka_verify.impl.clients import fnv1a
 from kafka_verify.impl.config import ClusterConfig
-from kafka_verify.impl.effects import Effect, Handler, Observe, Refused, Send, ZkCall
+from kafka_verify.impl.dispatch import route_from
+from kafka_verify.impl.effects import Effect, Handler, Observe, Refused, Reply, Send, ZkCall
 from kafka_verify.impl.group_store import (
     COMPLETING,
     EMPTY,
@@ -45,6 +49,8 @@ from kafka_verify.impl.group_store import (
     OffsetRecord,
     replay_commits,
 )
+from kafka_verify.impl.messages import Message
+from kafka_verify.impl.replica import ReplicaState
 from kafka_verify.model.actions import LeaderWrite
 from kafka_verify.model.groups import (
     CommitOffset,
@@ -56,20 +62,12 @@ from kafka_verify.model.groups import (
     SyncAssignment,
 )
 
-if TYPE_CHECKING:
-    from kafka_verify.impl.broker import Broker, ReplicaState
-
-Writes = Generator[Effect, Any, bool]
-FNV_OFFSET = 0x811C9DC5
-FNV_PRIME = 0x01000193
+Writes = Generator[Effect, Reply, bool]  # a handler that says whether its write succeeded
 
 
 def offsets_partition(group: str, config: ClusterConfig) -> int:
     """The model index of the offsets-topic partition that holds `group` (after the user topic's)."""
-    value = FNV_OFFSET
-    for byte in group.encode("utf-8"):
-        value = ((value ^ byte) * FNV_PRIME) & 0xFFFFFFFF
-    return config.partitions + value % config.offsets_partitions
+    return config.partitions + fnv1a(group) % config.offsets_partitions
 
 
 def group_names(config: ClusterConfig) -> tuple[str, ...]:
@@ -161,12 +159,34 @@ class Loaded:
         return any(c.record.group == group for c in self.pending)
 
 
-class Coordinator:
-    """The group coordinator part of broker `broker.index`."""
+class CoordinatorHost(Protocol):
+    """What the coordinator uses of the broker that hosts it, and nothing more."""
 
-    def __init__(self, broker: Broker, incarnation: int) -> None:
-        self.broker = broker
-        self.config = broker.config
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def config(self) -> ClusterConfig: ...
+
+    @property
+    def replicas(self) -> Mapping[int, ReplicaState]: ...
+
+    @property
+    def metadata(self) -> Mapping[int, tuple[int | None, int]]:
+        """Partition -> (leader or None, leader epoch), as the broker last learned them."""
+        ...
+
+    def records_appended(self, r: ReplicaState) -> Handler:
+        """The coordinator appended to `r`, a partition the host leads."""
+        ...
+
+
+class Coordinator:
+    """The group coordinator part of broker `host.index`."""
+
+    def __init__(self, host: CoordinatorHost, incarnation: int) -> None:
+        self.host = host
+        self.config = host.config
         self.loaded: dict[int, Loaded] = {}
         self._next_id = 0
         self._id_base = (incarnation + 1) * 1_000_000
@@ -174,7 +194,7 @@ class Coordinator:
     def _record_id(self) -> int:
         # Negative, so never a producer's; unique per broker life and per broker.
         self._next_id += 1
-        return -((self._id_base + self._next_id) * self.config.brokers + self.broker.index)
+        return -((self._id_base + self._next_id) * self.config.brokers + self.host.index)
 
     def is_offsets(self, partition: int) -> bool:
         return self.config.groups > 0 and partition >= self.config.partitions
@@ -198,7 +218,7 @@ class Coordinator:
         if not isinstance(snapshot, GroupSnapshot):
             return  # the coordination service is out of reach: the load is retried on the timer
         groups = tuple(reloaded(g) for g in snapshot.groups)
-        written = yield ZkCall(GroupWrite(r.partition, self.broker.index, r.epoch, groups))
+        written = yield ZkCall(GroupWrite(r.partition, self.host.index, r.epoch, groups))
         if not isinstance(written, GroupSnapshot):
             return
         loaded = Loaded(
@@ -241,14 +261,14 @@ class Coordinator:
             r is not None
             and loaded is not None
             and r.epoch == loaded.epoch
-            and r.leader == self.broker.index
+            and r.leader == self.host.index
         )
 
     # -- writes -------------------------------------------------------------------------------
 
     def _write(self, loaded: Loaded, *groups: GroupRecord, applied: int | None = None) -> Writes:
         reply = yield ZkCall(
-            GroupWrite(loaded.partition, self.broker.index, loaded.epoch, groups, applied)
+            GroupWrite(loaded.partition, self.host.index, loaded.epoch, groups, applied)
         )
         if not isinstance(reply, GroupSnapshot):
             return False
@@ -264,8 +284,8 @@ class Coordinator:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def handle(self, src: str, message: object, now_ms: int) -> Handler:
-        handler = _HANDLERS.get(type(message))
+    def handle(self, src: str, message: Message, now_ms: int) -> Handler:
+        handler = HANDLERS.get(type(message))
         if handler is not None:
             yield from handler(self, src, message, now_ms)
 
@@ -274,7 +294,7 @@ class Coordinator:
             return None, gm.NOT_COORDINATOR
         partition = offsets_partition(group, self.config)
         loaded = self.loaded.get(partition)
-        r = self.broker.replicas.get(partition)
+        r = self.host.replicas.get(partition)
         if loaded is None:
             return None, gm.NOT_COORDINATOR
         if not self._partition_ready(r, loaded):
@@ -284,7 +304,7 @@ class Coordinator:
     def _on_find(self, src: str, msg: gm.FindCoordinator, now_ms: int) -> Handler:
         leader = None
         if msg.group in group_names(self.config):
-            leader, _ = self.broker.metadata.get(
+            leader, _ = self.host.metadata.get(
                 offsets_partition(msg.group, self.config), (None, -1)
             )
         yield Send(src, gm.FindCoordinatorResponse(msg.request_id, msg.group, leader))
@@ -310,9 +330,9 @@ class Coordinator:
         loaded.joins.setdefault(msg.group, {})[msg.member] = (src, msg.request_id)
         g = loaded.groups[msg.group]
         if g.joined == g.members:
-            yield from self._complete(loaded, msg.group, now_ms)
+            yield from self._complete(loaded, msg.group)
 
-    def _complete(self, loaded: Loaded, group: str, now_ms: int) -> Handler:
+    def _complete(self, loaded: Loaded, group: str) -> Handler:
         g = loaded.groups[group]
         leader = g.leader if g.leader in g.joined else min(g.joined)
         if not (yield from self._write(loaded, completed(g, leader))):
@@ -435,7 +455,7 @@ class Coordinator:
         if g.phase == PREPARING and before.phase != PREPARING:
             loaded.deadlines[group] = now_ms + self.config.rebalance_timeout_ms
         if g.phase == PREPARING and g.joined and g.joined == g.members:
-            yield from self._complete(loaded, group, now_ms)
+            yield from self._complete(loaded, group)
 
     # -- commits --------------------------------------------------------------------------------
 
@@ -463,7 +483,7 @@ class Coordinator:
         if loaded is None or error != gm.NONE or not msg.offsets:
             yield Send(src, gm.OffsetCommitResponse(msg.request_id, error))
             return
-        r = self.broker.replicas[loaded.partition]
+        r = self.host.replicas[loaded.partition]
         if len(r.isr) < self.config.min_insync:
             yield Send(src, gm.OffsetCommitResponse(msg.request_id, gm.COORDINATOR_NOT_AVAILABLE))
             return
@@ -486,12 +506,12 @@ class Coordinator:
             )
             log_offset = r.log.append(record)
             r.next_offset = r.log.leo
-            yield Observe(LeaderWrite(r.partition, self.broker.index, record_id, -1))
+            yield Observe(LeaderWrite(r.partition, self.host.index, record_id, -1))
             last = index == len(msg.offsets) - 1
             loaded.pending.append(
                 PendingCommit(log_offset, record, (src, msg.request_id) if last else None)
             )
-        yield from self.broker.records_appended(r, now_ms)
+        yield from self.host.records_appended(r)
 
     def _commit_in_memory(self, loaded: Loaded, src: str, msg: gm.OffsetCommit) -> Handler:
         # The seeded bug: the offsets never reach the offsets topic.
@@ -533,8 +553,8 @@ class Coordinator:
     # -- timers: loads, expiries and join deadlines -------------------------------------------------
 
     def on_timer(self, now_ms: int) -> Handler:
-        for partition, r in sorted(self.broker.replicas.items()):
-            if not self.is_offsets(partition) or r.leader != self.broker.index:
+        for partition, r in sorted(self.host.replicas.items()):
+            if not self.is_offsets(partition) or r.leader != self.host.index:
                 continue
             loaded = self.loaded.get(partition)
             if loaded is None or loaded.epoch != r.epoch:
@@ -544,7 +564,7 @@ class Coordinator:
             for group, deadline in sorted(loaded.deadlines.items()):
                 g = loaded.groups[group]
                 if now_ms >= deadline and g.phase == PREPARING and g.joined:
-                    yield from self._complete(loaded, group, now_ms)
+                    yield from self._complete(loaded, group)
 
     def _expire(self, loaded: Loaded, now_ms: int) -> Handler:
         timeout = self.config.session_timeout_ms
@@ -561,12 +581,15 @@ class Coordinator:
             yield from self._after_drop(loaded, g, member, now_ms)
 
 
-_HANDLERS: dict[type, Any] = {
-    gm.FindCoordinator: Coordinator._on_find,
-    gm.JoinGroup: Coordinator._on_join,
-    gm.SyncGroup: Coordinator._on_sync,
-    gm.Heartbeat: Coordinator._on_heartbeat,
-    gm.LeaveGroup: Coordinator._on_leave,
-    gm.OffsetCommit: Coordinator._on_commit,
-    gm.OffsetFetch: Coordinator._on_offset_fetch,
-}
+_ROUTES = (
+    route_from(gm.FindCoordinator, Coordinator._on_find),
+    route_from(gm.JoinGroup, Coordinator._on_join),
+    route_from(gm.SyncGroup, Coordinator._on_sync),
+    route_from(gm.Heartbeat, Coordinator._on_heartbeat),
+    route_from(gm.LeaveGroup, Coordinator._on_leave),
+    route_from(gm.OffsetCommit, Coordinator._on_commit),
+    route_from(gm.OffsetFetch, Coordinator._on_offset_fetch),
+)
+# The group requests. The broker passes on only what its own table lacks, and ignores what
+# neither table holds (broker.IGNORED says why).
+HANDLERS: dict[type, Callable[[Coordinator, str, object, int], Handler]] = dict(_ROUTES)

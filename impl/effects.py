@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
 
+from kafka_verify.impl.group_store import GroupCall, GroupSnapshot
 from kafka_verify.impl.messages import Message
+from kafka_verify.impl.zk import ZkReply, ZkRequest
 from kafka_verify.model.actions import Action
+from kafka_verify.model.groups import GroupAction
+
+# A model action of either vocabulary: replication (model/actions.py) or groups (model/groups.py).
+ModelAction = Action | GroupAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,7 @@ class Flush:
 class Observe:
     """Name a model action this node just performed, or record a client history entry."""
 
-    item: Action | ClientOp | Refused
+    item: ModelAction | ClientOp | Refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +67,7 @@ class Refused:
     """A model action this node was asked to perform and refused (for coverage: the
     interesting refusals, such as a commit from a stale generation, are reached at all)."""
 
-    action: object
+    action: ModelAction
     reason: str
 
 
@@ -70,8 +75,10 @@ class Refused:
 class ZkCall:
     """A synchronous call to the coordination service; the reply is sent back into the handler."""
 
-    request: Any
+    request: ZkRequest | GroupCall
 
 
+# What the world sends back into a handler: a ZkCall's reply, None after any other effect.
+Reply = ZkReply | GroupSnapshot | None
 Effect = Send | SetTimer | Flush | Observe | ZkCall
-Handler = Generator[Effect, Any, None]
+Handler = Generator[Effect, Reply, None]

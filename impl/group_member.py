@@ -24,17 +24,20 @@ Rules of this module:
   timeout), so the consumer always gives up its partitions first: a consumer
   cut off from its coordinator never reads a partition the group has handed to
   someone else.
+- Every message type is handled (`HANDLERS`, then Consumer's) or ignored for the
+  reason `IGNORED` gives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
-from kafka_verify.impl.clients import Consumer
+from kafka_verify.impl.clients import NOT_FOR_CLIENTS, Consumer
 from kafka_verify.impl.config import TOPIC, ClusterConfig
+from kafka_verify.impl.dispatch import route
 from kafka_verify.impl.effects import ClientOp, Handler, Observe, Send, SetTimer
 
 GROUP_ERRORS_REJOIN = frozenset(
@@ -163,12 +166,12 @@ class GroupConsumer(Consumer):
 
     # -- the group protocol ------------------------------------------------------------------
 
-    def _send_group(self, message: object, now_ms: int) -> Handler:
+    def _send_group(self, message: gm.GroupRequest, now_ms: int) -> Handler:
         if self.coordinator is None:
             yield from self._find_coordinator(now_ms)
             return
-        self.outstanding = (message.request_id, now_ms)  # type: ignore[attr-defined]
-        yield Send(f"b{self.coordinator}", message)  # type: ignore[arg-type]
+        self.outstanding = (message.request_id, now_ms)
+        yield Send(f"b{self.coordinator}", message)
 
     def _find_coordinator(self, now_ms: int) -> Handler:
         assert self.group is not None
@@ -210,7 +213,7 @@ class GroupConsumer(Consumer):
                 gm.JoinGroup(self._request_id(), self.group, self.name), now_ms
             )
 
-    def _retry_later(self, now_ms: int, lost_coordinator: bool) -> Handler:
+    def _retry_later(self, lost_coordinator: bool) -> Handler:
         if lost_coordinator:
             self.coordinator = None
         self.outstanding = None
@@ -233,21 +236,22 @@ class GroupConsumer(Consumer):
 
     # -- answers --------------------------------------------------------------------------------
 
-    def handle(self, src: str, message: object, now_ms: int) -> Handler:
-        handler = _ANSWERS.get(type(message))
+    def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
+        handler = HANDLERS.get(type(message))
         if handler is not None:
             yield from handler(self, message, now_ms)
             return
-        stale = isinstance(message, m.FetchResponse) and (
-            message.partition not in self.ready
-            or self.commit_request is not None
-            or not self._session_alive(now_ms)
-        )
-        if isinstance(message, m.FetchResponse) and self.closed:
-            return  # fetched before it left its group: nobody owns that read now
-        if stale and self.group is not None:
-            self.fetching.pop(message.partition, None)  # type: ignore[union-attr]
-            return  # no longer ours, or a commit is in progress: fetch it again later
+        if isinstance(message, m.FetchResponse):
+            if self.closed:
+                return  # fetched before it left its group: nobody owns that read now
+            stale = (
+                message.partition not in self.ready
+                or self.commit_request is not None
+                or not self._session_alive(now_ms)
+            )
+            if stale and self.group is not None:
+                self.fetching.pop(message.partition, None)
+                return  # no longer ours, or a commit is in progress: fetch it again later
         yield from super().handle(src, message, now_ms)
 
     def _session_alive(self, now_ms: int) -> bool:
@@ -275,12 +279,12 @@ class GroupConsumer(Consumer):
         if self.phase != "joining" or not self._current(msg.request_id):
             return
         if msg.error != gm.NONE:
-            yield from self._retry_later(now_ms, msg.error == gm.NOT_COORDINATOR)
+            yield from self._retry_later(msg.error == gm.NOT_COORDINATOR)
             return
         self.session_anchor_ms = max(self.session_anchor_ms, sent_ms)
         assert self.group is not None
         self.generation, self.phase = msg.generation, "syncing"
-        assignment = ()
+        assignment: tuple[tuple[int, str], ...] = ()
         if msg.leader == self.name:
             assignment = range_assignment(msg.members, self.config.partitions)
         sync = gm.SyncGroup(self._request_id(), self.group, self.name, msg.generation, assignment)
@@ -292,7 +296,7 @@ class GroupConsumer(Consumer):
             return
         if msg.error != gm.NONE:
             self.phase = "joining"
-            yield from self._retry_later(now_ms, msg.error == gm.NOT_COORDINATOR)
+            yield from self._retry_later(msg.error == gm.NOT_COORDINATOR)
             return
         self.session_anchor_ms = max(self.session_anchor_ms, sent_ms)
         self.owned = tuple(sorted(msg.partitions))
@@ -304,7 +308,7 @@ class GroupConsumer(Consumer):
         if self.phase != "fetching-offsets" or not self._current(msg.request_id):
             return
         if msg.error != gm.NONE:
-            yield from self._retry_later(now_ms, msg.error == gm.NOT_COORDINATOR)
+            yield from self._retry_later(msg.error == gm.NOT_COORDINATOR)
             return
         known = dict(msg.offsets)
         reset = 0 if self.config.reset_earliest else LATEST
@@ -388,12 +392,18 @@ class GroupConsumer(Consumer):
             yield Send(f"b{self.coordinator}", beat)
 
 
-_ANSWERS = {
-    gm.FindCoordinatorResponse: GroupConsumer._on_found,
-    gm.JoinGroupResponse: GroupConsumer._on_joined,
-    gm.SyncGroupResponse: GroupConsumer._on_synced,
-    gm.OffsetFetchResponse: GroupConsumer._on_offsets,
-    gm.HeartbeatResponse: GroupConsumer._on_heartbeat,
-    gm.OffsetCommitResponse: GroupConsumer._on_committed,
-    gm.LeaveGroupResponse: GroupConsumer._on_left,
+_ROUTES = (
+    route(gm.FindCoordinatorResponse, GroupConsumer._on_found),
+    route(gm.JoinGroupResponse, GroupConsumer._on_joined),
+    route(gm.SyncGroupResponse, GroupConsumer._on_synced),
+    route(gm.OffsetFetchResponse, GroupConsumer._on_offsets),
+    route(gm.HeartbeatResponse, GroupConsumer._on_heartbeat),
+    route(gm.OffsetCommitResponse, GroupConsumer._on_committed),
+    route(gm.LeaveGroupResponse, GroupConsumer._on_left),
+)
+# The group protocol's answers; every other message goes on to Consumer.handle (clients.py).
+HANDLERS: dict[type, Callable[[GroupConsumer, object, int], Handler]] = dict(_ROUTES)
+IGNORED: dict[type, str] = {
+    **NOT_FOR_CLIENTS,
+    m.ProduceResponse: "a consumer never produces",
 }

@@ -7,6 +7,7 @@ Offsets are "next offset to read". Error codes are Kafka's names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 NONE = "NONE"
 NOT_COORDINATOR = "NOT_COORDINATOR"
@@ -123,12 +124,18 @@ class OffsetFetchResponse:
     offsets: tuple[tuple[int, int], ...] = ()  # only partitions with a committed offset
 
 
-GROUP_REQUESTS = (
-    FindCoordinator,
-    JoinGroup,
-    SyncGroup,
-    Heartbeat,
-    LeaveGroup,
-    OffsetCommit,
-    OffsetFetch,
+GroupRequest = (
+    FindCoordinator | JoinGroup | SyncGroup | Heartbeat | LeaveGroup | OffsetCommit | OffsetFetch
 )
+GroupResponse = (
+    FindCoordinatorResponse
+    | JoinGroupResponse
+    | SyncGroupResponse
+    | HeartbeatResponse
+    | LeaveGroupResponse
+    | OffsetCommitResponse
+    | OffsetFetchResponse
+)
+GroupMessage = GroupRequest | GroupResponse
+REQUEST_TYPES: tuple[type, ...] = get_args(GroupRequest)
+RESPONSE_TYPES: tuple[type, ...] = get_args(GroupResponse)

@@ -101,6 +101,7 @@ class GroupSnapshot:
 
 
 GROUP_CALLS = (GroupRead, GroupWrite)
+GroupCall = GroupRead | GroupWrite
 
 
 @dataclass
@@ -118,7 +119,9 @@ class GroupStore:
         store.applied = dict.fromkeys(sorted(set(partition_of.values())), 0)
         return store
 
-    def call(self, request: object, partitions: Sequence[PartitionRecord]) -> object:
+    def call(
+        self, request: GroupCall, partitions: Sequence[PartitionRecord]
+    ) -> GroupSnapshot | ZkError:
         if isinstance(request, GroupRead):
             mine = tuple(
                 g for name, g in self.groups.items() if self.partition_of[name] == request.partition

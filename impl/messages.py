@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kafka_verify.impl.group_messages import GroupMessage
 from kafka_verify.impl.log import StoredRecord
 
 NONE = "NONE"
@@ -133,7 +134,7 @@ class OffsetsForLeaderEpochResponse:
     end_offset: int
 
 
-Message = (
+ReplicationMessage = (
     LeaderAndIsr
     | LeaderAndIsrResponse
     | UpdateMetadata
@@ -147,3 +148,6 @@ Message = (
     | OffsetsForLeaderEpoch
     | OffsetsForLeaderEpochResponse
 )
+
+# Every message a node sends: these and the consumer-group protocol's (group_messages.py).
+Message = ReplicationMessage | GroupMessage

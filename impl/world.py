@@ -19,21 +19,25 @@ Rules of this module:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from kafka_verify.impl import events as ev
 from kafka_verify.impl.broker import Broker
 from kafka_verify.impl.clients import Consumer, Producer
 from kafka_verify.impl.config import TOPIC, ClusterConfig
 from kafka_verify.impl.coordinator import group_names, offsets_partition
+from kafka_verify.impl.dispatch import route
 from kafka_verify.impl.effects import (
     ClientOp,
+    Effect,
     Flush,
     Handler,
+    ModelAction,
     Observe,
     Refused,
+    Reply,
     Send,
     SetTimer,
     ZkCall,
@@ -50,7 +54,6 @@ from kafka_verify.impl.zk import (
     ZkError,
     ZkRegister,
 )
-from kafka_verify.model.actions import Action
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Flush as FlushAction
 from kafka_verify.model.actions import Restart as RestartAction
@@ -61,6 +64,10 @@ ZK = "zk"
 # Marks an event in which the coordination service took a call of its group part.
 ZK_GROUPS = "zk/groups"
 MAX_TIMERS_PER_TICK = 100_000
+
+# Every kind of node the world runs besides the coordination service (GroupConsumer is a Consumer).
+Node = Broker | Producer | Consumer
+_Client = TypeVar("_Client", bound=Producer | Consumer)
 
 
 class InvalidEvent(ValueError):
@@ -81,7 +88,7 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    actions: tuple[Action, ...]
+    actions: tuple[ModelAction, ...]
     ops: tuple[ClientOp, ...]
     delivered: Envelope | None
     sent: tuple[Envelope, ...]
@@ -92,7 +99,7 @@ class StepResult:
     # untouched, which lets the harness check refinement incrementally.
     touched: frozenset[str] = frozenset()
     # Model actions a node was asked to perform and refused (stale commits, ...).
-    refused: tuple[object, ...] = ()
+    refused: tuple[ModelAction, ...] = ()
 
 
 class _Step:
@@ -101,13 +108,13 @@ class _Step:
     __slots__ = ("actions", "delivered", "lost_records", "ops", "refused", "sent", "touched")
 
     def __init__(self) -> None:
-        self.actions: list[Action] = []
+        self.actions: list[ModelAction] = []
         self.ops: list[ClientOp] = []
         self.sent: list[Envelope] = []
         self.delivered: Envelope | None = None
         self.lost_records = 0
         self.touched: set[str] = set()
-        self.refused: list[object] = []
+        self.refused: list[ModelAction] = []
 
     def result(self) -> StepResult:
         return StepResult(
@@ -143,7 +150,7 @@ class World:
         self.group_store = GroupStore.initial(
             {g: offsets_partition(g, config) for g in group_names(config)}
         )
-        self.nodes_up: dict[str, Any] = {}
+        self.nodes_up: dict[str, Node] = {}
         self._incarnations: dict[str, int] = dict.fromkeys(self._nodes, 0)
         self._inflight: dict[int, Envelope] = {}
         self._sent_ms: dict[int, int] = {}
@@ -155,8 +162,9 @@ class World:
         self._timer_seq: dict[tuple[str, str], int] = {}
         self._next_timer_seq = 0
         self._zk_up = True
-        # Memos of impl.abstraction (its views, keyed as it likes); no node reads them.
-        self.abstraction_cache: dict[Any, Any] = {}
+        # Memos of impl.abstraction (its views, keyed as it likes, and type-checked by it
+        # when read back); no node reads them.
+        self.abstraction_cache: dict[Hashable, object] = {}
         step = _Step()
         for i in range(config.brokers):
             session, broker_epoch = self.zk.registrations[i]
@@ -187,7 +195,7 @@ class World:
             return Producer(index, self.config, incarnation)
         return GroupConsumer(index, self.config, incarnation)
 
-    def _boot(self, node: str, instance: Any, step: _Step) -> None:
+    def _boot(self, node: str, instance: Node, step: _Step) -> None:
         self.nodes_up[node] = instance
         self._run(node, instance.start(self.now_ms), step)
 
@@ -236,7 +244,7 @@ class World:
         handler(self, event, step)
         return step.result()
 
-    def _client(self, name: str, kind: type) -> Any:
+    def _client(self, name: str, kind: type[_Client]) -> _Client:
         if name not in self._node_set:
             raise InvalidEvent(f"there is no client named {name!r}")
         client = self.nodes_up.get(name)
@@ -382,7 +390,7 @@ class World:
     def _heal(self, event: ev.Heal, step: _Step) -> None:
         self._groups = None
 
-    def _cut_messages(self, lost: Any) -> None:
+    def _cut_messages(self, lost: Callable[[Envelope], bool]) -> None:
         doomed = [i for i, e in self._inflight.items() if lost(e)]
         for message_id in doomed:
             self._forget_message(message_id)
@@ -422,7 +430,7 @@ class World:
         except StopIteration:
             pass
 
-    def _perform(self, node: str, effect: object, step: _Step) -> object:
+    def _perform(self, node: str, effect: Effect, step: _Step) -> Reply:
         if isinstance(effect, Observe):
             if isinstance(effect.item, ClientOp):
                 step.ops.append(effect.item)
@@ -499,18 +507,19 @@ class World:
         return "\n".join(lines)
 
 
-_EVENT_HANDLERS: dict[type, Any] = {
-    ev.Produce: World._produce,
-    ev.Poll: World._poll,
-    ev.CommitOffsets: World._commit_offsets,
-    ev.Subscribe: World._subscribe,
-    ev.Close: World._close,
-    ev.Deliver: World._deliver,
-    ev.Duplicate: World._deliver,
-    ev.Drop: World._drop,
-    ev.Crash: World._crash,
-    ev.Restart: World._restart,
-    ev.Partition: World._partition,
-    ev.Heal: World._heal,
-    ev.Tick: World._tick,
-}
+_EVENT_ROUTES = (
+    route(ev.Produce, World._produce),
+    route(ev.Poll, World._poll),
+    route(ev.CommitOffsets, World._commit_offsets),
+    route(ev.Subscribe, World._subscribe),
+    route(ev.Close, World._close),
+    route(ev.Deliver, World._deliver),
+    route(ev.Duplicate, World._deliver),
+    route(ev.Drop, World._drop),
+    route(ev.Crash, World._crash),
+    route(ev.Restart, World._restart),
+    route(ev.Partition, World._partition),
+    route(ev.Heal, World._heal),
+    route(ev.Tick, World._tick),
+)
+_EVENT_HANDLERS: dict[type, Callable[[World, object, _Step], None]] = dict(_EVENT_ROUTES)

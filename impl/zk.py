@@ -13,9 +13,11 @@ broker takes it over with a compare-and-set once its holder is gone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.dispatch import route
 
 CONNECTION_LOSS = "CONNECTION_LOSS"
 SESSION_EXPIRED = "SESSION_EXPIRED"
@@ -122,6 +124,10 @@ class ZkError:
     code: str
 
 
+ZkRequest = ZkRegister | ZkHeartbeat | ZkRead | ZkTakeLease | ZkElect | ZkUpdateIsr
+ZkReply = ZkRegistered | ZkOk | ZkCluster | ZkLeaseTaken | ZkWritten | ZkError
+
+
 @dataclass(slots=True)
 class _Session:
     broker: int
@@ -158,13 +164,13 @@ class Coordination:
         for session in self.sessions.values():
             session.last_heartbeat_ms = now_ms
 
-    def call(self, request: object, now_ms: int) -> object:
+    def call(self, request: ZkRequest, now_ms: int) -> ZkReply:
         handler = _CALLS.get(type(request))
         if handler is None:
             raise TypeError(f"the coordination service has no call {type(request).__name__}")
         return handler(self, request, now_ms)
 
-    def _register(self, r: ZkRegister, now_ms: int) -> object:
+    def _register(self, r: ZkRegister, now_ms: int) -> ZkRegistered:
         old = self.registrations.get(r.broker)
         if old is not None:
             self.sessions.pop(old[0], None)
@@ -175,7 +181,7 @@ class Coordination:
         self.registrations[r.broker] = (session, epoch)
         return ZkRegistered(session, epoch)
 
-    def _heartbeat(self, r: ZkHeartbeat, now_ms: int) -> object:
+    def _heartbeat(self, r: ZkHeartbeat, now_ms: int) -> ZkOk | ZkError:
         session = self.sessions.get(r.session)
         if (
             session is None
@@ -192,12 +198,12 @@ class Coordination:
         if session is not None and self.registrations.get(session.broker, (None,))[0] == session_id:
             del self.registrations[session.broker]
 
-    def _read(self, r: ZkRead, now_ms: int) -> object:
+    def _read(self, r: ZkRead, now_ms: int) -> ZkCluster:
         alive = {b: epoch for b, (_, epoch) in self.registrations.items() if self.alive(b, now_ms)}
         lease_alive = self.session_alive(self.lease.session, now_ms)
         return ZkCluster(alive, self.lease, lease_alive, tuple(self.partitions))
 
-    def _take_lease(self, r: ZkTakeLease, now_ms: int) -> object:
+    def _take_lease(self, r: ZkTakeLease, now_ms: int) -> ZkLeaseTaken | ZkError:
         if not self.alive(r.broker, now_ms) or self.registrations[r.broker][0] != r.session:
             return ZkError(SESSION_EXPIRED)
         if self.lease.version != r.expected_version:
@@ -207,7 +213,7 @@ class Coordination:
         self.lease = Lease(r.broker, self.lease.epoch + 1, self.lease.version + 1, r.session)
         return ZkLeaseTaken(self.lease.epoch)
 
-    def _elect(self, r: ZkElect, now_ms: int) -> object:
+    def _elect(self, r: ZkElect, now_ms: int) -> ZkWritten | ZkError:
         record = self.partitions[r.partition]
         if r.fenced and r.controller_epoch != self.lease.epoch:
             return ZkError(FENCED)
@@ -219,7 +225,7 @@ class Coordination:
         self.partitions[r.partition] = updated
         return ZkWritten(updated)
 
-    def _update_isr(self, r: ZkUpdateIsr, now_ms: int) -> object:
+    def _update_isr(self, r: ZkUpdateIsr, now_ms: int) -> ZkWritten | ZkError:
         record = self.partitions[r.partition]
         if r.fenced:
             if record.leader != r.leader or record.leader_epoch != r.leader_epoch:
@@ -231,11 +237,12 @@ class Coordination:
         return ZkWritten(updated)
 
 
-_CALLS = {
-    ZkRegister: Coordination._register,
-    ZkHeartbeat: Coordination._heartbeat,
-    ZkRead: Coordination._read,
-    ZkTakeLease: Coordination._take_lease,
-    ZkElect: Coordination._elect,
-    ZkUpdateIsr: Coordination._update_isr,
-}
+_CALL_ROUTES = (
+    route(ZkRegister, Coordination._register),
+    route(ZkHeartbeat, Coordination._heartbeat),
+    route(ZkRead, Coordination._read),
+    route(ZkTakeLease, Coordination._take_lease),
+    route(ZkElect, Coordination._elect),
+    route(ZkUpdateIsr, Coordination._update_isr),
+)
+_CALLS: dict[type, Callable[[Coordination, object, int], ZkReply]] = dict(_CALL_ROUTES)
