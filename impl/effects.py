@@ -16,10 +16,6 @@ from kafka_verify.impl.group_store import GroupCall, GroupSnapshot
 from kafka_verify.impl.messages import Message
 from kafka_verify.impl.zk import ZkReply, ZkRequest
 from kafka_verify.model.actions import Action
-from kafka_verify.model.groups import GroupAction
-
-# A model action of either vocabulary: replication (model/actions.py) or groups (model/groups.py).
-ModelAction = Action | GroupAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +55,7 @@ class Flush:
 class Observe:
     """Name a model action this node just performed, or record a client history entry."""
 
-    item: ModelAction | ClientOp | Refused
+    item: Action | ClientOp | Refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +63,7 @@ class Refused:
     """A model action this node was asked to perform and refused (for coverage: the
     interesting refusals, such as a commit from a stale generation, are reached at all)."""
 
-    action: ModelAction
+    action: Action
     reason: str
 
 

@@ -34,7 +34,6 @@ from kafka_verify.impl.effects import (
     Effect,
     Flush,
     Handler,
-    ModelAction,
     Observe,
     Refused,
     Reply,
@@ -54,6 +53,7 @@ from kafka_verify.impl.zk import (
     ZkError,
     ZkRegister,
 )
+from kafka_verify.model.actions import Action
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Flush as FlushAction
 from kafka_verify.model.actions import Restart as RestartAction
@@ -88,7 +88,7 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    actions: tuple[ModelAction, ...]
+    actions: tuple[Action, ...]
     ops: tuple[ClientOp, ...]
     delivered: Envelope | None
     sent: tuple[Envelope, ...]
@@ -99,7 +99,7 @@ class StepResult:
     # untouched, which lets the harness check refinement incrementally.
     touched: frozenset[str] = frozenset()
     # Model actions a node was asked to perform and refused (stale commits, ...).
-    refused: tuple[ModelAction, ...] = ()
+    refused: tuple[Action, ...] = ()
 
 
 class _Step:
@@ -108,13 +108,13 @@ class _Step:
     __slots__ = ("actions", "delivered", "lost_records", "ops", "refused", "sent", "touched")
 
     def __init__(self) -> None:
-        self.actions: list[ModelAction] = []
+        self.actions: list[Action] = []
         self.ops: list[ClientOp] = []
         self.sent: list[Envelope] = []
         self.delivered: Envelope | None = None
         self.lost_records = 0
         self.touched: set[str] = set()
-        self.refused: list[ModelAction] = []
+        self.refused: list[Action] = []
 
     def result(self) -> StepResult:
         return StepResult(
