@@ -574,6 +574,15 @@ class Broker:
             yield Send(src, m.ProduceResponse(msg.request_id, msg.partition, m.NOT_LEADER, None))
             return
         c = self.config
+        # min.insync.replicas is checked before the producer's sequence, as Kafka's
+        # Partition.appendRecordsToLeader does before the log looks for duplicates: a
+        # retry of a record already written is not acknowledged while the ISR is too small.
+        early_ack = bugs.enabled(c, bugs.ACK_BEFORE_COMMIT)
+        if msg.acks == -1 and len(r.isr) < c.min_insync and not early_ack:
+            yield Send(
+                src, m.ProduceResponse(msg.request_id, msg.partition, m.NOT_ENOUGH_REPLICAS, None)
+            )
+            return
         dedupe = (
             c.idempotent and msg.producer_id >= 0 and not bugs.enabled(c, bugs.NON_IDEMPOTENT_RETRY)
         )
@@ -586,12 +595,6 @@ class Broker:
         if entry is not None and msg.seq > entry.last_seq + 1:
             yield Send(
                 src, m.ProduceResponse(msg.request_id, msg.partition, m.OUT_OF_ORDER_SEQUENCE, None)
-            )
-            return
-        early_ack = bugs.enabled(c, bugs.ACK_BEFORE_COMMIT)
-        if msg.acks == -1 and len(r.isr) < c.min_insync and not early_ack:
-            yield Send(
-                src, m.ProduceResponse(msg.request_id, msg.partition, m.NOT_ENOUGH_REPLICAS, None)
             )
             return
         stored = StoredRecord(msg.record_id, r.epoch, msg.producer_id, msg.seq, now_ms)

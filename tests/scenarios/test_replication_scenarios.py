@@ -122,3 +122,33 @@ def test_stale_leader_cannot_get_acks_all_acknowledged() -> None:
     leader = run.state.partitions[0].leader
     assert leader != 0 and run.replica(leader).record_at(acked.value[2]).id == acked.value[3]
     assert not run.named(ResetLog) and run.named(ElectLeader)
+
+
+def test_min_insync_is_checked_before_an_idempotent_retry_is_deduplicated() -> None:
+    """RF=3, min ISR=2: a retry of a written record is refused while the ISR is the leader alone.
+
+    Kafka checks min.insync.replicas (Partition.appendRecordsToLeader) before the log
+    looks the producer's sequence up, so an acks=all retry cannot be acknowledged
+    through duplicate detection while the ISR is too small.
+    """
+    run = Run(ClusterConfig())
+    run.do(ev.Produce("p0", partition=0))
+    run.drain(2_000, drop=lambda e: isinstance(e.message, ProduceResponse))  # the ack is lost
+    assert run.state.partitions[0].replica(0).hw == 1  # the record is committed
+    # The followers lose the leader; the producer's retries are held back meanwhile.
+    run.do(ev.Partition((("b0", "zk", "p0"), ("b1", "b2", "p1", "c0"))))
+    run.drain(9_000, drop=lambda e: e.src == "p0" or e.dst == "p0")
+    assert run.state.partitions[0].isr == frozenset({0})
+    # Now the retry reaches the leader, alone in the ISR.
+    answers: list[str] = []
+    until = run.world.now_ms + 4_000
+    while run.world.now_ms < until:
+        inflight = run.world.inflight()
+        result = run.do(ev.Deliver(inflight[0].id) if inflight else ev.Tick(50))
+        delivered = result.delivered
+        if delivered is not None and isinstance(delivered.message, ProduceResponse):
+            answers.append(delivered.message.error)
+    assert "NOT_ENOUGH_REPLICAS" in answers
+    assert "NONE" not in answers, "an acks=all retry was acknowledged with the ISR below min ISR"
+    assert not run.sends("ok")
+    assert len(run.named(LeaderWrite)) == 1
