@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from kafka_verify.harness import check_cli
+
 
 class UsageError(Exception):
     """Bad input from the user: one sentence, exit code 2."""
@@ -113,6 +115,7 @@ def _build_parser() -> _Parser:
     bench.add_argument("--json", type=Path, default=None, metavar="FILE")
     bench.add_argument("--steps", type=_positive, default=12_000)
 
+    check_cli.add_check_parser(sub)
     sub.add_parser("bugs", help="list the seeded-bug catalogue")
     sub.add_parser("properties", help="list every property and what it forbids")
     return parser
@@ -181,6 +184,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "prove": _cmd_prove,
         "mutants": commands.cmd_mutants,
         "bench": commands.cmd_bench,
+        "check": check_cli.run_check,
         "bugs": _cmd_bugs,
         "properties": _cmd_properties,
     }
