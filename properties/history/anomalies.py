@@ -145,8 +145,12 @@ def aborted_read(memory: Memory, where: Iterable[RecordKey] | None = None) -> li
     return cases
 
 
+@prop("precommitted-read", Kind.ALWAYS, "history")
 def precommitted_read(op: Op, writes: list[Write], reads: list[Read]) -> list[Case]:
-    """Forbids: an operation reading a record it sent itself (Kafka's consumers never see uncommitted records). As it happens."""
+    """Forbids: an operation reading a record it sent itself (Kafka's consumers never see uncommitted records).
+
+    Decided as it happens.
+    """
     sent = {(key, record) for key, _, record in writes}
     seen = [(key, record) for key, _, record in reads if (key, record) in sent]
     return [
@@ -227,7 +231,10 @@ def _rebalanced(memory: Memory, op: Op, key: str, last: Position) -> bool:
 def nonmonotonic_poll(
     memory: Memory, op: Op, steps: list[tuple[str, Position, int, bool]]
 ) -> list[Case]:
-    """Forbids: a consumer's successive polls of a partition going backwards or repeating an offset, unless its position was reset in between (a seek, a crash, or an assign or subscribe that dropped the partition). As it happens."""
+    """Forbids: a consumer's successive polls of a partition going backwards or repeating an offset, unless its position was reset in between (a seek, a crash, or an assign or subscribe that dropped the partition).
+
+    Decided as it happens.
+    """
     cases = []
     for key, last, offset, subscribed in steps:
         if offset > last.offset:
@@ -373,7 +380,10 @@ def _pairs(
 
 @prop("int-nonmonotonic-poll", Kind.ALWAYS, "history")
 def int_nonmonotonic_poll(op: Op, reads: list[Read]) -> list[Case]:
-    """Forbids: one operation's successive reads of a partition going backwards or repeating an offset (unless its rebalance log names the partition). As it happens."""
+    """Forbids: one operation's successive reads of a partition going backwards or repeating an offset (unless its rebalance log names the partition).
+
+    Decided as it happens.
+    """
     cases = []
     for key, low, before, high, record in _pairs(reads):
         if low is None or high is None or high > low:
@@ -506,7 +516,10 @@ def nonmonotonic_send(memory: Memory) -> list[Case]:
 
 @prop("int-nonmonotonic-send", Kind.ALWAYS, "history")
 def int_nonmonotonic_send(memory: Memory) -> list[Case]:
-    """Forbids: one operation's successive sends to a partition landing at offsets that do not increase in the order it sent them (the ones placed only by polls; see `note_send_order`)."""
+    """Forbids: one operation's successive sends to a partition landing at offsets that do not increase in the order it sent them.
+
+    Judges the pairs placed only by polls; `note_send_order` judged the others.
+    """
     return _judge_send_orders(memory, "int-nonmonotonic-send")
 
 
