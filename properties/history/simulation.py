@@ -226,13 +226,17 @@ class HistoryChecker:
                     found += committed_read(self._committed_mark, op, key, offset, record, state)
         return found
 
-    def finish(self, final_state: State) -> list[Violation]:
-        """The violations only the whole history shows, and the EVENTUALLY ones, after heal and drain."""
+    def finish(self, final_state: State | None) -> list[Violation]:
+        """The violations only the whole history shows, and the EVENTUALLY ones, after heal and drain.
+
+        Without a final state (None) only the history is judged, as `kafka-verify check` does.
+        """
         self.analysis.finish(StateFacts(final_state))
-        found = converged(final_state, self.config)
-        from_log = lost_from_final_log(self.analysis, final_state)
-        flagged = {dict(v.details)["record"] for v in from_log}
-        found += from_log
+        found: list[Violation] = []
+        if final_state is not None:
+            found += converged(final_state, self.config)
+            found += lost_from_final_log(self.analysis, final_state)
+        flagged = {dict(v.details)["record"] for v in found if v.property == "lost-write"}
         for violation in self._violations(self.analysis.deferred):
             if violation.property == "lost-write" and dict(violation.details)["record"] in flagged:
                 continue

@@ -147,3 +147,29 @@ def test_a_bad_flag_exits_2(tmp_path: Path) -> None:
     history = write(tmp_path / "history.jsonl", CLEAN)
     done = run(history, "--sub-via", "telepathy")
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_a_jepsen_edn_history_of_tagged_records(tmp_path: Path) -> None:
+    history = tmp_path / "history.edn"
+    op = "#jepsen.history.Op"
+    history.write_text(
+        f"{op}{{:index 0, :time 0, :type :invoke, :process 0, :f :txn, :value [[:send 1 5]]}}\n"
+        f"{op}{{:index 1, :time 10, :type :fail, :process 0, :f :txn, :value [[:send 1 5]]}}\n"
+        f"{op}{{:index 2, :time 20, :type :invoke, :process 1, :f :poll, :value [[:poll]]}}\n"
+        f"{op}{{:index 3, :time 30, :type :ok, :process 1, :f :poll, :value [[:poll {{1 [[0 5]]}}]]}}\n"
+        f"{op}{{:index 4, :time 40, :type :info, :process :nemesis, :f :kill, :value nil}}\n",
+        encoding="utf-8",
+    )
+    done = run(history, "--json", tmp_path / "out.json", "--reports", tmp_path / "r")
+    assert done.returncode == 1, done.stderr
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["anomaly_types"] == ["G1a"]
+    [case] = result["anomalies"]["G1a"]
+    assert case["key"] == "1" and [op["index"] for op in case["ops"]] == [1, 3]
+    assert result["stats"]["by_f_type"]["nemesis:info"] == 1
+    broken = tmp_path / "broken.edn"
+    broken.write_text(
+        history.read_text().replace(":index 3,", ":index 3, :value"), encoding="utf-8"
+    )
+    bad = run(broken)
+    assert bad.returncode == 2 and "line 4:" in bad.stderr and "Traceback" not in bad.stderr
