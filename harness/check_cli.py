@@ -17,7 +17,9 @@ kafka test names them, decide which anomalies are allowed
 Exit codes: 0 valid; 1 anomalies found (reports written); 2 bad input (one
 sentence naming the line), or a history with no client operation, whose
 validity is "unknown" (as Jepsen exits 2 for unknown): nothing was checked,
-so a CI gate must not pass it. The JSON is written in every case but bad input.
+so a CI gate must not pass it. The JSON is written in every case but bad input;
+reports (report.md, report.html, offsets.svg) go to `--reports DIR`, by default
+`reports/check-<history name>/`, whenever the history is not valid.
 """
 
 from __future__ import annotations

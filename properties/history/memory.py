@@ -11,8 +11,9 @@ Rules of this module:
 - A `Case` is one concrete anomaly: its name, one sentence, the facts as
   JSON-able pairs, the ops that show it, and a severity (larger is worse).
 - `ModelFacts` is what a model may add when one runs beside the history: the
-  log start of a partition (below it retention removed records, so a skip over
-  them is legal) and the offsets a partition is known to hold densely.
+  log start of a partition. Below it retention removed records, so a skip over
+  them is legal; from it up to what was read a model's log has no holes, so a
+  gap there is a skip the moment it is seen.
 """
 
 from __future__ import annotations
