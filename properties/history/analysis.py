@@ -159,6 +159,7 @@ class Analysis:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.unchecked: Counter[str] = Counter()
         self._invoked: dict[str, Op] = {}
+        self.last_reads: list[Read] = []  # the reads of the last op observed
         self._final: list[Case] | None = None
 
     # -- one operation at a time ---------------------------------------------------------------
@@ -172,6 +173,7 @@ class Analysis:
                 f"op index {op.index} follows {self.last_index}: indexes are unique and increasing"
             )
         self.last_index = op.index
+        self.last_reads = []
         if op.process == NEMESIS:
             self.counts[("nemesis", op.type)] += 1
             return []
@@ -196,6 +198,7 @@ class Analysis:
 
     def _unit(self, op: Op, invoked_ms: int, facts: ModelFacts | None) -> list[Case]:
         writes, reads = unit_of(op)
+        self.last_reads = reads
         found: list[Case] = []
         if writes:
             found += self._writes(op, writes)

@@ -25,7 +25,7 @@ from kafka_verify.properties.history.allowed import allowed_because
 from kafka_verify.properties.history.analysis import Analysis
 from kafka_verify.properties.history.anomalies import catalogue_name
 from kafka_verify.properties.history.memory import Case, CheckConfig
-from kafka_verify.properties.history.ops import Op, key_partition, split_key, unit_of
+from kafka_verify.properties.history.ops import Op, key_partition, split_key
 
 MODEL_TOPIC = "t"  # the one topic the model's partitions belong to
 
@@ -220,10 +220,9 @@ class HistoryChecker:
         before = len(self.analysis.found)
         self.analysis.observe(op, StateFacts(state))
         found = self._violations(self.analysis.found[before:])
-        if op.type != "invoke" and op.f in ("poll", "txn"):
-            for key, offset, record in unit_of(op)[1]:
-                if offset is not None:
-                    found += committed_read(self._committed_mark, op, key, offset, record, state)
+        for key, offset, record in self.analysis.last_reads:
+            if offset is not None:
+                found += committed_read(self._committed_mark, op, key, offset, record, state)
         return found
 
     def finish(self, final_state: State | None) -> list[Violation]:
