@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from kafka_verify.harness import check_cli
 from kafka_verify.harness.cli_common import (
     Parser,
     UsageError,
@@ -104,6 +105,7 @@ def _build_parser() -> Parser:
     bench.add_argument("--json", type=Path, default=None, metavar="FILE")
     bench.add_argument("--steps", type=positive, default=12_000)
 
+    check_cli.add_check_parser(sub)
     bugs = sub.add_parser("bugs", help="list the seeded-bug catalogue")
     bugs.add_argument(
         "--long",
@@ -155,6 +157,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "prove": _cmd_prove,
         "mutants": commands.cmd_mutants,
         "bench": commands.cmd_bench,
+        "check": check_cli.run_check,
         "bugs": _cmd_bugs,
         "properties": _cmd_properties,
     }

@@ -233,3 +233,29 @@ def test_ops_load_from_json_lines_field_by_field() -> None:
         Op.from_json({**line, "type": "maybe"})
     with pytest.raises(ValueError):
         Op.from_json({**line, "index": "3"})
+
+
+def test_finish_without_a_model_judges_the_history_alone() -> None:
+    h = History(committed(1, 2, 3))
+    for record, offset in ((1, 0), (2, 1), (3, 2)):
+        h.send("p0", record, offset)
+    h.poll("c0", (0, 1))
+    h.op("c0", "ok", "reset", None)
+    h.poll("c0", (2, 3))
+    lost = h.checker.finish(None)
+    assert [v.property for v in lost] == ["lost-write"]
+    assert dict(lost[0].details)["record"] == 2
+
+
+def test_a_repeated_index_is_refused() -> None:
+    checker = HistoryChecker(CONFIG)
+    checker.observe(Op(0, 0, "c0", "ok", "poll", {"t/0": [[0, 1]]}), None)
+    with pytest.raises(ValueError, match="increasing"):
+        checker.observe(Op(0, 1, "c0", "ok", "poll", {"t/0": [[1, 2]]}), None)
+
+
+def test_a_txn_is_checked_not_skipped() -> None:
+    h = History(committed(1))
+    h.send("p0", 1, None, type_="fail")
+    h.op("c0", "ok", "txn", [["poll", {"t/0": [[0, 1]]}]])
+    assert "phantom-write" in h.names()
