@@ -39,7 +39,7 @@ from kafka_verify.wire.frames import (
     parse_request_header,
 )
 from kafka_verify.wire.schema_walk import check_shape
-from kio.index import load_request_schema, load_response_schema
+from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema
 from kio.schema.api_versions import v0 as api_versions_v0
 from kio.schema.api_versions import v1 as api_versions_v1
 from kio.schema.api_versions import v2 as api_versions_v2
@@ -54,6 +54,13 @@ from kio.static.primitive import i16, i32, i32Timedelta
 from kio.static.protocol import Entity, RequestPayload, ResponsePayload
 
 UNSUPPORTED_VERSION = ErrorCode.unsupported_version  # 35
+
+ApiVersionsResponse = (
+    api_versions_v0.ApiVersionsResponse
+    | api_versions_v1.ApiVersionsResponse
+    | api_versions_v2.ApiVersionsResponse
+    | api_versions_v3.ApiVersionsResponse
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +183,7 @@ def decode_response(payload: bytes, api_key: int, api_version: int) -> tuple[int
     """The correlation id and kio's object of a response frame's payload (without its size)."""
     try:
         schema = load_response_schema(api_key, api_version)
-    except Exception:
+    except (UnknownAPIKey, UnknownEntity):
         raise FrameError(
             f"API key {api_key} version {api_version} has no response schema"
         ) from None
@@ -195,13 +202,19 @@ def decode_request_frame(payload: bytes) -> DecodedRequest | ApiVersionsTooNew:
     return decode_request(RequestFrame(header, payload[header_size:]))
 
 
-def api_versions_response(version: int, error_code: ErrorCode = ErrorCode.none) -> Any:
+def api_versions_response(
+    version: int, error_code: ErrorCode = ErrorCode.none
+) -> ApiVersionsResponse:
     """The ApiVersions answer in `version` (0-3): every supported API with its advertised range."""
-    modules = {0: api_versions_v0, 1: api_versions_v1, 2: api_versions_v2, 3: api_versions_v3}
+    modules: dict[int, Any] = {
+        0: api_versions_v0,
+        1: api_versions_v1,
+        2: api_versions_v2,
+        3: api_versions_v3,
+    }
     module = modules.get(version)
     if module is None:
         raise ValueError(f"ApiVersions responses are built in versions 0-3, not {version}")
-    response_type = module.ApiVersionsResponse
     entry_type = module.response.ApiVersion
     api_keys = tuple(
         entry_type(
@@ -211,11 +224,16 @@ def api_versions_response(version: int, error_code: ErrorCode = ErrorCode.none) 
         )
         for api in sorted(SUPPORTED_APIS.values(), key=lambda api: api.api_key)
     )
+    response: ApiVersionsResponse
     if version == 0:
-        return response_type(error_code=error_code, api_keys=api_keys)
-    return response_type(
-        error_code=error_code, api_keys=api_keys, throttle_time=i32Timedelta.parse(timedelta(0))
-    )
+        response = module.ApiVersionsResponse(error_code=error_code, api_keys=api_keys)
+    else:
+        response = module.ApiVersionsResponse(
+            error_code=error_code,
+            api_keys=api_keys,
+            throttle_time=i32Timedelta.parse(timedelta(0)),
+        )
+    return response
 
 
 def _read_body(schema: type[Entity], body: bytes, what: str) -> Entity:

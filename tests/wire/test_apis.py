@@ -13,6 +13,7 @@ from kafka_verify.wire.apis import (
     UNSUPPORTED_VERSION,
     ApiVersionsTooNew,
     DecodedRequest,
+    SupportedApi,
     api_versions_response,
     decode_request,
     decode_request_frame,
@@ -65,11 +66,11 @@ def test_the_table_is_the_one_asked_for() -> None:
 
 
 @pytest.mark.parametrize("api", SUPPORTED_APIS.values(), ids=lambda api: api.name)
-def test_every_served_version_has_kio_schemas_and_the_names_match(api: object) -> None:
-    assert hasattr(api, "api_key")
-    kio_versions = set(schema_name_map[api_key_map[api.api_key]])  # type: ignore[attr-defined]
-    assert set(range(api.min_version, api.max_version + 1)) <= kio_versions  # type: ignore[attr-defined]
-    assert api_key_map[api.api_key].replace("_", "") == api.name.lower()  # type: ignore[attr-defined]
+def test_every_served_version_has_kio_schemas_and_the_names_match(api: SupportedApi) -> None:
+    kio_versions = set(schema_name_map[api_key_map[api.api_key]])
+    assert set(range(api.min_version, api.max_version + 1)) <= kio_versions
+    assert api_key_map[api.api_key].replace("_", "") == api.name.lower()
+    assert api.advertised_min_version <= api.min_version
 
 
 @pytest.mark.parametrize(("api_key", "version"), SERVED)
@@ -131,6 +132,37 @@ def test_a_damaged_request_decodes_or_is_one_frame_error(
         assert error.reason
     else:
         assert isinstance(decoded, DecodedRequest | ApiVersionsTooNew)
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(
+    served=st.sampled_from(SERVED),
+    client_id=st.none() | st.text(max_size=4),
+    body=st.binary(max_size=80),
+)
+def test_any_body_after_a_served_header_decodes_or_is_one_frame_error(
+    served: tuple[int, int], client_id: str | None, body: bytes
+) -> None:
+    api_key, version = served
+    schema = load_request_schema(api_key, version)
+    payload = struct.pack(">hhi", api_key, version, 1) + _client_id(client_id)
+    if schema.__flexible__:
+        payload += b"\x00"  # header v2: no tagged fields
+    try:
+        decoded = decode_request_frame(payload + body)
+    except FrameError as error:
+        assert error.reason
+    else:
+        assert isinstance(decoded, DecodedRequest)
+        assert type(decoded.body) is schema
+        assert decoded.header.client_id == client_id
+
+
+def _client_id(client_id: str | None) -> bytes:
+    if client_id is None:
+        return struct.pack(">h", -1)
+    raw = client_id.encode("utf-8")
+    return struct.pack(">h", len(raw)) + raw
 
 
 @pytest.mark.parametrize(("api_key", "version"), [(3, 12), (9, 9), (0, 10), (1, 12), (2, 7)])
