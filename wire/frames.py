@@ -93,18 +93,25 @@ class FrameSplitter:
         """Every complete frame's payload buffered so far, in order; raises FrameError on a bad size."""
         if self._failure is not None:
             raise self._failure
-        while len(self._buffer) >= SIZE_PREFIX_BYTES:
-            (size,) = struct.unpack_from(">i", self._buffer, 0)
-            if size < 0:
-                self._fail(f"frame size {size} is negative")
-            if size > self.max_frame_bytes:
-                self._fail(f"frame size {size} exceeds the maximum of {self.max_frame_bytes} bytes")
-            end = SIZE_PREFIX_BYTES + size
-            if len(self._buffer) < end:
-                return
-            payload = bytes(self._buffer[SIZE_PREFIX_BYTES:end])
-            del self._buffer[:end]
-            yield payload
+        start = 0  # frames are sliced from here, and the buffer is cut once, at the end
+        try:
+            while len(self._buffer) - start >= SIZE_PREFIX_BYTES:
+                (size,) = struct.unpack_from(">i", self._buffer, start)
+                if size < 0:
+                    self._fail(f"frame size {size} is negative")
+                if size > self.max_frame_bytes:
+                    self._fail(
+                        f"frame size {size} exceeds the maximum of {self.max_frame_bytes} bytes"
+                    )
+                end = start + SIZE_PREFIX_BYTES + size
+                if len(self._buffer) < end:
+                    return
+                payload = bytes(self._buffer[start + SIZE_PREFIX_BYTES : end])
+                start = end
+                yield payload
+        finally:
+            if self._failure is None:
+                del self._buffer[:start]
 
     def close(self) -> None:
         """The peer closed the stream: bytes of an unfinished frame are an error."""
