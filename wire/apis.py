@@ -38,7 +38,7 @@ from kafka_verify.wire.frames import (
     RequestHeader,
     parse_request_header,
 )
-from kafka_verify.wire.schema_walk import check_shape
+from kafka_verify.wire.schema_walk import walk
 from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema
 from kio.schema.api_versions import v0 as api_versions_v0
 from kio.schema.api_versions import v1 as api_versions_v1
@@ -190,8 +190,9 @@ def decode_response(payload: bytes, api_key: int, api_version: int) -> tuple[int
     header_schema: type[Entity] = (
         ResponseHeaderV1 if schema.__header_schema__ is ResponseHeaderV1 else ResponseHeaderV0
     )
-    header_size = check_shape(header_schema, payload)
-    header, _ = _reader(header_schema)(payload, 0)
+    header_shape = walk(header_schema, payload)
+    header_size = header_shape.size
+    header, _ = _reader(header_schema)(header_shape.known, 0)
     body = _read_body(schema, payload[header_size:], f"API key {api_key} v{api_version} response")
     return int(header.correlation_id), body  # type: ignore[return-value]  # a response schema's
 
@@ -237,18 +238,18 @@ def api_versions_response(
 
 
 def _read_body(schema: type[Entity], body: bytes, what: str) -> Entity:
-    size = check_shape(schema, body)
-    if size != len(body):
-        raise FrameError(f"the {what} has {len(body) - size} bytes after its last field")
+    shape = walk(schema, body)
+    if shape.size != len(body):
+        raise FrameError(f"the {what} has {len(body) - shape.size} bytes after its last field")
     try:
         value: Entity
-        value, read = _reader(schema)(body, 0)
+        value, read = _reader(schema)(shape.known, 0)
     except Exception as error:
         # kio's native reader signals bad input with several exception types
         # (its SerialError family, ValueError, KeyError); each means "does not parse".
         raise FrameError(f"the {what} does not parse: {error}") from None
-    if read != size:
-        raise FrameError(f"the {what} took {read} bytes where its shape takes {size}")
+    if read != len(shape.known):
+        raise FrameError(f"the {what} took {read} bytes where its shape takes {len(shape.known)}")
     return value
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from kafka_verify.wire.errors import FrameError
-from kafka_verify.wire.schema_walk import check_shape
+from kafka_verify.wire.schema_walk import walk
 from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema
 from kio.schema.request_header.v1 import RequestHeader as RequestHeaderV1
 from kio.schema.request_header.v2 import RequestHeader as RequestHeaderV2
@@ -165,19 +165,21 @@ def parse_request_header(payload: bytes) -> tuple[RequestHeader, int]:
     if header_version == 0:
         return RequestHeader(api_key, api_version, correlation_id, None, 0), _COMMON_HEADER.size
     schema = RequestHeaderV2 if header_version == 2 else RequestHeaderV1
-    size = check_shape(schema, payload)
+    shape = walk(schema, payload)
     parsed: RequestHeaderV1 | RequestHeaderV2
     try:
         if header_version == 2:
-            parsed, read = entity_reader(RequestHeaderV2)(payload, 0)
+            parsed, read = entity_reader(RequestHeaderV2)(shape.known, 0)
         else:
-            parsed, read = entity_reader(RequestHeaderV1)(payload, 0)
+            parsed, read = entity_reader(RequestHeaderV1)(shape.known, 0)
     except Exception as error:
         # kio's native reader signals bad input with several exception types
         # (its SerialError family, ValueError, KeyError); each means "does not parse".
         raise FrameError(f"the request header does not parse: {error}") from None
-    if read != size:
-        raise FrameError(f"the request header took {read} bytes where its shape takes {size}")
+    if read != len(shape.known):
+        raise FrameError(
+            f"the request header took {read} bytes where its shape takes {len(shape.known)}"
+        )
     header = RequestHeader(
         api_key=parsed.request_api_key,
         api_version=parsed.request_api_version,
@@ -185,7 +187,7 @@ def parse_request_header(payload: bytes) -> tuple[RequestHeader, int]:
         client_id=parsed.client_id,
         header_version=header_version,
     )
-    return header, size
+    return header, shape.size
 
 
 def request_header_version(api_key: int, api_version: int) -> int:

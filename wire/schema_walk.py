@@ -12,13 +12,18 @@ Rules of this module:
 - It mirrors kio's writer (`kio.serial._serialize`): the same field classes,
   the same nullability (tagged fields are never nullable), the request
   header's legacy `client_id`, and KIP-893's marker byte for nullable structs.
+- Tagged fields the schema does not know are skipped, as Kafka's own readers
+  skip them (a client may send tags newer than the schema), but kio's reader
+  refuses them; so `walk` returns the bytes without them, for kio to read.
+  An unknown tag inside a known tagged field's value is refused: dropping it
+  would change the size written before it.
 - Whether strings are valid UTF-8 or enums known is left to kio's reader.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import Field, fields
+from dataclasses import Field, dataclass, fields
 from functools import cache
 
 from kafka_verify.wire.errors import FrameError
@@ -54,15 +59,33 @@ _VARIABLE_WIDTH = frozenset({"string", "bytes", "records"})
 _MAX_UVARINT_BYTES = 5  # Kafka's unsigned varints are 32-bit: at most five 7-bit groups
 
 
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a walk found: the bytes the entity takes, and those bytes without unknown tags."""
+
+    size: int
+    known: bytes
+
+
 class _Cursor:
-    """A read position in `data[pos:end]`."""
+    """A read position in `data[pos:end]`, and the edits that drop unknown tagged fields."""
 
-    __slots__ = ("data", "end", "pos")
+    __slots__ = ("data", "edits", "end", "in_tagged_value", "pos")
 
-    def __init__(self, data: bytes, pos: int, end: int) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        pos: int,
+        end: int,
+        edits: list[tuple[int, int, bytes]],
+        in_tagged_value: bool = False,
+    ) -> None:
         self.data = data
         self.pos = pos
         self.end = end
+        # (start, end, replacement) byte ranges of `data`, in increasing order.
+        self.edits = edits
+        self.in_tagged_value = in_tagged_value
 
     @property
     def left(self) -> int:
@@ -101,11 +124,24 @@ class _Cursor:
         raise FrameError(f"{what} is a varint longer than {_MAX_UVARINT_BYTES} bytes")
 
 
-def check_shape(entity_type: type[Entity], data: bytes, offset: int = 0) -> int:
-    """Walk one `entity_type` at `data[offset:]`; return the bytes it takes, or raise FrameError."""
-    cursor = _Cursor(data, offset, len(data))
+def walk(entity_type: type[Entity], data: bytes, offset: int = 0) -> Shape:
+    """Walk one `entity_type` at `data[offset:]`; FrameError at the first length that does not fit."""
+    edits: list[tuple[int, int, bytes]] = []
+    cursor = _Cursor(data, offset, len(data), edits)
     _walk_entity(cursor, entity_type)
-    return cursor.pos - offset
+    known = bytearray()
+    position = offset
+    for start, end, replacement in sorted(edits):
+        known += data[position:start]
+        known += replacement
+        position = end
+    known += data[position : cursor.pos]
+    return Shape(size=cursor.pos - offset, known=bytes(known))
+
+
+def check_shape(entity_type: type[Entity], data: bytes, offset: int = 0) -> int:
+    """The bytes one `entity_type` takes at `data[offset:]`, or FrameError."""
+    return walk(entity_type, data, offset).size
 
 
 def _walk_entity(cursor: _Cursor, entity_type: type[Entity]) -> None:
@@ -124,22 +160,46 @@ def _walk_entity(cursor: _Cursor, entity_type: type[Entity]) -> None:
 def _walk_tagged_fields(
     cursor: _Cursor, entity_type: type[Entity], tagged: dict[int, Field[object]]
 ) -> None:
+    count_start = cursor.pos
     count = cursor.uvarint("the tagged field count")
+    count_end = cursor.pos
     if count > cursor.left:
         raise FrameError(f"{count} tagged fields cannot fit in {cursor.left} bytes")
+    dropped: list[tuple[int, int, bytes]] = []
     for _ in range(count):
+        field_start = cursor.pos
         tag = cursor.uvarint("a tagged field's tag")
         size = cursor.uvarint(f"tagged field {tag}'s size")
         if size > cursor.left:
             raise FrameError(f"tagged field {tag} claims {size} bytes but {cursor.left} are left")
         field = tagged.get(tag)
         if field is None:
-            raise FrameError(f"tag {tag} is not a tagged field of {entity_type.__name__}")
-        inner = _Cursor(cursor.data, cursor.pos, cursor.pos + size)
+            if cursor.in_tagged_value:
+                raise FrameError(
+                    f"tag {tag} of {entity_type.__name__} is unknown inside a tagged field's value"
+                )
+            cursor.pos += size
+            dropped.append((field_start, cursor.pos, b""))
+            continue
+        inner = _Cursor(cursor.data, cursor.pos, cursor.pos + size, cursor.edits, True)
         _walk_field(inner, field, True, False)
         if inner.left:
             raise FrameError(f"tagged field {tag} has {inner.left} bytes more than its value")
         cursor.pos += size
+    if dropped:
+        cursor.edits.append((count_start, count_end, _uvarint(count - len(dropped))))
+        cursor.edits.extend(dropped)
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
 
 
 def _walk_field(cursor: _Cursor, field: Field[object], flexible: bool, optional: bool) -> None:

@@ -27,7 +27,7 @@ from kafka_verify.wire.schema_walk import check_shape
 from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.schema.index import api_key_map, schema_name_map
-from kio.static.primitive import Records, i64Timedelta
+from kio.static.primitive import Records, i16, i64Timedelta
 
 # kio leaves the records bytes of Produce and Fetch without a strategy; any bytes will do here.
 st.register_type_strategy(Records, st.binary(max_size=64))
@@ -201,6 +201,62 @@ def test_an_unknown_api_key_or_an_unserved_version_is_a_frame_error() -> None:
         decode_request_frame(struct.pack(">hhih", 0, 11, 1, -1) + b"\x00")
     with pytest.raises(FrameError, match="Metadata version 13 is outside"):
         decode_request_frame(struct.pack(">hhih", 3, 13, 1, -1) + b"\x00\x01\x00\x00")
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes([*out, value])
+
+
+def test_unknown_tagged_fields_are_skipped_where_kafka_skips_them() -> None:
+    from kio.schema.metadata.v12 import MetadataRequest
+    from kio.schema.metadata.v12.request import MetadataRequestTopic
+
+    body = MetadataRequest(
+        topics=(MetadataRequestTopic(topic_id=None, name="t"),),
+        include_topic_authorized_operations=True,
+    )
+    frame = encode_request(1, "c", body)
+    known = decode_request_frame(frame[4:])
+    assert isinstance(known, DecodedRequest)
+    # The body's own tagged section is its last byte (0 fields); the topic's is the byte
+    # before the two booleans. Give each a tag from a newer schema.
+    payload = bytearray(frame[4:])
+    payload[-1:] = _uvarint(2) + b"\x07\x01z" + b"\x2a\x00"
+    topic_tags_at = len(payload) - 6 - 3
+    assert payload[topic_tags_at] == 0
+    payload[topic_tags_at : topic_tags_at + 1] = b"\x01\x63\x03abc"
+    decoded = decode_request_frame(bytes(payload))
+    assert isinstance(decoded, DecodedRequest)
+    assert decoded.body == body
+
+
+def test_an_unknown_tag_inside_a_known_tagged_value_is_refused() -> None:
+    # ApiVersions v3's supported_features (tag 0) holds entities with tagged sections of
+    # their own; dropping a tag in there would change tag 0's size.
+    from kio.schema.api_versions.v3.response import SupportedFeatureKey
+
+    response = api_versions_response(3)
+    with_feature = type(response)(
+        error_code=response.error_code,
+        api_keys=response.api_keys,
+        throttle_time=response.throttle_time,
+        supported_features=(SupportedFeatureKey(name="f", min_version=i16(0), max_version=i16(1)),),
+    )
+    frame = bytearray(encode_response(1, with_feature))
+    assert decode_response(bytes(frame[4:]), 18, 3) == (1, with_feature)
+    # The feature entry ends ...name, min, max, then its empty tagged section; the section
+    # after it, the response's own, holds tag 0: [count=1][tag 0][size][array].
+    feature = b"\x02f" + struct.pack(">hh", 0, 1) + b"\x00"
+    at = bytes(frame).rindex(feature) + len(feature) - 1
+    frame[at : at + 1] = b"\x01\x63\x00"
+    size_at = bytes(frame).rindex(b"\x01\x00", 0, at - len(feature)) + 1
+    frame[size_at + 1] += 2  # tag 0's size grows by the two bytes added
+    with pytest.raises(FrameError, match="unknown inside a tagged field's value"):
+        decode_response(bytes(frame[4:]), 18, 3)
 
 
 def test_trailing_bytes_after_a_body_are_a_frame_error() -> None:

@@ -66,6 +66,18 @@ def test_a_v0_header_has_no_client_id() -> None:
     assert size == 8
 
 
+def test_an_unknown_tagged_field_in_a_v2_header_is_skipped_as_kafka_skips_it() -> None:
+    frame = _api_versions_v3(correlation_id=3)
+    plain = parse_request_header(frame[4:])
+    # The same header with one tagged field (tag 9, two bytes) no schema knows.
+    at = 8 + 2 + len("client")  # after the common fields and the client id
+    tagged = frame[4 : 4 + at] + b"\x01\x09\x02hi" + frame[4 + at + 1 :]
+    header, size = parse_request_header(tagged)
+    assert header == plain[0]
+    assert size == plain[1] + 4
+    assert tagged[size:] == frame[4 + plain[1] :]  # the body starts after the tagged field
+
+
 def test_header_versions_follow_kafkas_rule() -> None:
     assert request_header_version(3, 8) == 1  # Metadata v8 is not flexible
     assert request_header_version(3, 9) == 2  # Metadata v9 is
@@ -129,7 +141,7 @@ def test_a_stream_that_ends_inside_a_frame_is_an_error_at_close() -> None:
         (struct.pack(">hhih", 3, 1, 1, -2), "client_id has length -2"),
         # v2: a legacy client id, then a tagged-field count far larger than the frame.
         (struct.pack(">hhih", 3, 12, 1, -1) + b"\xff\xff\xff\xff\x0f", "tagged fields cannot fit"),
-        (struct.pack(">hhih", 3, 12, 1, -1) + b"\x01\x05\x00", "tag 5 is not a tagged field"),
+        (struct.pack(">hhih", 3, 12, 1, -1) + b"\x01\x05\x03ab", "tagged field 5 claims 3 bytes"),
         (struct.pack(">hhih", 3, 12, 1, -1) + b"\xff\xff\xff\xff\xff\xff", "longer than 5 bytes"),
         (struct.pack(">hhih", 3, 12, 1, 1) + b"\xff\x00", "does not parse"),  # not UTF-8
     ],
