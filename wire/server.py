@@ -59,6 +59,7 @@ class KafkaServer:
         self.max_frame_bytes = max_frame_bytes
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.closed_for_frame_errors = 0
         # Requests answered, by (API key, version), ApiVersions included.
         self.request_counts: Counter[tuple[int, int]] = Counter()
@@ -80,13 +81,15 @@ class KafkaServer:
         )
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        for task in list(self._connections):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Connections accepted from now on are refused in `_accept`, so this set only shrinks.
+        while self._connections:
+            tasks = list(self._connections)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -103,10 +106,20 @@ class KafkaServer:
     ) -> None:
         await self.close()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # asyncio runs each accepted connection in a task
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Start a connection's task (called by asyncio, synchronously, as each one is made).
+
+        Registering the task here, not from inside it, means `close()` never misses a
+        connection whose task has not run yet.
+        """
+        if self._closing:
+            writer.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._connection(reader, writer))
         self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
             await self._serve(reader, writer)
@@ -116,13 +129,11 @@ class KafkaServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             log.info("the connection from %s was lost", peer)
         except asyncio.CancelledError:
-            # Only close() cancels a connection; ending the task normally keeps
-            # asyncio's stream callback from reporting the cancellation as an error.
             log.debug("closing the connection from %s: the server is closing", peer)
+            raise
         except Exception:
             log.exception("closing the connection from %s after an internal error", peer)
         finally:
-            self._connections.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()

@@ -377,3 +377,125 @@ def test_kafka_python_negotiates_api_versions_and_reads_metadata() -> None:
         assert counts.get((18, 3), 0) >= 1, counts
 
     _run(test)
+
+
+def test_kafka_python_produces_batches_that_split_check_and_read_back() -> None:
+    producer_module = pytest.importorskip("kafka")
+    import time
+    import uuid
+
+    from kafka_verify.wire.batches import (
+        assign_offset_and_epoch,
+        iter_records,
+        parse_batch,
+        split_batches,
+    )
+    from kio.index import load_payload_module
+    from kio.schema.metadata.v12.response import (
+        MetadataResponsePartition,
+        MetadataResponseTopic,
+    )
+    from kio.schema.types import TopicName
+    from kio.static.constants import EntityType
+    from kio.static.primitive import i64
+
+    log_bytes = bytearray()  # the one partition's log: batches as sent, offsets assigned
+    leader_epoch = 4
+
+    async def test() -> None:
+        server = KafkaServer(_no_handler)
+        await server.start()
+
+        async def broker(request: DecodedRequest) -> Any:
+            key, version = request.header.api_key, request.header.api_version
+            if key == 3:
+                partition = MetadataResponsePartition(
+                    error_code=ErrorCode.none,
+                    partition_index=i32(0),
+                    leader_id=BrokerId(0),
+                    leader_epoch=i32(leader_epoch),
+                    replica_nodes=(BrokerId(0),),
+                    isr_nodes=(BrokerId(0),),
+                    offline_replicas=(),
+                )
+                topic = MetadataResponseTopic(
+                    error_code=ErrorCode.none,
+                    name=TopicName("t"),
+                    topic_id=uuid.UUID(int=1),
+                    partitions=(partition,),
+                )
+                broker_entry = MetadataResponseBroker(
+                    node_id=BrokerId(0), host="127.0.0.1", port=i32(server.port)
+                )
+                return MetadataResponseV12(
+                    throttle_time=NO_THROTTLE,
+                    brokers=(broker_entry,),
+                    controller_id=BrokerId(0),
+                    topics=(topic,),
+                )
+            assert key == 0, f"unexpected API {key} v{version}"
+            schema = load_payload_module(0, version, EntityType.response)
+            [topic_data] = request.body.topic_data  # type: ignore[attr-defined]
+            [partition_data] = topic_data.partition_data
+            base_offset = _next_offset(log_bytes)
+            for batch in split_batches(partition_data.records):
+                raw = bytearray(batch.raw)
+                assign_offset_and_epoch(raw, _next_offset(log_bytes), leader_epoch)
+                log_bytes.extend(raw)
+            answer = schema.PartitionProduceResponse(
+                index=partition_data.index,
+                error_code=ErrorCode.none,
+                base_offset=i64(base_offset),
+                record_errors=(),
+            )
+            return schema.ProduceResponse(
+                responses=(
+                    schema.TopicProduceResponse(
+                        name=topic_data.name, partition_responses=(answer,)
+                    ),
+                ),
+                throttle_time=NO_THROTTLE,
+            )
+
+        server.handler = broker
+
+        def produce() -> list[tuple[int, int]]:
+            producer = producer_module.KafkaProducer(
+                bootstrap_servers=f"127.0.0.1:{server.port}",
+                request_timeout_ms=20_000,
+                max_block_ms=20_000,
+                enable_idempotence=False,
+            )
+            try:
+                sent = [
+                    producer.send("t", key=b"k%d" % i, value=b"v%d" % i, headers=[("h", b"x")])
+                    for i in range(3)
+                ]
+                return [(m.partition, m.offset) for m in (f.get(timeout=20) for f in sent)]
+            finally:
+                producer.close(timeout=10)
+
+        try:
+            acked = await asyncio.to_thread(produce)
+        finally:
+            await server.close()
+        assert acked == [(0, 0), (0, 1), (0, 2)]
+
+    before_ms = int(time.time() * 1000)
+    _run(test)
+    after_ms = int(time.time() * 1000)
+    batches = split_batches(bytes(log_bytes))  # every stored batch still passes its CRC
+    assert {batch.partition_leader_epoch for batch in batches} == {leader_epoch}
+    records = [record for batch in batches for record in iter_records(parse_batch(batch.raw))]
+    assert [(r.offset, r.key, r.value, r.headers) for r in records] == [
+        (i, b"k%d" % i, b"v%d" % i, (("h", b"x"),)) for i in range(3)
+    ]
+    # The producer's millisecond timestamps come through whole.
+    assert all(before_ms <= r.timestamp_ms <= after_ms for r in records)
+
+
+def _next_offset(log_bytes: bytearray) -> int:
+    from kafka_verify.wire.batches import split_batches
+
+    batches = split_batches(bytes(log_bytes))
+    return batches[-1].last_offset + 1 if batches else 0
