@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import struct
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -36,7 +37,8 @@ NO_THROTTLE = i32Timedelta.parse(timedelta(0))
 
 
 def _run(test: Callable[[], Awaitable[None]]) -> None:
-    """Run one async test, then require that it left no task behind."""
+    """Run one async test, then require that it left no task and no thread behind."""
+    threads_before = set(threading.enumerate())
 
     async def checked() -> None:
         async with asyncio.timeout(60):
@@ -44,6 +46,8 @@ def _run(test: Callable[[], Awaitable[None]]) -> None:
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
     asyncio.run(checked())
+    left = [thread.name for thread in set(threading.enumerate()) - threads_before]
+    assert left == [], f"threads left running: {left}"
 
 
 async def _no_handler(request: DecodedRequest) -> Any:
