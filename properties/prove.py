@@ -83,6 +83,7 @@ class ProofResult:
     actions: tuple[Action, ...] = ()  # the counterexample, for `violated`
     message: str = ""  # the Python predicate's sentence, or why the result is unknown
     notes: tuple[str, ...] = field(default=())
+    engine: str = "bmc"  # which engine answered: "bmc" (Z3) or "bfs" (explicit search)
 
 
 class EncodingMismatch(RuntimeError):
