@@ -112,6 +112,9 @@ def _build_parser() -> _Parser:
     bench = sub.add_parser("bench", help="measure checking speed and overhead")
     bench.add_argument("--json", type=Path, default=None, metavar="FILE")
     bench.add_argument("--steps", type=_positive, default=12_000)
+    bench.add_argument(
+        "--prove", action="store_true", help="measure the prover alone (engines and variants)"
+    )
 
     sub.add_parser("bugs", help="list the seeded-bug catalogue")
     sub.add_parser("properties", help="list every property and what it forbids")
