@@ -19,7 +19,7 @@ Rules of this module:
   adjacent commuting transitions are taken in one order only (a partial-order
   reduction that keeps every state reachable at the same depth).
 - The inductive invariant of a config is computed once per process and shared
-  by the properties.
+  by the properties (the portfolio hands it on to the processes it starts).
 """
 
 from __future__ import annotations
@@ -127,6 +127,20 @@ _CANDIDATES: dict[str, Formula] = {
     **{name: _holds(name) for name in BREAKS},
 }
 _INVARIANTS: dict[Config, Invariant] = {}
+
+
+def known_invariant(config: Config) -> Invariant | None:
+    """The inductive invariant this process has computed (or been given) for `config`, if any."""
+    return _INVARIANTS.get(config)
+
+
+def remember_invariant(config: Config, names: Sequence[str], dropped: Sequence[str]) -> None:
+    """Take an invariant that another process computed for `config` (the portfolio's engines
+    run in processes of their own); only candidate names are accepted."""
+    unknown = sorted(set(names) - set(_CANDIDATES))
+    if unknown:
+        raise ValueError(f"not candidate invariants: {unknown}")
+    _INVARIANTS[config] = Invariant(tuple(names), True, 0.0, tuple(dropped))
 
 
 def inductive_invariant(config: Config, deadline: float) -> Invariant:

@@ -13,6 +13,8 @@ Rules of this module:
   offers at that state. The path is replayed here on `model.step` and the
   property's Python predicate must confirm the last state; nothing an engine
   says is trusted on its word.
+- Z3's inductive invariant of a config comes back with an answer and is kept
+  here, so the engines started for the next property inherit it.
 - Once an answer is in, or the time is up, the engines still running are
   stopped (only the processes started here).
 """
@@ -38,7 +40,9 @@ from kafka_verify.properties.prove import (
     VIOLATED,
     EncodingMismatch,
     ProofResult,
+    known_invariant,
     prove,
+    remember_invariant,
 )
 from kafka_verify.properties.prove_explicit import search
 
@@ -121,6 +125,9 @@ def _engine_process(
             "notes": list(result.notes),
             "path": action_indices(result.actions, config),
         }
+        invariant = known_invariant(config)
+        if invariant is not None and invariant.closed:
+            payload["invariant"] = {"names": invariant.names, "dropped": invariant.dropped}
     except Exception as error:  # reported by the parent, which raises it there
         payload = {"error": f"{type(error).__name__}: {error}"}
     sender.send_bytes(json.dumps(payload).encode("utf-8"))
@@ -137,6 +144,9 @@ def _receive(receiver: Connection, name: str, engine: str, config: Config) -> Pr
         receiver.close()
     if "error" in payload:
         raise RuntimeError(f"the {engine} engine failed on {name}: {payload['error']}")
+    if "invariant" in payload:
+        # The engines of the next property fork from here and start with it.
+        remember_invariant(config, payload["invariant"]["names"], payload["invariant"]["dropped"])
     actions = replay_indices(payload["path"], config)
     if payload["status"] == VIOLATED:
         _confirm(name, engine, config, actions)

@@ -19,6 +19,8 @@ from kafka_verify.properties.prove import (
     VIOLATED,
     EncodingMismatch,
     default_config,
+    known_invariant,
+    remember_invariant,
 )
 from kafka_verify.properties.prove_explicit import search
 from kafka_verify.properties.prove_portfolio import (
@@ -59,10 +61,20 @@ def test_the_explicit_engine_proves_by_visiting_every_state_and_bounds_by_depth(
     assert capped.status == UNKNOWN and "cap" in capped.message
 
 
-def test_the_portfolio_takes_a_proof_from_induction() -> None:
-    result = portfolio("leader-in-isr", default_config(), depth=14, timeout_s=120)
+def test_the_portfolio_takes_a_proof_from_induction_and_keeps_the_invariant() -> None:
+    config = default_config(max_epoch=2)  # bounds no other test proves in this process
+    assert known_invariant(config) is None
+    result = portfolio("leader-in-isr", config, depth=14, timeout_s=120)
     assert (result.status, result.engine) == (PROVED, "bmc")
     assert multiprocessing.active_children() == []
+    # The engines started for the next property begin with it.
+    invariant = known_invariant(config)
+    assert invariant is not None and invariant.closed and "leader-in-isr" in invariant.names
+
+
+def test_an_invariant_from_another_process_names_only_candidates() -> None:
+    with pytest.raises(ValueError, match="not candidate invariants"):
+        remember_invariant(default_config(max_epoch=1), ["leader-in-isr", "nope"], [])
 
 
 def test_out_of_time_is_unknown_and_stops_every_engine() -> None:
