@@ -148,7 +148,7 @@ def _print_table(results: list[tuple[ProofResult, Path | None]], config: Config)
     for column in ("property", "status", "depth", "seconds", "engine", "detail"):
         table.add_column(column)
     for result, trace in results:
-        detail = result.message or "; ".join(result.notes)
+        detail = "; ".join(part for part in (result.message, *result.notes) if part)
         if trace is not None:
             detail = f"{detail} (trace: {trace})"
         table.add_row(

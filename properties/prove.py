@@ -308,7 +308,8 @@ def _bounded_search(
         if found is not None and bound <= clean:
             actions, message = found
             seconds = time.perf_counter() - started
-            return ProofResult(name, VIOLATED, len(actions), seconds, actions, message)
+            note = f"minimal: no path of fewer than {len(actions)} steps breaks it"
+            return ProofResult(name, VIOLATED, len(actions), seconds, actions, message, (note,))
         if found is None and clean >= depth:
             note = f"not in the inductive invariant, and k-induction did not close up to k={induction_k}"
             seconds = time.perf_counter() - started

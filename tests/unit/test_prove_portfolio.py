@@ -46,7 +46,7 @@ def _violates(config: Config, name: str, actions: tuple[object, ...]) -> bool:
 def test_every_engine_finds_the_same_minimal_counterexample_depth(engines: tuple[str, ...]) -> None:
     result = portfolio("log-agreement", TRUNCATE_TO_HW, depth=8, timeout_s=120, engines=engines)
     assert (result.status, result.depth, len(result.actions)) == (VIOLATED, 7, 7)
-    assert result.engine in engines
+    assert result.engine in engines and result.notes[0].startswith("minimal:")
     assert _violates(TRUNCATE_TO_HW, "log-agreement", result.actions)
     assert multiprocessing.active_children() == []
 
@@ -108,3 +108,14 @@ def test_cli_names_the_engine_that_answered(tmp_path: Path, engine: str) -> None
     assert (entry["status"], entry["depth"]) == ("violated", 7)
     assert entry["engine"] in (ENGINES if engine == "portfolio" else (engine,))
     assert set(entry) == {"property", "status", "depth", "seconds", "trace", "engine"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("bug", "depth"), [("epoch-end-offset-hole", 10), ("no-fetch-epoch-fencing", 13)]
+)
+def test_the_portfolio_finds_the_deep_variants_at_their_minimal_depth(bug: str, depth: int) -> None:
+    config = default_config(frozenset({bug}))
+    result = portfolio("log-agreement", config, depth=14, timeout_s=600)
+    assert (result.status, result.depth) == (VIOLATED, depth)
+    assert _violates(config, "log-agreement", result.actions)
