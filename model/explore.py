@@ -92,9 +92,13 @@ class Canonicalizer:
             ]
             for perm in self.perms
         ]
-        # Each renaming as a table from broker (or None) to its new id (-1 for none).
+        # Each renaming as a table from broker (or None) to its new id (-1 for none), and
+        # as a table from an identity encoding's id (-1 for none) to the renamed one.
         self._renamed_ids: list[dict[int | None, int]] = [
             {None: -1, **{b: perm[b] for b in range(config.brokers)}} for perm in self.perms
+        ]
+        self._renamed_ids_from_ids: list[dict[int, int]] = [
+            {-1: -1, **{b: perm[b] for b in range(config.brokers)}} for perm in self.perms
         ]
 
     def _mask(self, brokers: frozenset[int]) -> int:
@@ -111,35 +115,52 @@ class Canonicalizer:
         role) is built once; each renaming then only renames broker ids and masks.
         """
         mask = self._mask
+        ids = self._renamed_ids[0]  # the identity: None becomes -1
         parts = []
         for part in state.partitions:
             # The role's value, not the enum: an enum hashes in Python, a str in C.
-            replicas = [
-                (
-                    (r.log, r.log_start, r.hw, r.flushed, r.checkpoint_hw, r.epoch, r.role._value_),
-                    r.leader,
-                    mask(r.isr),
-                )
-                for r in part.replicas
-            ]
-            parts.append((part.leader, part.epoch, mask(part.isr), replicas))
+            replicas = tuple(
+                [
+                    (
+                        (
+                            r.log,
+                            r.log_start,
+                            r.hw,
+                            r.flushed,
+                            r.checkpoint_hw,
+                            r.epoch,
+                            r.role._value_,
+                        ),
+                        ids[r.leader],
+                        mask(r.isr),
+                    )
+                    for r in part.replicas
+                ]
+            )
+            parts.append((ids[part.leader], part.epoch, mask(part.isr), replicas))
         running = mask(state.running)
+        controller = ids[state.controller]
+        # The identity's encoding is what was just built: only the other renamings rebuild.
+        candidates = self._by_controller[state.controller]
         best: tuple[object, ...] | None = None
-        for index in self._by_controller[state.controller]:
-            ids, masks = self._renamed_ids[index], self._renamed_masks[index]
+        if candidates[0] == 0:
+            best = (controller, state.controller_epoch, running, tuple(parts), state.groups)
+            candidates = candidates[1:]
+        for index in candidates:
+            renames, masks = self._renamed_ids_from_ids[index], self._renamed_masks[index]
             renamed_parts = []
             for (leader, epoch, isr, replicas), sources in zip(parts, self._sources[index]):
                 renamed = [replicas[i] for i in sources]
                 renamed_parts.append(
                     (
-                        ids[leader],
+                        renames[leader],
                         epoch,
                         masks[isr],
-                        tuple([(local, ids[to], masks[m]) for local, to, m in renamed]),
+                        tuple([(local, renames[to], masks[m]) for local, to, m in renamed]),
                     )
                 )
             encoded = (
-                ids[state.controller],
+                renames[controller],
                 state.controller_epoch,
                 masks[running],
                 tuple(renamed_parts),

@@ -94,7 +94,10 @@ def _bit_blasting_solver(deadline: float) -> z3.Solver:
     """A fresh solver that bit-blasts to SAT, with the time left until `deadline`.
 
     Measured on the default bounds, this answers a deep BMC query 5-9x faster
-    than the incremental SMT solver, so each query gets its own solver.
+    than the incremental SMT solver, so each query gets its own solver. One
+    incremental QF_BV solver deepened a step at a time, with an assumption per
+    depth, also lost: 25 s of CPU to epoch-end-offset-hole's counterexample at
+    depth 10, against 16 s for these strided fresh queries.
     """
     tactic = z3.Then(
         "simplify", "propagate-values", "solve-eqs", "elim-uncnstr", "simplify", "bit-blast", "sat"
