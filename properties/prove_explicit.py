@@ -24,7 +24,8 @@ from kafka_verify.properties.invariants import STATE_PROPERTIES
 from kafka_verify.properties.prove import BOUNDED, PROVED, UNKNOWN, VIOLATED, ProofResult
 
 ENGINE = "bfs"
-DEFAULT_MAX_STATES = 5_000_000
+# About 1.3 kB of memory a state: the cap keeps a search within about 4 GB.
+DEFAULT_MAX_STATES = 3_000_000
 
 
 def search(
@@ -42,7 +43,11 @@ def search(
     counted = f"{found.states} states up to renaming brokers"
     if found.counterexample is not None:
         actions = found.counterexample.actions
-        message = check(found.counterexample.states[-1], config)[0].message
+        # explore replayed the path on step; the predicate must see the violation there.
+        violations = check(found.counterexample.states[-1], config)
+        if not violations:
+            raise RuntimeError(f"the search's counterexample for {name} does not violate it")
+        message = violations[0].message
         note = f"minimal: every shorter path was searched ({counted})"
         return ProofResult(
             name, VIOLATED, len(actions), seconds, actions, message, (note,), engine=ENGINE
