@@ -4,7 +4,9 @@ A breadth-first search over `enabled`/`step` finds these lengths, but the deep
 ones take minutes (no-fetch-epoch-fencing: about 140 s), far too long to redo
 inside every mutation campaign. So the lengths live here as a table, each with
 the bounds that produced it, and a test recomputes them with
-`shortest_violation_depth` (the slow one under the `slow` mark).
+`shortest_violation_depth` (the slow one under the `slow` mark), with and
+without symmetry reduction (one state per class of broker renamings, about half
+as many states at these bounds, since the controller stays on broker 0).
 
 Rules of this module: the model only. The property being searched for is
 passed in as a predicate, since the model does not know the property catalogue.
