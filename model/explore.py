@@ -92,12 +92,10 @@ class Canonicalizer:
             ]
             for perm in self.perms
         ]
-        # Each renaming as a table from broker (or None) to its new id (-1 for none), and
-        # as a table from an identity encoding's id (-1 for none) to the renamed one.
-        self._renamed_ids: list[dict[int | None, int]] = [
-            {None: -1, **{b: perm[b] for b in range(config.brokers)}} for perm in self.perms
-        ]
-        self._renamed_ids_from_ids: list[dict[int, int]] = [
+        # Broker ids as the encoding writes them (-1 for none), and each renaming as a table
+        # from those to the renamed ones.
+        self._ids: dict[int | None, int] = {None: -1, **{b: b for b in range(config.brokers)}}
+        self._renamed_ids: list[dict[int, int]] = [
             {-1: -1, **{b: perm[b] for b in range(config.brokers)}} for perm in self.perms
         ]
 
@@ -115,7 +113,7 @@ class Canonicalizer:
         role) is built once; each renaming then only renames broker ids and masks.
         """
         mask = self._mask
-        ids = self._renamed_ids[0]  # the identity: None becomes -1
+        ids = self._ids
         parts = []
         for part in state.partitions:
             # The role's value, not the enum: an enum hashes in Python, a str in C.
@@ -147,7 +145,7 @@ class Canonicalizer:
             best = (controller, state.controller_epoch, running, tuple(parts), state.groups)
             candidates = candidates[1:]
         for index in candidates:
-            renames, masks = self._renamed_ids_from_ids[index], self._renamed_masks[index]
+            renames, masks = self._renamed_ids[index], self._renamed_masks[index]
             renamed_parts = []
             for (leader, epoch, isr, replicas), sources in zip(parts, self._sources[index]):
                 renamed = [replicas[i] for i in sources]
