@@ -120,6 +120,11 @@ def _selected(args: argparse.Namespace) -> tuple[list[str], Config]:
             raise _BadInput(f"{flag} must be between {low} and {high}, not {value}")
     if args.timeout_s <= 0:
         raise _BadInput(f"--timeout-s must be positive, not {args.timeout_s}")
+    if args.engine == "bfs" and args.property in GROUP_PROPERTIES:
+        raise _BadInput(
+            f"--engine bfs searches the replication properties; {args.property} is a group "
+            "property, proved by the group prover (use --engine portfolio or bmc)"
+        )
     if args.property == "all" and only_group_variants(bugs):
         # Group variants change only the group model: the replication results would not move.
         names = list(GROUP_PROPERTIES)
