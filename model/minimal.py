@@ -1,7 +1,8 @@
 """The shortest counterexample each seeded design bug has in the model, in model actions.
 
 A breadth-first search over `enabled`/`step` finds these lengths, but the deep
-ones take minutes (no-fetch-epoch-fencing: about 140 s), far too long to redo
+ones take minutes (no-fetch-epoch-fencing: about 140 s, about 60 s with symmetry
+reduction), far too long to redo
 inside every mutation campaign. So the lengths live here as a table, each with
 the bounds that produced it, and a test recomputes them with
 `shortest_violation_depth` (the slow one under the `slow` mark), with and
