@@ -11,10 +11,14 @@ replay can be slowed by anything else running. Bare and checked replays
 therefore alternate, `REPEATS` of each, and every figure is the best one seen
 (the shortest time for a whole replay or for a window): the replay least
 disturbed, measured the same way for both.
+
+`bench --prove` measures the prover alone (`run_prove_bench`): each engine
+and the portfolio on the deep design bugs, and proofs of the correct protocol.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any
@@ -149,6 +153,49 @@ def _throughput(config: ClusterConfig, steps: int, repeats: int = REPEATS) -> di
 
 
 PROVE_BENCH_DEPTH = 6
+# The three deep design bugs, each with the property it breaks and its minimal depth.
+PROVE_VARIANTS = ("truncate-to-hw", "epoch-end-offset-hole", "no-fetch-epoch-fencing")
+PROVE_VARIANT_TIMEOUT_S = 600.0
+
+
+def run_prove_bench() -> dict[str, Any]:
+    """`kafka-verify bench --prove`: the prover's figures alone.
+
+    For each deep variant, the time to its minimal counterexample of
+    log-agreement by the portfolio and by each engine alone (each in its own
+    process, as `kafka-verify prove` runs them), and the time to prove the
+    correct protocol at the default bounds and at 4 brokers, 3 log slots and
+    4 epochs.
+    """
+    from kafka_verify.properties.prove import DEFAULT_DEPTH, default_config, prove_timings
+    from kafka_verify.properties.prove_portfolio import ENGINES, portfolio
+
+    figures: dict[str, Any] = {"cores": os.cpu_count()}
+    for bug in PROVE_VARIANTS:
+        config = default_config(frozenset({bug}))
+        entry: dict[str, Any] = {}
+        for label, engines in (("portfolio", ENGINES), *((e, (e,)) for e in ENGINES)):
+            result = portfolio(
+                "log-agreement", config, DEFAULT_DEPTH, PROVE_VARIANT_TIMEOUT_S, engines
+            )
+            entry[label] = {
+                "status": result.status,
+                "depth": result.depth,
+                "seconds": round(result.seconds, 3),
+                "engine": result.engine,
+            }
+        figures[bug] = entry
+    for label, config in (
+        ("correct_default", default_config()),
+        ("correct_brokers_4_log_3_epochs_4", default_config(brokers=4, max_log=3, max_epoch=4)),
+    ):
+        timings = prove_timings(PROVE_BENCH_DEPTH, PROVE_VARIANT_TIMEOUT_S, config)
+        figures[label] = {
+            "prove_total_s": timings["prove_total_s"],
+            "prove_proved": timings["prove_proved"],
+            "properties": len(timings) - 2,
+        }
+    return figures
 
 
 def _prove_figures() -> dict[str, Any]:

@@ -104,6 +104,9 @@ def _build_parser() -> Parser:
     bench = sub.add_parser("bench", help="measure checking speed and overhead")
     bench.add_argument("--json", type=Path, default=None, metavar="FILE")
     bench.add_argument("--steps", type=positive, default=12_000)
+    bench.add_argument(
+        "--prove", action="store_true", help="measure the prover alone (engines and variants)"
+    )
 
     check_cli.add_check_parser(sub)
     bugs = sub.add_parser("bugs", help="list the seeded-bug catalogue")

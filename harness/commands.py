@@ -193,10 +193,10 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from kafka_verify.harness.bench import run_bench
+    from kafka_verify.harness.bench import run_bench, run_prove_bench
 
     started = time.perf_counter()
-    figures = run_bench(args.steps)
+    figures = run_prove_bench() if getattr(args, "prove", False) else run_bench(args.steps)
     figures["seconds"] = round(time.perf_counter() - started, 2)
     for key, value in figures.items():
         print(f"{key:24} {value}")

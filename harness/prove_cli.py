@@ -1,4 +1,8 @@
-"""`kafka-verify prove`: Z3 proofs of the model's state properties (see DESIGN.md, "CLI contract").
+"""`kafka-verify prove`: proofs of the model's state properties (see DESIGN.md, "CLI contract").
+
+Each replication property goes to the engine `--engine` names: by default a
+portfolio of the explicit search and Z3, whichever answers first (the JSON and
+the table say which, under `engine`). Group properties have their own prover.
 
 Exit codes: 0 when nothing is violated, 1 on a counterexample (a trace file is
 written for each), 2 on bad input (one sentence on stderr, no traceback).
@@ -32,11 +36,13 @@ from kafka_verify.properties.prove import (
     prove,
 )
 from kafka_verify.properties.prove_groups import DEFAULT_DEPTH as GROUP_DEFAULT_DEPTH
+from kafka_verify.properties.prove_portfolio import ENGINES, portfolio
 from kafka_verify.properties.symbolic import BREAKS
 from rich.console import Console
 from rich.table import Table
 
 DEFAULT_TIMEOUT_S = 600.0
+PORTFOLIO = "portfolio"
 
 
 class _BadInput(Exception):
@@ -69,6 +75,15 @@ def add_prove_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--brokers", type=int, default=3, help="brokers, each with a replica (2-6)")
     parser.add_argument("--log-size", type=int, default=2, help="log slots per replica (1-6)")
     parser.add_argument("--epochs", type=int, default=3, help="largest leader epoch (1-7)")
+    parser.add_argument(
+        "--engine",
+        choices=[PORTFOLIO, *ENGINES],
+        default=PORTFOLIO,
+        help=(
+            "portfolio (default): explicit search (bfs) and Z3 (bmc) side by side, one process "
+            "each, the first proof or minimal counterexample wins; or one engine alone"
+        ),
+    )
     parser.add_argument(
         "--timeout-s",
         type=float,
@@ -105,6 +120,11 @@ def _selected(args: argparse.Namespace) -> tuple[list[str], Config]:
             raise _BadInput(f"{flag} must be between {low} and {high}, not {value}")
     if args.timeout_s <= 0:
         raise _BadInput(f"--timeout-s must be positive, not {args.timeout_s}")
+    if args.engine == "bfs" and args.property in GROUP_PROPERTIES:
+        raise _BadInput(
+            f"--engine bfs searches the replication properties; {args.property} is a group "
+            "property, proved by the group prover (use --engine portfolio or bmc)"
+        )
     if args.property == "all" and only_group_variants(bugs):
         # Group variants change only the group model: the replication results would not move.
         names = list(GROUP_PROPERTIES)
@@ -130,14 +150,19 @@ def _print_table(results: list[tuple[ProofResult, Path | None]], config: Config)
             f"slots, epochs <= {config.max_epoch}, bugs: {bugs}"
         )
     )
-    for column in ("property", "status", "depth", "seconds", "detail"):
+    for column in ("property", "status", "depth", "seconds", "engine", "detail"):
         table.add_column(column)
     for result, trace in results:
-        detail = result.message or "; ".join(result.notes)
+        detail = "; ".join(part for part in (result.message, *result.notes) if part)
         if trace is not None:
             detail = f"{detail} (trace: {trace})"
         table.add_row(
-            result.property, result.status, str(result.depth), f"{result.seconds:.2f}", detail
+            result.property,
+            result.status,
+            str(result.depth),
+            f"{result.seconds:.2f}",
+            result.engine,
+            detail,
         )
     Console(width=160).print(table)
 
@@ -157,7 +182,7 @@ def run_prove(args: argparse.Namespace) -> int:
             results.append(group)
             continue
         depth = DEFAULT_DEPTH if args.depth is None else args.depth
-        result = prove(name, config, depth=depth, timeout_s=args.timeout_s)
+        result = _prove_replication(name, config, depth, args)
         trace = None
         if result.status == VIOLATED:
             trace = write_counterexample(result, config, args.reports)
@@ -166,6 +191,16 @@ def run_prove(args: argparse.Namespace) -> int:
     if args.json is not None:
         _write_json(args.json, results)
     return 1 if any(r.status == VIOLATED for r, _ in results) else 0
+
+
+def _prove_replication(
+    name: str, config: Config, depth: int, args: argparse.Namespace
+) -> ProofResult:
+    """A replication property, by the engine the flags name (Z3 alone runs in this process)."""
+    if args.engine == "bmc":
+        return prove(name, config, depth=depth, timeout_s=args.timeout_s)
+    engines = ENGINES if args.engine == PORTFOLIO else (args.engine,)
+    return portfolio(name, config, depth, args.timeout_s, engines)
 
 
 def _write_json(path: Path, results: list[tuple[ProofResult, Path | None]]) -> None:
@@ -177,6 +212,7 @@ def _write_json(path: Path, results: list[tuple[ProofResult, Path | None]]) -> N
                 "depth": r.depth,
                 "seconds": round(r.seconds, 3),
                 "trace": None if trace is None else str(trace),
+                "engine": r.engine,
             }
             for r, trace in results
         ]

@@ -1,10 +1,13 @@
 """The shortest counterexample each seeded design bug has in the model, in model actions.
 
 A breadth-first search over `enabled`/`step` finds these lengths, but the deep
-ones take minutes (no-fetch-epoch-fencing: about 140 s), far too long to redo
+ones take minutes (no-fetch-epoch-fencing: about 140 s, about 60 s with symmetry
+reduction), far too long to redo
 inside every mutation campaign. So the lengths live here as a table, each with
 the bounds that produced it, and a test recomputes them with
-`shortest_violation_depth` (the slow one under the `slow` mark).
+`shortest_violation_depth` (the slow one under the `slow` mark), with and
+without symmetry reduction (one state per class of broker renamings, about half
+as many states at these bounds, since the controller stays on broker 0).
 
 Rules of this module: the model only. The property being searched for is
 passed in as a predicate, since the model does not know the property catalogue.
@@ -18,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from kafka_verify.model import variants
 from kafka_verify.model.actions import Action
+from kafka_verify.model.explore import Canonicalizer, no_cycle_collection
 from kafka_verify.model.state import Config, State, initial_state
 from kafka_verify.model.step import enabled, step
 
@@ -81,27 +85,38 @@ def minimal_counterexample_length(bug: str) -> int | None:
 
 
 def shortest_violation_depth(
-    config: Config, violates: ViolatingStep, max_depth: int | None = None
+    config: Config,
+    violates: ViolatingStep,
+    max_depth: int | None = None,
+    symmetry: bool = False,
 ) -> int | None:
     """Breadth-first search: the fewest actions from the initial state to a violating step.
 
     Every transition out of a layer is checked before the next layer is
     expanded, so the first violation found is at the minimal depth. None when
-    no violation is reachable (within `max_depth`).
+    no violation is reachable (within `max_depth`). With `symmetry`, one state
+    of each class of broker renamings is expanded (model/explore.py), which
+    keeps the depth when `violates` treats brokers alike.
     """
-    start = initial_state(config)
-    depth_of = {start: 0}
-    queue = deque([start])
-    while queue:
-        state = queue.popleft()
-        depth = depth_of[state]
-        if max_depth is not None and depth >= max_depth:
-            continue
-        for action in enabled(state, config):
-            after = step(state, action, config)
-            if violates(state, action, after):
-                return depth + 1
-            if after not in depth_of:
-                depth_of[after] = depth + 1
-                queue.append(after)
-    return None
+    key_of = Canonicalizer(config).key if symmetry else _itself
+    with no_cycle_collection():
+        start = initial_state(config)
+        depth_of = {key_of(start): 0}
+        queue = deque([(start, 0)])
+        while queue:
+            state, depth = queue.popleft()
+            if max_depth is not None and depth >= max_depth:
+                continue
+            for action in enabled(state, config):
+                after = step(state, action, config)
+                if violates(state, action, after):
+                    return depth + 1
+                key = key_of(after)
+                if key not in depth_of:
+                    depth_of[key] = depth + 1
+                    queue.append((after, depth + 1))
+        return None
+
+
+def _itself(state: State) -> object:
+    return state

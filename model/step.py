@@ -62,7 +62,7 @@ def _replica(
 
 
 def _durable(replica: Replica, config: Config) -> Replica:
-    if config.durable:
+    if config.durable and (replica.flushed != replica.leo or replica.checkpoint_hw != replica.hw):
         return replica.flushed_now()
     return replica
 
@@ -72,6 +72,8 @@ def _put(state: State, index: int, part: Partition, replica: Replica, config: Co
 
 
 # -- one function per action ---------------------------------------------------------
+# The exhaustive engines take millions of steps, so the commonest changes build their values
+# directly: dataclasses.replace costs several times as much.
 
 
 def _leader_write(state: State, a: LeaderWrite, config: Config) -> State:
@@ -122,7 +124,10 @@ def _become_leader(state: State, a: BecomeLeader, config: Config) -> State:
         a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})"
     )
     _require(a.broker in a.isr, a, "a leader must be in its own ISR")
-    updated = replace(r, epoch=a.epoch, role=Role.LEADER, leader=a.broker, isr=a.isr)
+    updated = Replica(
+        r.broker, r.log, r.log_start, r.hw, r.flushed, r.checkpoint_hw,
+        a.epoch, Role.LEADER, a.broker, a.isr,
+    )  # fmt: skip
     return _put(state, a.partition, part, updated, config)
 
 
@@ -136,7 +141,10 @@ def _become_follower(state: State, a: BecomeFollower, config: Config) -> State:
         a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})"
     )
     _require(a.leader != a.broker, a, "a replica cannot follow itself")
-    updated = replace(r, epoch=a.epoch, role=Role.TRUNCATING, leader=a.leader, isr=frozenset())
+    updated = Replica(
+        r.broker, r.log, r.log_start, r.hw, r.flushed, r.checkpoint_hw,
+        a.epoch, Role.TRUNCATING, a.leader, frozenset(),
+    )  # fmt: skip
     return _put(state, a.partition, part, updated, config)
 
 
@@ -149,13 +157,17 @@ def _truncate(state: State, a: Truncate, config: Config) -> State:
         f"offset {a.offset} is outside [{r.log_start}, {r.leo}]",
     )
     kept = r.log[: a.offset - r.log_start]
-    updated = replace(
-        r,
-        log=kept,
-        hw=min(r.hw, a.offset),
-        flushed=min(r.flushed, a.offset),
-        checkpoint_hw=min(r.checkpoint_hw, a.offset),
-        role=Role.FOLLOWING if r.role is Role.TRUNCATING and a.complete else r.role,
+    updated = Replica(
+        r.broker,
+        kept,
+        r.log_start,
+        min(r.hw, a.offset),
+        min(r.flushed, a.offset),
+        min(r.checkpoint_hw, a.offset),
+        r.epoch,
+        Role.FOLLOWING if r.role is Role.TRUNCATING and a.complete else r.role,
+        r.leader,
+        r.isr,
     )
     return _put(state, a.partition, part, updated, config)
 
@@ -234,7 +246,7 @@ def _elect_leader(state: State, a: ElectLeader, config: Config) -> State:
         f"{sorted(a.isr)} must be a non-empty subset of the ISR {sorted(part.isr)}",
     )
     return state.with_partition(
-        a.partition, replace(part, leader=a.leader, epoch=part.epoch + 1, isr=a.isr)
+        a.partition, Partition(a.leader, part.epoch + 1, a.isr, part.replicas)
     )
 
 
@@ -280,14 +292,16 @@ def _crash(state: State, a: Crash, config: Config) -> State:
                     epoch=r.epoch,
                 )
             replicas.append(r)
-        parts.append(replace(part, replicas=tuple(replicas)))
-    return replace(state, partitions=tuple(parts), running=state.running - {a.broker})
+        parts.append(Partition(part.leader, part.epoch, part.isr, tuple(replicas)))
+    running = state.running - {a.broker}
+    return State(tuple(parts), running, state.controller, state.controller_epoch, state.groups)
 
 
 def _restart(state: State, a: Restart, config: Config) -> State:
     _require(0 <= a.broker < config.brokers, a, f"there is no broker {a.broker}")
     _require(a.broker not in state.running, a, f"broker {a.broker} is already running")
-    return replace(state, running=state.running | {a.broker})
+    running = state.running | {a.broker}
+    return State(state.partitions, running, state.controller, state.controller_epoch, state.groups)
 
 
 def _controller_failover(state: State, a: ControllerFailover, config: Config) -> State:

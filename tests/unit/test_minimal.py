@@ -55,6 +55,21 @@ def test_deep_minimal_length_is_the_breadth_first_depth(bug: str) -> None:
     assert recompute(bug) == minimal_counterexample_length(bug)
 
 
+@pytest.mark.parametrize("bug", sorted(set(KNOWN_MINIMAL) - SLOW))
+def test_the_search_reduced_by_symmetry_finds_the_same_length(bug: str) -> None:
+    config = KNOWN_MINIMAL[bug].config(bug)
+    found = shortest_violation_depth(config, breaks_a_property(config), symmetry=True)  # type: ignore[arg-type]
+    assert found == minimal_counterexample_length(bug)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bug", sorted(SLOW))
+def test_deep_lengths_with_symmetry_reduction(bug: str) -> None:
+    config = KNOWN_MINIMAL[bug].config(bug)
+    found = shortest_violation_depth(config, breaks_a_property(config), symmetry=True)  # type: ignore[arg-type]
+    assert found == minimal_counterexample_length(bug)
+
+
 def test_the_correct_model_has_no_violation_as_short_as_any_entry() -> None:
     config = KNOWN_MINIMAL[variants.TRUNCATE_TO_HW].bounds
     assert shortest_violation_depth(config, breaks_a_property(config), max_depth=5) is None  # type: ignore[arg-type]

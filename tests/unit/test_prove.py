@@ -194,6 +194,7 @@ def test_cli_exits_0_when_nothing_is_violated(tmp_path: Path) -> None:
         (("--brokers", "1"), "--brokers must be between 2 and 6"),
         (("--log-size", "0"), "--log-size must be between 1 and 6"),
         (("--epochs", "9"), "--epochs must be between 1 and 7"),
+        (("--engine", "bfs", "--property", "generation-monotonic"), "is a group property"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_sentence(
