@@ -217,10 +217,15 @@ class HistoryChecker:
 
     def observe(self, op: Op, state: State | None) -> list[Violation]:
         """The ALWAYS violations `op` reveals; `state` is the model state right after it (None: unknown)."""
-        before = len(self.analysis.found)
-        self.analysis.observe(op, StateFacts(state))
-        found = self._violations(self.analysis.found[before:])
-        for key, offset, record in self.analysis.last_reads:
+        analysis = self.analysis
+        if op.type == "invoke":
+            # An invocation decides nothing: the analysis only remembers it.
+            analysis.observe(op)
+            return []
+        before = len(analysis.found)
+        analysis.observe(op, StateFacts(state))
+        found = self._violations(analysis.found[before:]) if len(analysis.found) > before else []
+        for key, offset, record in analysis.last_reads:
             if offset is not None:
                 found += committed_read(self._committed_mark, op, key, offset, record, state)
         return found
