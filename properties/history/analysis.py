@@ -168,12 +168,14 @@ class Analysis:
         """The cases `op` decides; `facts` are a model's, right after it (None: none)."""
         if self._final is not None:
             raise RuntimeError("the analysis is finished")
-        if self.last_index is not None and op.index <= self.last_index:
+        last = self.last_index
+        if last is not None and op.index <= last:
             raise HistoryError(
-                f"op index {op.index} follows {self.last_index}: indexes are unique and increasing"
+                f"op index {op.index} follows {last}: indexes are unique and increasing"
             )
         self.last_index = op.index
-        self.last_reads = []
+        if self.last_reads:
+            self.last_reads = []
         if op.process == NEMESIS:
             self.counts[("nemesis", op.type)] += 1
             return []
@@ -207,7 +209,8 @@ class Analysis:
         if writes and reads:
             found += precommitted_read(op, writes, reads)
             self.memory.txn_reads.append((op, [(key, record) for key, _, record in reads]))
-        self.metrics.observe(op, invoked_ms, writes, reads)
+        if self.config.metrics:
+            self.metrics.observe(op, invoked_ms, writes, reads)
         if op.type == "info":
             self._forget(op.process)
         return found
@@ -309,14 +312,16 @@ class Analysis:
             memory.subscribed.add(op.process)
         else:
             memory.subscribed.discard(op.process)
-        self.metrics.reassigned(op.process, keys, op.f == "subscribe")
+        if self.config.metrics:
+            self.metrics.reassigned(op.process, keys, op.f == "subscribe")
 
     def _forget(self, process: str) -> None:
         memory = self.memory
         memory.positions.pop(process, None)
         for key in [k for k in memory.last_send if k[0] == process]:
             del memory.last_send[key]
-        self.metrics.forget(process)
+        if self.config.metrics:
+            self.metrics.forget(process)
 
     # -- the whole history ----------------------------------------------------------------------
 

@@ -67,12 +67,16 @@ class CheckConfig:
     ww_deps: infer write-write dependencies from offset order (Jepsen's `--ww-deps`).
     assign_seeks: every assign also seeks (the simulation's clients assign only
     when they restart or join a generation, and re-seek each time).
+    metrics: measure `unseen` records and realtime lag for the stats. The
+    simulation reports no stats and turns them off; invocations then decide
+    nothing, since only the lag reads their times.
     """
 
     idempotent: bool = True
     sub_via: frozenset[str] = frozenset({"assign"})
     ww_deps: bool = False
     assign_seeks: bool = False
+    metrics: bool = True
 
 
 class ModelFacts(Protocol):
