@@ -358,7 +358,7 @@ class Broker:
             yield Send(f"b{r.leader}", fetch)
 
     def _truncate(self, r: ReplicaState, offset: int, complete: bool) -> Handler:
-        r.log.truncate(offset)
+        offset = r.log.truncate(offset)  # a batch boundary: the same offset for one-record batches
         r.hw = min(r.hw, offset)
         if not bugs.enabled(self.config, bugs.DUPLICATE_OFFSET):
             r.next_offset = r.log.leo
@@ -430,7 +430,7 @@ class Broker:
             yield Send(
                 src,
                 m.FetchResponse(
-                    msg.request_id, msg.partition, error, msg.fetch_offset, (), -1, -1, -1
+                    msg.request_id, msg.partition, error, msg.fetch_offset, (), -1, -1, -1, -1
                 ),
             )
             return
@@ -443,11 +443,36 @@ class Broker:
                 return
         yield Send(src, self._fetch_response(r, msg))
 
+    def _on_list_offsets(self, src: str, msg: m.ListOffsets, now_ms: int) -> Handler:
+        """A consumer's offset lookup: only committed offsets are named, as a consumer reads
+        only below the high watermark."""
+        r = self.replicas.get(msg.partition)
+        error = self._fence_error(r, msg.current_leader_epoch, from_replica=False)
+        if r is None or error != m.NONE:
+            yield Send(src, m.ListOffsetsResponse(msg.request_id, msg.partition, error, -1, -1))
+            return
+        log = r.log
+        if msg.timestamp_ms == m.EARLIEST_TIMESTAMP:
+            offset = log.log_start
+        elif msg.timestamp_ms == m.LATEST_TIMESTAMP:
+            offset = r.hw
+        else:
+            offset = r.hw
+            for base, batch in log.producer_entries():
+                if base >= r.hw:
+                    break
+                if batch.timestamp_ms >= msg.timestamp_ms:
+                    offset = base
+                    break
+        yield Send(
+            src, m.ListOffsetsResponse(msg.request_id, msg.partition, m.NONE, offset, r.epoch)
+        )
+
     def _fetch_response(self, r: ReplicaState, msg: m.Fetch) -> m.FetchResponse:
         log = r.log
         if r.role is not Role.LEADER:
             return m.FetchResponse(
-                msg.request_id, msg.partition, m.NOT_LEADER, msg.fetch_offset, (), -1, -1, -1
+                msg.request_id, msg.partition, m.NOT_LEADER, msg.fetch_offset, (), -1, -1, -1, -1
             )
         if not log.log_start <= msg.fetch_offset <= log.leo:
             error = m.OFFSET_OUT_OF_RANGE
@@ -460,12 +485,14 @@ class Broker:
                 r.hw,
                 log.log_start,
                 log.leo,
+                -1,
             )
         if msg.replica is not None or bugs.enabled(self.config, bugs.READ_UNCOMMITTED):
             upto = log.leo
         else:
             upto = r.hw
-        records = log.read(msg.fetch_offset, upto, msg.max_records)
+        records = log.read(msg.fetch_offset, upto, msg.max_records, msg.max_bytes)
+        base = log.base_offset(log.index_of(msg.fetch_offset)) if records else msg.fetch_offset
         return m.FetchResponse(
             msg.request_id,
             msg.partition,
@@ -475,6 +502,7 @@ class Broker:
             r.hw,
             log.log_start,
             log.leo,
+            base,
         )
 
     def _answer_parked(self, r: ReplicaState) -> Handler:
@@ -597,13 +625,15 @@ class Broker:
                 src, m.ProduceResponse(msg.request_id, msg.partition, m.OUT_OF_ORDER_SEQUENCE, None)
             )
             return
-        stored = StoredRecord(msg.record_id, r.epoch, msg.producer_id, msg.seq, now_ms)
+        stored = StoredRecord(
+            msg.record_id, r.epoch, msg.producer_id, msg.seq, now_ms, msg.count, msg.payload
+        )
         r.log.append(stored)
-        offset, r.next_offset = r.next_offset, r.next_offset + 1
+        offset, r.next_offset = r.next_offset, r.next_offset + msg.count
         yield Observe(LeaderWrite(msg.partition, self.index, msg.record_id, msg.acks))
         yield from self._answer_parked(r)
         if dedupe:
-            _remember(r.producers, msg.producer_id, msg.seq, offset)
+            _remember(r.producers, msg.producer_id, msg.seq, msg.count, offset)
         if early_ack and msg.acks == -1:
             yield Send(src, m.ProduceResponse(msg.request_id, msg.partition, m.NONE, offset))
         else:
@@ -632,9 +662,11 @@ class Broker:
             return
         if msg.error != m.NONE or msg.fetch_offset != r.log.leo:
             return
+        if msg.records and msg.base_offset != r.log.leo:
+            return  # our log ends inside the leader's batch: only a truncation can mend that
         for stored in msg.records:
             r.log.append(stored)
-            r.next_offset += 1
+            r.next_offset += stored.count
             yield Observe(
                 FollowerReplicate(r.partition, self.index, Record(stored.record_id, stored.epoch))
             )
@@ -665,16 +697,25 @@ def _producer_state(log: PartitionLog) -> dict[int, ProducerEntry]:
     state: dict[int, ProducerEntry] = {}
     for offset, record in log.producer_entries():
         if record.producer_id >= 0:
-            _remember(state, record.producer_id, record.seq, offset)
+            _remember(state, record.producer_id, record.seq, record.count, offset)
     return state
 
 
-def _remember(state: dict[int, ProducerEntry], producer_id: int, seq: int, offset: int) -> None:
-    entry = state.setdefault(producer_id, ProducerEntry(seq))
-    entry.last_seq = max(entry.last_seq, seq)
+def _remember(
+    state: dict[int, ProducerEntry], producer_id: int, seq: int, count: int, offset: int
+) -> None:
+    """A batch of `count` records from base sequence `seq` went to `offset`. Retries are known
+    by their base sequence; Kafka remembers the last PRODUCER_STATE_SEQS batches, which for
+    one-record batches (the simulation's) is a window of as many sequence numbers."""
+    last = seq + count - 1
+    entry = state.setdefault(producer_id, ProducerEntry(last))
+    entry.last_seq = max(entry.last_seq, last)
     entry.offsets[seq] = offset
-    for old in [s for s in entry.offsets if s <= entry.last_seq - PRODUCER_STATE_SEQS]:
-        del entry.offsets[old]
+    if count == 1:
+        for old in [s for s in entry.offsets if s <= entry.last_seq - PRODUCER_STATE_SEQS]:
+            del entry.offsets[old]
+    while len(entry.offsets) > PRODUCER_STATE_SEQS:
+        del entry.offsets[min(entry.offsets)]
 
 
 _ROUTES = (
@@ -688,12 +729,14 @@ _ROUTES = (
     route_from(m.Fetch, Broker._on_fetch),
     route_from(m.FetchResponse, Broker._on_fetch_response),
     route_from(m.Produce, Broker._on_produce),
+    route_from(m.ListOffsets, Broker._on_list_offsets),
 )
 # The replication protocol's messages; the group requests are the coordinator's (coordinator.py).
 HANDLERS: dict[type, Callable[[Broker, str, object, int], Handler]] = dict(_ROUTES)
 IGNORED: dict[type, str] = {
     m.MetadataResponse: "a broker sends no Metadata request: it learns leaders from UpdateMetadata",
     m.ProduceResponse: "a broker never produces: the coordinator appends commits to its own log",
+    m.ListOffsetsResponse: "a broker asks no offsets: followers learn them from OffsetsForLeaderEpoch",
     **dict.fromkeys(
         gm.RESPONSE_TYPES,
         "an answer to a consumer's group request: a broker sends none",

@@ -47,6 +47,11 @@ class ClusterConfig:
     offsets_partitions: int = 1
     group_check_interval_ms: int = 500
     rebalance_timeout_ms: int = 12_000  # how long a join phase waits for members to rejoin
+    # The user topics in order, as (name, partitions): their partitions are the model's
+    # partitions 0, 1, ... in that order. Empty: the one topic TOPIC of `partitions` partitions.
+    topics: tuple[tuple[str, int], ...] = ()
+    # Serve a group of any name (the real host's clients name their own), not only "g0", ...
+    any_group: bool = False
 
     def __post_init__(self) -> None:
         self.model_config()  # the model's own shape checks, with its own sentences
@@ -71,9 +76,37 @@ class ClusterConfig:
             raise ValueError("groups must be >= 0 and offsets_partitions >= 1")
         if self.segment_records < 1 or self.fetch_max_records < 1:
             raise ValueError("segment_records and fetch_max_records must be >= 1")
+        if self.topics:
+            names = [name for name, _ in self.topics]
+            if len(set(names)) != len(names) or not all(names):
+                raise ValueError("topic names must be distinct and not empty")
+            if any(count < 1 for _, count in self.topics):
+                raise ValueError("every topic needs at least one partition")
+            if sum(count for _, count in self.topics) != self.partitions:
+                raise ValueError(
+                    f"the topics' partitions add up to {sum(c for _, c in self.topics)},"
+                    f" not to partitions={self.partitions}"
+                )
         for name in sorted(self.bugs):
             if name not in BUGS:
                 raise ValueError(f"there is no bug named {name!r}; `kafka-verify bugs` lists them")
+
+    def topic_layout(self) -> tuple[tuple[str, int], ...]:
+        """The user topics as (name, partitions), in the order of their model partitions."""
+        return self.topics or ((TOPIC, self.partitions),)
+
+    def topic_partitions(self) -> tuple[tuple[str, int], ...]:
+        """(topic, partition within it) of each model partition of the user topics."""
+        return tuple((name, index) for name, count in self.topic_layout() for index in range(count))
+
+    def model_partition(self, topic: str, index: int) -> int | None:
+        """The model partition of `topic`'s partition `index`, or None if there is none."""
+        first = 0
+        for name, count in self.topic_layout():
+            if name == topic:
+                return first + index if 0 <= index < count else None
+            first += count
+        return None
 
     def model_config(self) -> model.Config:
         """The model's view of this cluster; the model is the spec, so no bugs."""

@@ -290,7 +290,7 @@ class Coordinator:
             yield from handler(self, src, message, now_ms)
 
     def _serving(self, group: str) -> tuple[Loaded | None, str]:
-        if group not in group_names(self.config):
+        if not self._known_group(group):
             return None, gm.NOT_COORDINATOR
         partition = offsets_partition(group, self.config)
         loaded = self.loaded.get(partition)
@@ -299,11 +299,16 @@ class Coordinator:
             return None, gm.NOT_COORDINATOR
         if not self._partition_ready(r, loaded):
             return None, gm.NOT_COORDINATOR
+        if group not in loaded.groups:
+            loaded.groups[group] = GroupRecord(group)  # a group comes to be when first named
         return loaded, gm.COORDINATOR_NOT_AVAILABLE
+
+    def _known_group(self, group: str) -> bool:
+        return (self.config.any_group and group != "") or group in group_names(self.config)
 
     def _on_find(self, src: str, msg: gm.FindCoordinator, now_ms: int) -> Handler:
         leader = None
-        if msg.group in group_names(self.config):
+        if self._known_group(msg.group):
             leader, _ = self.host.metadata.get(
                 offsets_partition(msg.group, self.config), (None, -1)
             )
@@ -498,11 +503,11 @@ class Coordinator:
                 -1,
                 0,
                 now_ms,
-                msg.group,
-                msg.member,
-                msg.generation,
-                partition,
-                offset,
+                group=msg.group,
+                member=msg.member,
+                generation=msg.generation,
+                partition=partition,
+                offset=offset,
             )
             log_offset = r.log.append(record)
             r.next_offset = r.log.leo

@@ -108,7 +108,7 @@ GroupCall = GroupRead | GroupWrite
 class GroupStore:
     """The group part of the coordination service: durable, linearizable, fenced by leader epoch."""
 
-    partition_of: Mapping[str, int]  # group -> offsets partition (model index)
+    partition_of: dict[str, int]  # group -> offsets partition (model index)
     groups: dict[str, GroupRecord] = field(default_factory=dict)
     applied: dict[int, int] = field(default_factory=dict)
 
@@ -133,6 +133,8 @@ class GroupStore:
                 return ZkError(FENCED)
             for g in request.groups:
                 self.groups[g.group] = g
+                # A group first written here (a cluster that serves any group name).
+                self.partition_of.setdefault(g.group, request.partition)
             if request.applied is not None:
                 self.applied[request.partition] = request.applied
             return GroupSnapshot(request.groups, self.applied.get(request.partition, 0))

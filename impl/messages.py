@@ -77,12 +77,20 @@ class MetadataResponse:
 
 @dataclass(frozen=True, slots=True)
 class Produce:
+    """One record batch for a partition: `count` records, from base sequence `seq`.
+
+    The simulation's batches hold one record and no bytes; the real host passes the
+    producer's batch as `payload`, which the broker stores and serves unchanged.
+    """
+
     request_id: int
     partition: int
     record_id: int
     producer_id: int  # -1 when the producer is not idempotent
     seq: int
     acks: int
+    count: int = 1
+    payload: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +110,8 @@ class Fetch:
     fetch_offset: int
     current_leader_epoch: int  # -1: unknown, not checked
     replica: int | None
-    max_records: int
+    max_records: int  # batches
+    max_bytes: int | None = None  # of payload, past the first batch (None: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,9 @@ class FetchResponse:
     high_watermark: int
     log_start: int
     log_end: int
+    # The first offset of the first batch in `records` (before `fetch_offset` when that
+    # offset is inside a batch); each later batch starts where the one before it ends.
+    base_offset: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +146,30 @@ class OffsetsForLeaderEpochResponse:
     end_offset: int
 
 
+EARLIEST_TIMESTAMP = -2
+LATEST_TIMESTAMP = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ListOffsets:
+    """A consumer asks the leader for an offset: the log start (EARLIEST_TIMESTAMP), the high
+    watermark (LATEST_TIMESTAMP), or the first batch appended at or after `timestamp_ms`."""
+
+    request_id: int
+    partition: int
+    current_leader_epoch: int  # -1: unknown, not checked
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListOffsetsResponse:
+    request_id: int
+    partition: int
+    error: str
+    offset: int
+    leader_epoch: int
+
+
 ReplicationMessage = (
     LeaderAndIsr
     | LeaderAndIsrResponse
@@ -147,6 +183,8 @@ ReplicationMessage = (
     | FetchResponse
     | OffsetsForLeaderEpoch
     | OffsetsForLeaderEpochResponse
+    | ListOffsets
+    | ListOffsetsResponse
 )
 
 # Every message a node sends: these and the consumer-group protocol's (group_messages.py).

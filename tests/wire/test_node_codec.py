@@ -26,7 +26,9 @@ from kafka_verify.wire.node_codec import (
 INTS = st.integers(-(2**63), 2**63 - 1)
 NAMES = st.text(max_size=12)
 LEADERS = st.lists(st.tuples(INTS, st.none() | INTS, INTS), max_size=4).map(tuple)
-RECORDS = st.lists(st.builds(StoredRecord, INTS, INTS, INTS, INTS, INTS), max_size=4).map(tuple)
+RECORDS = st.lists(
+    st.builds(StoredRecord, INTS, INTS, INTS, INTS, INTS, INTS, st.binary(max_size=32)), max_size=4
+).map(tuple)
 PAIRS = st.lists(st.tuples(INTS, INTS), max_size=4).map(tuple)
 
 # Each message class with its fields' strategies (built by keyword, so a renamed or
@@ -63,6 +65,8 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
         producer_id=INTS,
         seq=INTS,
         acks=INTS,
+        count=INTS,
+        payload=st.binary(max_size=64),
     ),
     messages.ProduceResponse: st.builds(
         messages.ProduceResponse,
@@ -79,6 +83,7 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
         current_leader_epoch=INTS,
         replica=st.none() | INTS,
         max_records=INTS,
+        max_bytes=st.none() | INTS,
     ),
     messages.FetchResponse: st.builds(
         messages.FetchResponse,
@@ -90,6 +95,7 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
         high_watermark=INTS,
         log_start=INTS,
         log_end=INTS,
+        base_offset=INTS,
     ),
     messages.OffsetsForLeaderEpoch: st.builds(
         messages.OffsetsForLeaderEpoch,
@@ -105,6 +111,21 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
         error=NAMES,
         epoch=INTS,
         end_offset=INTS,
+    ),
+    messages.ListOffsets: st.builds(
+        messages.ListOffsets,
+        request_id=INTS,
+        partition=INTS,
+        current_leader_epoch=INTS,
+        timestamp_ms=INTS,
+    ),
+    messages.ListOffsetsResponse: st.builds(
+        messages.ListOffsetsResponse,
+        request_id=INTS,
+        partition=INTS,
+        error=NAMES,
+        offset=INTS,
+        leader_epoch=INTS,
     ),
     group_messages.FindCoordinator: st.builds(
         group_messages.FindCoordinator, request_id=INTS, group=NAMES
@@ -218,9 +239,18 @@ def test_the_encoding_is_plain_tagged_json() -> None:
             "broker_epoch": 4,
         },
     }
-    response = messages.FetchResponse(1, 0, "NONE", 0, (StoredRecord(9, 1, -1, 0, 100),), 1, 0, 1)
+    batch = StoredRecord(9, 1, -1, 0, 100, count=2, payload=b"\x00\xff")
+    response = messages.FetchResponse(1, 0, "NONE", 0, (batch,), 1, 0, 1, 0)
     assert to_data(response)["value"]["records"] == [
-        {"record_id": 9, "epoch": 1, "producer_id": -1, "seq": 0, "timestamp_ms": 100}
+        {
+            "record_id": 9,
+            "epoch": 1,
+            "producer_id": -1,
+            "seq": 0,
+            "timestamp_ms": 100,
+            "count": 2,
+            "payload": "AP8=",
+        }
     ]
     assert from_data(to_data(response)) == response
 
