@@ -750,7 +750,7 @@ class KafkaFrontend:
 
     async def _join_group(self, header: RequestHeader, body: Any) -> Values:
         group: str = body.group_id
-        member: str = body.member_id or f"{header.client_id}-{uuid.uuid4()}"
+        member: str = body.member_id or f"{header.client_id or 'member'}-{uuid.uuid4()}"
         protocols = tuple((p.name, bytes(p.metadata)) for p in body.protocols)
         self._protocols.setdefault(group, {})[member] = protocols
 

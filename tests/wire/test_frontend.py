@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import kafka.errors
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
 from kafka_verify.impl import messages as m
 from kafka_verify.impl.broker import Broker
 from kafka_verify.impl.config import ClusterConfig
@@ -39,6 +41,8 @@ from kafka_verify.wire.frontend import (
 )
 from kafka_verify.wire.server import KafkaServer
 from kio.schema.errors import ErrorCode
+from kio.schema.metadata.v1 import request as metadata_v1
+from kio.schema.metadata.v12 import request as metadata_v12
 from kio.schema.produce.v8 import request as produce_v8
 
 WAIT_S = 60.0  # generous: every wait below ends as soon as its condition holds
@@ -351,7 +355,68 @@ def test_an_idle_consumer_long_polls_and_sees_a_later_record(served: Served) -> 
         consumer.close()
 
 
+def test_topics_are_fixed_unknown_ones_are_refused_and_none_is_created(served: Served) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=served.bootstrap, request_timeout_ms=30_000)
+    try:
+        with pytest.raises(kafka.errors.TopicAlreadyExistsError):
+            admin.create_topics([NewTopic("orders", 3, 1)])
+        with pytest.raises(kafka.errors.PolicyViolationError, match="serve --topic"):
+            admin.create_topics([NewTopic("brand-new", 2, 1)])
+    finally:
+        admin.close()
+    for request in (
+        metadata_v1.MetadataRequest(topics=(metadata_v1.MetadataRequestTopic(name="brand-new"),)),
+        metadata_v12.MetadataRequest(
+            topics=(metadata_v12.MetadataRequestTopic(topic_id=None, name="brand-new"),),
+            allow_auto_topic_creation=True,
+            include_topic_authorized_operations=False,
+        ),
+    ):
+        (topic,) = _exchange(served.port, request).topics
+        assert (topic.name, topic.error_code) == ("brand-new", ErrorCode.unknown_topic_or_partition)
+    everything = _exchange(served.port, metadata_v1.MetadataRequest(topics=None))
+    assert [(t.name, len(t.partitions)) for t in everything.topics] == list(TOPICS)
+    assert [(b.node_id, b.port) for b in everything.brokers] == [(0, served.port)]
+    assert all(
+        (p.error_code, p.leader_id) == (ErrorCode.none, 0)
+        for t in everything.topics
+        for p in t.partitions
+    )
+
+
+def test_acks_zero_records_get_no_answer_and_are_stored(served: Served) -> None:
+    producer = KafkaProducer(bootstrap_servers=served.bootstrap, acks=0)
+    try:
+        for n in range(5):
+            producer.send("orders", value=f"fire-{n}".encode(), partition=0)
+        producer.flush(WAIT_S)
+    finally:
+        producer.close(timeout=WAIT_S)
+    _wait_until(lambda: served.log_end("orders", 0) == 5, "the acks=0 records to be stored")
+
+
 # -- a raw Produce request with a corrupt batch --------------------------------------------------------
+
+
+def _exchange(port: int, request: Any, correlation_id: int = 1) -> Any:
+    """Send one request on a fresh connection and decode its answer."""
+
+    async def exchange() -> Any:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(encode_request(correlation_id, "raw", request))
+            await writer.drain()
+            (size,) = struct.unpack(">i", await reader.readexactly(4))
+            payload = await reader.readexactly(size)
+            got_id, response = decode_response(payload, request.__api_key__, request.__version__)
+            assert got_id == correlation_id
+            return response
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    return asyncio.run(asyncio.wait_for(exchange(), WAIT_S))
 
 
 def _raw_produce(port: int, records: bytes, correlation_id: int) -> Any:
@@ -366,22 +431,7 @@ def _raw_produce(port: int, records: bytes, correlation_id: int) -> Any:
             ),
         ),
     )
-
-    async def exchange() -> Any:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(encode_request(correlation_id, "raw", request))
-            await writer.drain()
-            (size,) = struct.unpack(">i", await reader.readexactly(4))
-            got_id, response = decode_response(await reader.readexactly(size), 0, 8)
-            assert got_id == correlation_id
-            return response
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    return asyncio.run(asyncio.wait_for(exchange(), WAIT_S))
+    return _exchange(port, request, correlation_id)
 
 
 def test_a_corrupt_batch_gets_corrupt_message_and_is_not_stored(served: Served) -> None:
