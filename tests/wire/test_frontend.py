@@ -642,3 +642,41 @@ def test_confluent_kafka_reads_back_what_its_idempotent_producer_wrote(served: S
     assert [(r.key(), r.value(), r.headers(), r.timestamp()[1]) for r in read] == [
         (k, v, h, ts) for k, v, h, ts in sent
     ]
+
+
+def test_a_confluent_kafka_group_member_reads_every_partition_and_commits(served: Served) -> None:
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    producer = confluent_kafka.Producer({"bootstrap.servers": served.bootstrap})
+    for index in range(3):
+        for n in range(3):
+            producer.produce("orders", value=f"{index}-{n}".encode(), partition=index)
+    assert producer.flush(WAIT_S) == 0
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": served.bootstrap,
+            "group.id": "librdkafka-group",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 200,
+        }
+    )
+    try:
+        consumer.subscribe(["orders"])
+        read: dict[int, list[int]] = {}
+
+        def poll() -> None:
+            message = consumer.poll(0.5)
+            if message is not None:
+                assert message.error() is None, message.error()
+                read.setdefault(message.partition(), []).append(message.offset())
+
+        _wait_until(lambda: sum(map(len, read.values())) >= 9, "every partition's records", poll)
+        assert read == {0: [0, 1, 2], 1: [0, 1, 2], 2: [0, 1, 2]}
+        assert {tp.partition for tp in consumer.assignment()} == {0, 1, 2}
+        consumer.commit(asynchronous=False)
+        committed = consumer.committed(
+            [confluent_kafka.TopicPartition("orders", p) for p in range(3)], timeout=WAIT_S
+        )
+        assert sorted((tp.partition, tp.offset) for tp in committed) == [(0, 3), (1, 3), (2, 3)]
+    finally:
+        consumer.close()
