@@ -768,7 +768,8 @@ class KafkaFrontend:
         request = gm.JoinGroup(self.port.next_request_id(), group, member)
         reply = await self._ask(request, gm.JoinGroupResponse, self._rebalance_wait_s())
         if reply is None:
-            return answer(ErrorCode.rebalance_in_progress)
+            # Retriable for every client: it finds the coordinator again and rejoins.
+            return answer(ErrorCode.coordinator_not_available)
         if reply.error != gm.NONE:
             if reply.error == gm.UNKNOWN_MEMBER_ID:
                 self._protocols.get(group, {}).pop(member, None)
