@@ -486,6 +486,11 @@ class BrokerHost(NodeHost):
             if future is not None and not future.done():
                 future.set_result(effect.message)
             return  # an answer nobody waits for (acks=0, or too late) is dropped
+        if effect.dst == self.name:
+            # To itself (the controller's UpdateMetadata to its own broker): a later event,
+            # as the simulated network delivers it.
+            self._events.put_nowait(_Deliver(self.name, effect.message))
+            return
         self._send_frame(effect.dst, effect.message)
 
     def _set_timer(self, effect: SetTimer) -> None:
