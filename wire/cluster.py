@@ -125,7 +125,8 @@ def _advertised_host(bind: str) -> str:
 
 
 def prepare(directory: Path, settings: ServeSettings) -> ClusterFile:
-    """The cluster file of `directory`: the one there, if it matches `settings`, or a new one."""
+    """The cluster file of `directory`: the one there, if it matches `settings`, or a new one
+    (not yet written: see `save`)."""
     config = serve_config(settings)
     try:
         existing = cluster_file.load(directory)
@@ -139,15 +140,36 @@ def prepare(directory: Path, settings: ServeSettings) -> ClusterFile:
                 f"{directory} holds another cluster's data ({'; '.join(differences)}): "
                 "start it with the options it was made with, or use another --data-dir"
             )
+        _check_node_data(directory, existing)
         return existing
     if kafka_ports[-1] > 65_535:
         raise ClusterError(f"--port {settings.port} leaves no room for {settings.brokers} brokers")
     nodes = [NodeSpec(ZK, "zk", _free_port(), None)]
     nodes += [NodeSpec(f"b{i}", "broker", _free_port(), port) for i, port in enumerate(kafka_ports)]
-    made = ClusterFile(config, settings.bind, _advertised_host(settings.bind), tuple(nodes))
+    return ClusterFile(config, settings.bind, _advertised_host(settings.bind), tuple(nodes))
+
+
+def save(directory: Path, cluster: ClusterFile) -> None:
+    """Write config.json (once the ports are known to be free, so a refused start leaves none)."""
     directory.mkdir(parents=True, exist_ok=True)
-    cluster_file.write_json_atomically(directory / cluster_file.CONFIG_FILE, made.to_json())
-    return made
+    cluster_file.write_json_atomically(directory / cluster_file.CONFIG_FILE, cluster.to_json())
+
+
+# What a node writes in its data directory at its first start: without it, a restarted node
+# would take the fresh path and claim the cluster's first state, which the others left.
+_STARTED_MARKERS = {"zk": "zk-state.json", "broker": "incarnation"}
+
+
+def _check_node_data(directory: Path, cluster: ClusterFile) -> None:
+    markers = [directory / spec.name / _STARTED_MARKERS[spec.role] for spec in cluster.nodes]
+    if not any(marker.exists() for marker in markers):
+        return  # never started: every node takes the fresh path together
+    for spec, marker in zip(cluster.nodes, markers):
+        if not marker.exists():
+            raise ClusterError(
+                f"{directory} is a started cluster but {marker} is missing: "
+                f"{spec.name}'s data is lost, so start a new cluster in another --data-dir"
+            )
 
 
 def _differences(
@@ -426,6 +448,7 @@ def run_serve(args: argparse.Namespace) -> int:
     directory: Path = args.data_dir
     cluster_spec = prepare(directory, settings)
     check_ports_free(cluster_spec)
+    save(directory, cluster_spec)
     stopping = Stopping()
     cluster = Cluster(directory, cluster_spec)
     try:

@@ -532,8 +532,9 @@ class BrokerHost(NodeHost):
         if isinstance(item, ZkCallReply):
             if src != ZK:
                 raise PeerProtocolError(f"{src} sent a coordination reply")
+            # Only the connection the call went out on answers it.
             pending = self._calls.get(item.call_id)
-            if pending is not None and not pending[1].done():
+            if pending is not None and pending[0] is link and not pending[1].done():
                 pending[1].set_result(item.reply)
             return  # a reply after its call timed out is dropped
         if type(item).__name__ not in MESSAGE_TYPES or isinstance(item, Hello):

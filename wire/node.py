@@ -121,7 +121,7 @@ async def serve(cluster: cluster_file.ClusterFile, name: str, data_dir: Path, pa
     stopped = loop.create_task(stop.wait())
     worker = host.worker if isinstance(host, BrokerHost) else None
     await asyncio.wait(
-        [stopped] if worker is None else [stopped, worker], return_when="FIRST_COMPLETED"
+        [stopped] if worker is None else [stopped, worker], return_when=asyncio.FIRST_COMPLETED
     )
     code = 0
     if worker is not None and worker.done() and not worker.cancelled() and worker.exception():

@@ -261,6 +261,19 @@ def test_a_port_in_use_is_one_sentence(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"port {port} on 127.0.0.1 is in use" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c" / "config.json").exists()  # a later start is a first start
+
+
+def test_a_started_cluster_that_lost_a_node_s_data_is_refused(served: Served) -> None:
+    assert served.terminate() == 0
+    (served.directory / "b2" / "incarnation").unlink()
+    command = [sys.executable, "-m", "kafka_verify.harness.cli", "serve"]
+    command += ["--data-dir", str(served.directory), "--port", str(served.port)]
+    command += ["--topic", f"t:{PARTITIONS}:3"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "b2's data is lost" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 # -- one process: the hosts on one loop ---------------------------------------------------
