@@ -8,8 +8,9 @@ Rules of this module:
   cluster keeps its addresses. A port in use is one sentence.
 - Each node is `sys.executable -m kafka_verify.wire.node`, its output in
   DIR/NAME/node.log. DIR/cluster.json names every node as DESIGN.md's CLI
-  contract says, once every broker answers ApiVersions and b0 answers an impl
-  Metadata with a leader for every partition; it is removed at the stop, so
+  contract says, once the zk answers a read, every broker answers ApiVersions
+  and b0 answers an impl Metadata with a leader for every partition (a fresh
+  broker knows the first leaders without the zk); it is removed at the stop, so
   no stale pid outlives the cluster.
 - Stopping sends SIGTERM to every child, waits, SIGKILLs stragglers and
   reaps them all: no process is left behind.
@@ -35,12 +36,13 @@ from typing import IO
 
 from kafka_verify.impl.config import TOPIC, ClusterConfig
 from kafka_verify.impl.messages import Metadata, MetadataResponse
+from kafka_verify.impl.zk import ZkCluster, ZkRead
 from kafka_verify.wire import cluster_file
 from kafka_verify.wire.apis import decode_response, encode_request
 from kafka_verify.wire.cluster_file import ClusterFile, NodeSpec
 from kafka_verify.wire.errors import FrameError
 from kafka_verify.wire.host import ZK
-from kafka_verify.wire.node_client import NodeClientError, node_request
+from kafka_verify.wire.node_client import NodeClientError, node_request, zk_request
 from kio.schema.api_versions.v0 import ApiVersionsRequest
 from kio.schema.errors import ErrorCode
 
@@ -287,7 +289,7 @@ class Cluster:
     ) -> bool:
         """Wait until every broker answers; False if a stop was asked meanwhile."""
         deadline = time.monotonic() + timeout_s
-        waiting = {spec.name for spec in self.file.brokers()} | {"metadata"}
+        waiting = {spec.name for spec in self.file.nodes} | {"metadata"}
         while waiting:
             if stopping is not None and stopping.asked:
                 return False
@@ -310,10 +312,21 @@ class Cluster:
     def _answers(self, name: str) -> bool:
         if name == "metadata":
             return self.leaders_known()
+        if name == ZK:
+            return self.zk_answers()
         spec = self.file.node(name)
         assert spec.kafka_port is not None
         host = "127.0.0.1" if self.file.bind in WILDCARD_ADDRESSES else self.file.bind
         return api_versions_answered(host, spec.kafka_port)
+
+    def zk_answers(self) -> bool:
+        """Whether the coordination node answers a read (its state is on disk by then)."""
+        zk = self.file.node(ZK)
+        try:
+            reply = asyncio.run(zk_request("127.0.0.1", zk.node_port, ZkRead(), PROBE_TIMEOUT_S))
+        except NodeClientError:
+            return False
+        return isinstance(reply, ZkCluster)
 
     def leaders_known(self) -> bool:
         """Whether b0 answers an impl Metadata naming a leader for every partition."""

@@ -4,8 +4,9 @@ Rules of this module:
 - It speaks the node protocol exactly as peers do (a `Hello` envelope, then
   envelopes), under a name that is no node's, so the node answers on this
   connection.
-- It waits for the first message whose `request_id` is the request's and
-  skips any other; a closed connection or the timeout is `NodeClientError`.
+- It waits for the first message whose `request_id` is the request's (for a
+  call to the coordination node, the reply with its `call_id`) and skips any
+  other; a closed connection or the timeout is `NodeClientError`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 
+from kafka_verify.impl.group_store import GroupCall, GroupSnapshot
 from kafka_verify.impl.messages import Message
-from kafka_verify.wire.node_codec import Hello, NodeCodecError, NodeFrameDecoder, encode_node_frame
+from kafka_verify.impl.zk import ZkReply, ZkRequest
+from kafka_verify.wire.node_codec import (
+    Hello,
+    NodeCodecError,
+    NodeFrameDecoder,
+    ZkCallReply,
+    ZkCallRequest,
+    encode_node_frame,
+)
 
 
 class NodeClientError(Exception):
@@ -26,10 +37,43 @@ async def node_request(
     host: str, port: int, message: Message, timeout_s: float, name: str | None = None
 ) -> object:
     """Send `message` to the node at host:port and return its answer."""
-    sender = name or f"probe-{os.getpid()}"
     request_id = getattr(message, "request_id", None)
+    return await _ask(
+        host, port, message, lambda answer: _id_of(answer) == request_id, timeout_s, name
+    )
+
+
+async def zk_request(
+    host: str, port: int, request: ZkRequest | GroupCall, timeout_s: float
+) -> ZkReply | GroupSnapshot:
+    """Make one call to the coordination node at host:port and return its reply."""
+    answer = await _ask(
+        host,
+        port,
+        ZkCallRequest(1, request),
+        lambda answer: isinstance(answer, ZkCallReply) and answer.call_id == 1,
+        timeout_s,
+        None,
+    )
+    assert isinstance(answer, ZkCallReply)
+    return answer.reply
+
+
+def _id_of(answer: object) -> object:
+    return getattr(answer, "request_id", None)
+
+
+async def _ask(
+    host: str,
+    port: int,
+    message: object,
+    wanted: Callable[[object], bool],
+    timeout_s: float,
+    name: str | None,
+) -> object:
+    sender = name or f"probe-{os.getpid()}"
     try:
-        return await asyncio.wait_for(_exchange(host, port, sender, message, request_id), timeout_s)
+        return await asyncio.wait_for(_exchange(host, port, sender, message, wanted), timeout_s)
     except TimeoutError:
         raise NodeClientError(f"{host}:{port} did not answer within {timeout_s} s") from None
     except OSError as error:
@@ -37,7 +81,7 @@ async def node_request(
 
 
 async def _exchange(
-    host: str, port: int, sender: str, message: Message, request_id: object
+    host: str, port: int, sender: str, message: object, wanted: Callable[[object], bool]
 ) -> object:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -51,7 +95,7 @@ async def _exchange(
             decoder.feed(data)
             try:
                 for _, answer in decoder.envelopes():
-                    if getattr(answer, "request_id", None) == request_id:
+                    if wanted(answer):
                         return answer
             except NodeCodecError as error:
                 raise NodeClientError(f"{host}:{port} sent a bad frame: {error.reason}") from None
