@@ -116,7 +116,56 @@ def _build_parser() -> Parser:
         help="the whole catalogue: each switch, its history, scenario and catching properties",
     )
     sub.add_parser("properties", help="list every property and what it forbids")
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction[Parser]) -> None:
+    serve = sub.add_parser(
+        "serve", help="run the reference broker as a cluster of real processes until interrupted"
+    )
+    serve.add_argument("--brokers", type=positive, default=3, help="brokers (default 3)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("kafka-verify-cluster"),
+        metavar="DIR",
+        help="the cluster's data directory; cluster.json is written there (default ./kafka-verify-cluster)",
+    )
+    serve.add_argument(
+        "--port", type=positive, default=9092, help="first broker's Kafka port (default 9092)"
+    )
+    serve.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address to listen on (default 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--bug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch on a seeded bug (repeatable)",
+    )
+    serve.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="NAME:PARTITIONS:RF",
+        help="the topic's partitions and replication factor (default t:3:3)",
+    )
+    serve.add_argument("--replication", type=positive, default=None, help="replication factor")
+    serve.add_argument("--min-insync", type=positive, default=None, help="min.insync.replicas")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from kafka_verify.wire.cluster import ClusterError, run_serve
+
+    try:
+        return run_serve(args)
+    except ClusterError as error:
+        raise UsageError(str(error)) from None
 
 
 def _cmd_bugs(args: argparse.Namespace) -> int:
@@ -163,6 +212,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "check": check_cli.run_check,
         "bugs": _cmd_bugs,
         "properties": _cmd_properties,
+        "serve": _cmd_serve,
     }
 
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from kafka_verify.impl import events as ev
+from kafka_verify.impl.bootstrap import initial_coordination, initial_group_store
 from kafka_verify.impl.broker import Broker
 from kafka_verify.impl.clients import Consumer, Producer
 from kafka_verify.impl.config import TOPIC, ClusterConfig
-from kafka_verify.impl.coordinator import group_names, offsets_partition
+from kafka_verify.impl.coordinator import group_names
 from kafka_verify.impl.dispatch import route
 from kafka_verify.impl.effects import (
     ClientOp,
@@ -42,17 +43,10 @@ from kafka_verify.impl.effects import (
     ZkCall,
 )
 from kafka_verify.impl.group_member import GroupConsumer
-from kafka_verify.impl.group_store import GROUP_CALLS, GroupStore
+from kafka_verify.impl.group_store import GROUP_CALLS
 from kafka_verify.impl.log import PartitionLog
 from kafka_verify.impl.messages import Message
-from kafka_verify.impl.zk import (
-    CONNECTION_LOSS,
-    Coordination,
-    Lease,
-    PartitionRecord,
-    ZkError,
-    ZkRegister,
-)
+from kafka_verify.impl.zk import CONNECTION_LOSS, ZkError
 from kafka_verify.model.actions import Action
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Flush as FlushAction
@@ -146,10 +140,8 @@ class World:
             for p in range(self.model.partitions)
             for b in self.model.replicas_of(p)
         }
-        self.zk = self._initial_coordination()
-        self.group_store = GroupStore.initial(
-            {g: offsets_partition(g, config) for g in group_names(config)}
-        )
+        self.zk = initial_coordination(config)
+        self.group_store = initial_group_store(config)
         self.nodes_up: dict[str, Node] = {}
         self._incarnations: dict[str, int] = dict.fromkeys(self._nodes, 0)
         self._inflight: dict[int, Envelope] = {}
@@ -174,17 +166,6 @@ class World:
         for node in self._nodes:
             if node[0] in "pc":
                 self._boot(node, self._new_client(node), step)
-
-    def _initial_coordination(self) -> Coordination:
-        records = []
-        for p in range(self.model.partitions):
-            replicas = self.model.replicas_of(p)
-            # Broker i registers with broker epoch i + 1 (see the registrations below).
-            records.append(PartitionRecord(replicas[0], 0, frozenset(replicas), 0, replicas[0] + 1))
-        zk = Coordination(self.config, tuple(records), Lease(0, 1, 0, session=1))
-        for i in range(self.config.brokers):
-            zk.call(ZkRegister(i), 0)
-        return zk
 
     def _logs_of(self, broker: int) -> dict[int, PartitionLog]:
         return {p: log for (b, p), log in self.disks.items() if b == broker}

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
-from dataclasses import fields, is_dataclass
+import typing
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kafka_verify.impl import group_messages, messages
+from kafka_verify.impl import group_messages, group_store, messages, zk
 from kafka_verify.impl.log import StoredRecord
 from kafka_verify.wire.node_codec import (
+    CALL_TYPES,
+    FRAME_TYPES,
+    HOST_FRAMES,
     MESSAGE_TYPES,
+    Hello,
     NodeCodecError,
     NodeFrameDecoder,
+    ZkCallReply,
+    ZkCallRequest,
+    dataclass_codec,
+    decode_envelope,
     decode_message,
+    encode_envelope,
     encode_frame,
     encode_message,
+    encode_node_frame,
     from_data,
     to_data,
 )
@@ -377,3 +389,203 @@ def test_any_bytes_give_messages_or_one_codec_error(stream: bytes, junk: bytes) 
         decoder.close()
     except NodeCodecError as error:
         assert error.reason
+
+
+# -- the coordination calls, the host's frames and the generic field types -------------------
+
+PARTITION_RECORDS = st.builds(
+    zk.PartitionRecord,
+    leader=st.none() | INTS,
+    leader_epoch=INTS,
+    isr=st.frozensets(INTS, max_size=4),
+    version=INTS,
+    leader_broker_epoch=INTS,
+)
+LEASES = st.builds(zk.Lease, holder=st.none() | INTS, epoch=INTS, version=INTS, session=INTS)
+GROUP_RECORDS = st.builds(
+    group_store.GroupRecord,
+    group=NAMES,
+    phase=NAMES,
+    generation=INTS,
+    members=st.frozensets(NAMES, max_size=3),
+    joined=st.frozensets(NAMES, max_size=3),
+    leader=st.none() | NAMES,
+    assignment=st.lists(st.tuples(INTS, NAMES), max_size=3).map(tuple),
+    told=st.lists(
+        st.tuples(
+            NAMES,
+            st.builds(
+                group_store.MemberTold, generation=INTS, owned=st.frozensets(INTS, max_size=3)
+            ),
+        ),
+        max_size=3,
+    ).map(tuple),
+)
+CALL_STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
+    zk.ZkRegister: st.builds(zk.ZkRegister, broker=INTS),
+    zk.ZkHeartbeat: st.builds(zk.ZkHeartbeat, session=INTS),
+    zk.ZkRead: st.just(zk.ZkRead()),
+    zk.ZkTakeLease: st.builds(zk.ZkTakeLease, broker=INTS, session=INTS, expected_version=INTS),
+    zk.ZkElect: st.builds(
+        zk.ZkElect,
+        partition=INTS,
+        controller_epoch=INTS,
+        expected_version=INTS,
+        leader=st.none() | INTS,
+        isr=st.frozensets(INTS, max_size=4),
+        leader_broker_epoch=INTS,
+        fenced=st.booleans(),
+    ),
+    zk.ZkUpdateIsr: st.builds(
+        zk.ZkUpdateIsr,
+        partition=INTS,
+        leader=INTS,
+        leader_epoch=INTS,
+        expected_version=INTS,
+        isr=st.frozensets(INTS, max_size=4),
+        fenced=st.booleans(),
+    ),
+    zk.ZkRegistered: st.builds(zk.ZkRegistered, session=INTS, broker_epoch=INTS),
+    zk.ZkOk: st.just(zk.ZkOk()),
+    zk.ZkCluster: st.builds(
+        zk.ZkCluster,
+        registrations=st.dictionaries(INTS, INTS, max_size=4),
+        lease=LEASES,
+        lease_alive=st.booleans(),
+        partitions=st.lists(PARTITION_RECORDS, max_size=3).map(tuple),
+    ),
+    zk.ZkLeaseTaken: st.builds(zk.ZkLeaseTaken, epoch=INTS),
+    zk.ZkWritten: st.builds(zk.ZkWritten, record=PARTITION_RECORDS),
+    zk.ZkError: st.builds(zk.ZkError, code=NAMES),
+    group_store.GroupRead: st.builds(group_store.GroupRead, partition=INTS),
+    group_store.GroupWrite: st.builds(
+        group_store.GroupWrite,
+        partition=INTS,
+        leader=INTS,
+        leader_epoch=INTS,
+        groups=st.lists(GROUP_RECORDS, max_size=2).map(tuple),
+        applied=st.none() | INTS,
+    ),
+    group_store.GroupSnapshot: st.builds(
+        group_store.GroupSnapshot,
+        groups=st.lists(GROUP_RECORDS, max_size=2).map(tuple),
+        applied=INTS,
+    ),
+}
+REQUEST_TYPES = (*typing.get_args(zk.ZkRequest), *typing.get_args(group_store.GroupCall))
+REPLY_TYPES = (*typing.get_args(zk.ZkReply), group_store.GroupSnapshot)
+HOST_FRAME_STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
+    Hello: st.builds(Hello, version=INTS),
+    ZkCallRequest: st.builds(
+        ZkCallRequest, call_id=INTS, request=st.one_of(*(CALL_STRATEGIES[c] for c in REQUEST_TYPES))
+    ),
+    ZkCallReply: st.builds(
+        ZkCallReply, call_id=INTS, reply=st.one_of(*(CALL_STRATEGIES[c] for c in REPLY_TYPES))
+    ),
+}
+
+
+def test_every_call_and_host_frame_is_in_the_codec_and_the_tests() -> None:
+    assert set(CALL_TYPES.values()) == set(REQUEST_TYPES) | set(REPLY_TYPES)
+    assert set(CALL_STRATEGIES) == set(CALL_TYPES.values())
+    assert set(HOST_FRAME_STRATEGIES) == set(HOST_FRAMES)
+    assert set(FRAME_TYPES.values()) == set(MESSAGE_TYPES.values()) | set(CALL_STRATEGIES) | set(
+        HOST_FRAMES
+    )
+
+
+@pytest.mark.parametrize(
+    "cls", [*CALL_STRATEGIES, *HOST_FRAME_STRATEGIES], ids=lambda cls: cls.__name__
+)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), src=st.text(min_size=1, max_size=8))
+def test_every_call_and_host_frame_round_trips_in_an_envelope(
+    cls: type, data: st.DataObject, src: str
+) -> None:
+    item = data.draw({**CALL_STRATEGIES, **HOST_FRAME_STRATEGIES}[cls])
+    payload = encode_envelope(src, item)
+    assert decode_envelope(payload) == (src, item)
+    assert encode_envelope(*decode_envelope(payload)) == payload  # canonical
+    decoder = NodeFrameDecoder()
+    decoder.feed(encode_node_frame(src, item))
+    assert list(decoder.envelopes()) == [(src, item)]
+
+
+def test_a_union_of_dataclasses_is_tagged_and_checked() -> None:
+    frame = ZkCallRequest(3, zk.ZkElect(0, 1, 2, None, frozenset({1}), 4, fenced=False))
+    data = to_data(frame)
+    assert data["value"]["request"]["type"] == "ZkElect"
+    assert data["value"]["request"]["value"]["fenced"] is False
+    bad = {**data, "value": {**data["value"], "request": {"type": "ZkOk", "value": {}}}}
+    with pytest.raises(NodeCodecError, match="request is of type 'ZkOk', not one of"):
+        from_data(bad)
+    flag = {**data["value"]["request"]["value"], "fenced": 0}
+    with pytest.raises(NodeCodecError, match="fenced must be true or false, not int"):
+        from_data(
+            {**data, "value": {**data["value"], "request": {"type": "ZkElect", "value": flag}}}
+        )
+
+
+def test_dicts_are_lists_of_pairs_without_repeated_keys() -> None:
+    cluster = zk.ZkCluster({2: 5, 0: 1}, zk.Lease(0, 1, 0, 1), True, ())
+    data = to_data(cluster)
+    assert data["value"]["registrations"] == [[0, 1], [2, 5]]
+    data["value"]["registrations"] = [[0, 1], [0, 2]]
+    with pytest.raises(NodeCodecError, match="registrations repeats the key 0"):
+        from_data(data)
+    data["value"]["registrations"] = {"0": 1}
+    with pytest.raises(NodeCodecError, match="registrations must be a list of"):
+        from_data(data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Blob:
+    payload: bytes
+    limit: int | None
+
+
+def test_bytes_are_base64_and_optional_ints_are_null() -> None:
+    encode, decode = dataclass_codec(_Blob)
+    blob = _Blob(b"\x00\xffkafka", None)
+    data = encode(blob, "blob")
+    assert data == {"payload": base64.b64encode(b"\x00\xffkafka").decode(), "limit": None}
+    assert decode(json.loads(json.dumps(data)), "blob") == blob
+    assert decode({"payload": "", "limit": 5}, "blob") == _Blob(b"", 5)
+    with pytest.raises(NodeCodecError, match=r"blob.payload is not base64"):
+        decode({"payload": "not base64!", "limit": None}, "blob")
+    with pytest.raises(NodeCodecError, match=r"blob.payload must be a base64 string"):
+        decode({"payload": [1], "limit": None}, "blob")
+    with pytest.raises(NodeCodecError, match=r"blob.payload must be bytes"):
+        encode(_Blob("text", None), "blob")  # type: ignore[arg-type]
+
+
+def test_an_offset_record_among_stored_records_keeps_its_class() -> None:
+    records = (
+        StoredRecord(1, 0, -1, 0, 5),
+        group_store.OffsetRecord(2, 0, -1, 0, 6, "g0", "c0", 1, 0, 9),
+    )
+    response = messages.FetchResponse(1, 0, "NONE", 0, records, 2, 0, 2)
+    data = to_data(response)
+    assert "@type" not in data["value"]["records"][0]
+    assert data["value"]["records"][1]["@type"] == "OffsetRecord"
+    back = from_data(data)
+    assert back == response
+    assert type(back.records[1]) is group_store.OffsetRecord  # type: ignore[attr-defined]
+    data["value"]["records"][1]["@type"] = "Pickle"
+    with pytest.raises(NodeCodecError, match="is of type 'Pickle', which is not a StoredRecord"):
+        from_data(data)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"type": "Metadata", "value": {"request_id": 1}}', 'exactly "src", "type" and "value"'),
+        (b'{"src": "", "type": "Hello", "value": {"version": 1}}', "src must be a node name"),
+        (b'{"src": 3, "type": "Hello", "value": {"version": 1}}', "src must be a node name"),
+        (b'{"src": "b0", "type": "Nope", "value": {}}', "message type 'Nope' is not"),
+        (b"\xff", "not UTF-8"),
+    ],
+)
+def test_bad_envelopes_are_one_codec_error(payload: bytes, reason: str) -> None:
+    with pytest.raises(NodeCodecError, match=reason):
+        decode_envelope(payload)

@@ -1,0 +1,485 @@
+"""The launcher behind `kafka-verify serve`: one OS process per node, on loopback, until interrupted.
+
+Rules of this module:
+- DIR/config.json is written at the first start and checked at every later
+  one: a data directory made for another cluster is refused with one sentence.
+- Brokers serve Kafka on --port P, P+1, ...; node ports (the zk's too) are
+  picked free at the first start and kept in config.json, so a restarted
+  cluster keeps its addresses. A port in use is one sentence.
+- Each node is `sys.executable -m kafka_verify.wire.node`, its output in
+  DIR/NAME/node.log. DIR/cluster.json names every node as DESIGN.md's CLI
+  contract says, once the zk answers a read, every broker answers ApiVersions
+  and b0 answers an impl Metadata with a leader for every partition (a fresh
+  broker knows the first leaders without the zk); it is removed at the stop, so
+  no stale pid outlives the cluster.
+- Stopping sends SIGTERM to every child, waits, SIGKILLs stragglers and
+  reaps them all: no process is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from kafka_verify.impl.config import TOPIC, ClusterConfig
+from kafka_verify.impl.messages import Metadata, MetadataResponse
+from kafka_verify.impl.zk import ZkCluster, ZkRead
+from kafka_verify.wire import cluster_file
+from kafka_verify.wire.apis import decode_response, encode_request
+from kafka_verify.wire.cluster_file import ClusterFile, NodeSpec
+from kafka_verify.wire.errors import FrameError
+from kafka_verify.wire.host import ZK
+from kafka_verify.wire.node_client import NodeClientError, node_request, zk_request
+from kio.schema.api_versions.v0 import ApiVersionsRequest
+from kio.schema.errors import ErrorCode
+
+CLUSTER_JSON = "cluster.json"
+DEFAULT_PORT = 9092
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_S = 2.0
+POLL_S = 0.1
+WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
+
+
+class ClusterError(Exception):
+    """The cluster cannot start or run as asked: the reason is one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    brokers: int = 3
+    partitions: int = 3
+    replication: int = 3
+    min_insync: int = 2
+    bugs: frozenset[str] = frozenset()
+    port: int = DEFAULT_PORT
+    bind: str = "127.0.0.1"
+
+
+def parse_topics(specs: list[str]) -> tuple[int, int] | None:
+    """(partitions, replication) of the one topic named by `--topic NAME:PARTITIONS:RF` flags.
+
+    The reference cluster has one user topic, TOPIC; None when no flag names it.
+    """
+    found: tuple[int, int] | None = None
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            raise ClusterError(f"--topic {spec!r} is not NAME:PARTITIONS:RF")
+        name, partitions, replication = parts[0], int(parts[1]), int(parts[2])
+        if name != TOPIC:
+            raise ClusterError(
+                f"the cluster has one topic, {TOPIC!r}, so --topic {spec!r} cannot be"
+            )
+        if found is not None and found != (partitions, replication):
+            raise ClusterError(f"--topic names topic {TOPIC!r} twice, differently")
+        found = (partitions, replication)
+    return found
+
+
+def serve_config(settings: ServeSettings) -> ClusterConfig:
+    """The ClusterConfig of a served cluster: no simulated clients, and retention for real use.
+
+    The simulation's defaults keep 40 records and two minutes per partition, to keep
+    its states small; a served broker keeps records a week, by time only.
+    """
+    try:
+        return ClusterConfig(
+            brokers=settings.brokers,
+            partitions=settings.partitions,
+            replication=settings.replication,
+            min_insync=settings.min_insync,
+            bugs=settings.bugs,
+            producers=0,
+            consumers=0,
+            retention_ms=7 * 24 * 3_600_000,
+            retention_records=None,
+            segment_records=10_000,
+            fetch_max_records=500,
+        )
+    except ValueError as error:
+        raise ClusterError(str(error)) from None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _advertised_host(bind: str) -> str:
+    return socket.gethostname() if bind in WILDCARD_ADDRESSES else bind
+
+
+def prepare(directory: Path, settings: ServeSettings) -> ClusterFile:
+    """The cluster file of `directory`: the one there, if it matches `settings`, or a new one
+    (not yet written: see `save`)."""
+    config = serve_config(settings)
+    try:
+        existing = cluster_file.load(directory)
+    except cluster_file.ClusterFileError as error:
+        raise ClusterError(str(error)) from None
+    kafka_ports = [settings.port + i for i in range(settings.brokers)]
+    if existing is not None:
+        differences = _differences(existing, config, settings.bind, kafka_ports)
+        if differences:
+            raise ClusterError(
+                f"{directory} holds another cluster's data ({'; '.join(differences)}): "
+                "start it with the options it was made with, or use another --data-dir"
+            )
+        _check_node_data(directory, existing)
+        return existing
+    if kafka_ports[-1] > 65_535:
+        raise ClusterError(f"--port {settings.port} leaves no room for {settings.brokers} brokers")
+    nodes = [NodeSpec(ZK, "zk", _free_port(), None)]
+    nodes += [NodeSpec(f"b{i}", "broker", _free_port(), port) for i, port in enumerate(kafka_ports)]
+    return ClusterFile(config, settings.bind, _advertised_host(settings.bind), tuple(nodes))
+
+
+def save(directory: Path, cluster: ClusterFile) -> None:
+    """Write config.json (once the ports are known to be free, so a refused start leaves none)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cluster_file.write_json_atomically(directory / cluster_file.CONFIG_FILE, cluster.to_json())
+
+
+# What a node writes in its data directory at its first start: without it, a restarted node
+# would take the fresh path and claim the cluster's first state, which the others left.
+_STARTED_MARKERS = {"zk": "zk-state.json", "broker": "incarnation"}
+
+
+def _check_node_data(directory: Path, cluster: ClusterFile) -> None:
+    markers = [directory / spec.name / _STARTED_MARKERS[spec.role] for spec in cluster.nodes]
+    if not any(marker.exists() for marker in markers):
+        return  # never started: every node takes the fresh path together
+    for spec, marker in zip(cluster.nodes, markers):
+        if not marker.exists():
+            raise ClusterError(
+                f"{directory} is a started cluster but {marker} is missing: "
+                f"{spec.name}'s data is lost, so start a new cluster in another --data-dir"
+            )
+
+
+def _differences(
+    existing: ClusterFile, config: ClusterConfig, bind: str, kafka_ports: list[int]
+) -> list[str]:
+    found = []
+    old, new = cluster_file.config_to_json(existing.config), cluster_file.config_to_json(config)
+    for name in old:
+        if old[name] != new[name]:
+            found.append(f"{name} {old[name]} there, {new[name]} asked")
+    if existing.bind != bind:
+        found.append(f"bound to {existing.bind} there, {bind} asked")
+    ports = [spec.kafka_port for spec in existing.brokers()]
+    if ports != kafka_ports and len(ports) == len(kafka_ports):
+        found.append(f"Kafka ports from {ports[0]} there, from {kafka_ports[0]} asked")
+    return found
+
+
+def check_ports_free(cluster: ClusterFile) -> None:
+    wanted = [("127.0.0.1", spec.node_port) for spec in cluster.nodes]
+    wanted += [(cluster.bind, s.kafka_port) for s in cluster.brokers() if s.kafka_port is not None]
+    for host, port in wanted:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As asyncio's servers do, so a port in TIME_WAIT after a restart is not "in use".
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise ClusterError(
+                        f"port {port} on {host or '*'} is in use; stop what holds it or choose another --port"
+                    ) from None
+                raise ClusterError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+@dataclass
+class Cluster:
+    """The processes of one served cluster."""
+
+    directory: Path
+    file: ClusterFile
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+
+    def node_dir(self, name: str) -> Path:
+        return self.directory / name
+
+    def start(self) -> None:
+        for spec in self.file.nodes:
+            self.start_node(spec.name)
+
+    def start_node(self, name: str) -> subprocess.Popen[bytes]:
+        """Start (or restart) node `name`; its output is appended to DIR/NAME/node.log."""
+        running = self.processes.get(name)
+        if running is not None and running.poll() is None:
+            raise ClusterError(f"{name} is already running (pid {running.pid})")
+        self.file.node(name)
+        self.node_dir(name).mkdir(parents=True, exist_ok=True)
+        old_log = self._logs.pop(name, None)
+        if old_log is not None:
+            old_log.close()
+        output = open(self.node_dir(name) / "node.log", "ab")  # noqa: SIM115 (kept open for the child)
+        self._logs[name] = output
+        command = [
+            sys.executable,
+            "-m",
+            "kafka_verify.wire.node",
+            "--cluster-dir",
+            str(self.directory),
+            "--node",
+            name,
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        self.processes[name] = process
+        return process
+
+    def bootstrap(self) -> str:
+        host = self.file.advertised_host
+        return ",".join(f"{host}:{s.kafka_port}" for s in self.file.brokers())
+
+    def describe(self) -> dict[str, object]:
+        """cluster.json: the bootstrap string and every node (DESIGN.md, "CLI contract")."""
+        nodes = []
+        for spec in self.file.nodes:
+            process = self.processes.get(spec.name)
+            port = spec.kafka_port if spec.kafka_port is not None else spec.node_port
+            host = self.file.advertised_host if spec.kafka_port is not None else "127.0.0.1"
+            nodes.append(
+                {
+                    "name": spec.name,
+                    "role": spec.role,
+                    "host": host,
+                    "port": port,
+                    "pid": None if process is None else process.pid,
+                    "data_dir": str(self.node_dir(spec.name).resolve()),
+                }
+            )
+        return {"bootstrap": self.bootstrap(), "nodes": nodes}
+
+    def write_cluster_json(self) -> Path:
+        path = self.directory / CLUSTER_JSON
+        cluster_file.write_json_atomically(path, self.describe())
+        return path
+
+    def exited(self) -> dict[str, int]:
+        """The nodes whose process has ended, with its exit code (negative: the signal)."""
+        codes = {name: p.poll() for name, p in self.processes.items()}
+        return {name: code for name, code in codes.items() if code is not None}
+
+    def wait_ready(
+        self, timeout_s: float = READY_TIMEOUT_S, stopping: Stopping | None = None
+    ) -> bool:
+        """Wait until every broker answers; False if a stop was asked meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        waiting = {spec.name for spec in self.file.nodes} | {"metadata"}
+        while waiting:
+            if stopping is not None and stopping.asked:
+                return False
+            for name, code in self.exited().items():
+                raise ClusterError(
+                    f"{name} exited with code {code} while starting: {self.last_words(name)}"
+                )
+            for name in sorted(waiting):
+                if self._answers(name):
+                    waiting.discard(name)
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"the cluster was not ready within {timeout_s:.0f} s (waiting for {', '.join(sorted(waiting))})"
+                )
+            time.sleep(POLL_S)
+        return True
+
+    def _answers(self, name: str) -> bool:
+        if name == "metadata":
+            return self.leaders_known()
+        if name == ZK:
+            return self.zk_answers()
+        spec = self.file.node(name)
+        assert spec.kafka_port is not None
+        host = "127.0.0.1" if self.file.bind in WILDCARD_ADDRESSES else self.file.bind
+        return api_versions_answered(host, spec.kafka_port)
+
+    def zk_answers(self) -> bool:
+        """Whether the coordination node answers a read (its state is on disk by then)."""
+        zk = self.file.node(ZK)
+        try:
+            reply = asyncio.run(zk_request("127.0.0.1", zk.node_port, ZkRead(), PROBE_TIMEOUT_S))
+        except NodeClientError:
+            return False
+        return isinstance(reply, ZkCluster)
+
+    def leaders_known(self) -> bool:
+        """Whether b0 answers an impl Metadata naming a leader for every partition."""
+        b0 = self.file.node("b0")
+        try:
+            answer = asyncio.run(
+                node_request("127.0.0.1", b0.node_port, Metadata(1), PROBE_TIMEOUT_S)
+            )
+        except NodeClientError:
+            return False
+        partitions = self.file.config.model_config().partitions
+        return (
+            isinstance(answer, MetadataResponse)
+            and len(answer.leaders) == partitions
+            and all(leader is not None for _, leader, _ in answer.leaders)
+        )
+
+    def last_words(self, name: str) -> str:
+        try:
+            lines = (self.node_dir(name) / "node.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1] if lines else "no output"
+
+    def stop_node(
+        self, name: str, signum: int = signal.SIGTERM, timeout_s: float = STOP_TIMEOUT_S
+    ) -> int | None:
+        process = self.processes.get(name)
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
+        try:
+            return process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM every child, wait, SIGKILL stragglers, reap them all."""
+        try:
+            for process in self.processes.values():
+                if process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.terminate()
+            deadline = time.monotonic() + timeout_s
+            for process in self.processes.values():
+                try:
+                    process.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        finally:
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+            for output in self._logs.values():
+                output.close()
+            self._logs.clear()
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / CLUSTER_JSON).unlink()
+
+
+def api_versions_answered(host: str, port: int, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a Kafka ApiVersions v0 request to host:port gets a response without error."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as connection:
+            connection.sendall(encode_request(1, "kafka-verify-serve", ApiVersionsRequest()))
+            size = struct.unpack(">i", _read_exactly(connection, 4))[0]
+            payload = _read_exactly(connection, size)
+        correlation_id, response = decode_response(payload, 18, 0)
+    except (OSError, EOFError, FrameError, struct.error):
+        return False
+    return correlation_id == 1 and getattr(response, "error_code", None) == ErrorCode.none
+
+
+def _read_exactly(connection: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = connection.recv(size - len(chunks))
+        if not chunk:
+            raise EOFError("the connection closed")
+        chunks += chunk
+    return bytes(chunks)
+
+
+class Stopping:
+    """SIGINT and SIGTERM ask the launcher to stop; it finishes what it is doing first."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._previous = {
+            signum: signal.signal(signum, self._ask) for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def _ask(self, signum: int, frame: FrameType | None) -> None:
+        self.asked = True
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def settings_from(args: argparse.Namespace) -> ServeSettings:
+    topic = parse_topics(list(args.topic))
+    partitions, replication = topic if topic is not None else (3, None)
+    if args.replication is not None:
+        if replication is not None and replication != args.replication:
+            raise ClusterError(
+                f"--replication {args.replication} disagrees with --topic's replication {replication}"
+            )
+        replication = args.replication
+    if replication is None:
+        replication = min(3, args.brokers)
+    min_insync = args.min_insync if args.min_insync is not None else min(2, replication)
+    bugs = frozenset(name for name in args.bug if name != "none")
+    return ServeSettings(
+        args.brokers, partitions, replication, min_insync, bugs, args.port, args.bind
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """`kafka-verify serve`: start the cluster, print its bootstrap string, run until interrupted."""
+    settings = settings_from(args)
+    if settings.bind in WILDCARD_ADDRESSES or not settings.bind.startswith("127."):
+        print(
+            f"kafka-verify: warning: brokers listen on {settings.bind or '*'}, and they have no "
+            "authentication: anyone who can reach the ports can read and write",
+            file=sys.stderr,
+        )
+    directory: Path = args.data_dir
+    cluster_spec = prepare(directory, settings)
+    check_ports_free(cluster_spec)
+    save(directory, cluster_spec)
+    stopping = Stopping()
+    cluster = Cluster(directory, cluster_spec)
+    try:
+        cluster.start()
+        if not cluster.wait_ready(stopping=stopping):
+            return 0
+        cluster.write_cluster_json()
+        print(cluster.bootstrap(), flush=True)
+        reported: set[str] = set()
+        while not stopping.asked:
+            for name, code in cluster.exited().items():
+                if name not in reported:
+                    reported.add(name)
+                    print(
+                        f"kafka-verify: {name} exited with code {code}", file=sys.stderr, flush=True
+                    )
+            time.sleep(POLL_S)
+        return 0
+    finally:
+        cluster.stop()
+        stopping.restore()
