@@ -187,7 +187,7 @@ class DurableLog(PartitionLog):
 
     # -- partition metadata ----------------------------------------------------------------
 
-    @property  # type: ignore[override]
+    @property
     def known_epoch(self) -> int:
         return self._known_epoch
 
