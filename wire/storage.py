@@ -169,10 +169,22 @@ class DurableLog(PartitionLog):
 
     def close(self) -> None:
         """Close the segment files; unflushed batches are lost, as in a crash."""
-        for log_fd, times_fd in self._files.values():
+        for log_fd, times_fd in getattr(self, "_files", {}).values():
             os.close(log_fd)
             os.close(times_fd)
-        self._files.clear()
+        if hasattr(self, "_files"):
+            self._files.clear()
+
+    def __del__(self) -> None:
+        # A log dropped without close() (a replaced broker, a finished simulation) must not keep
+        # its descriptors: a long campaign would run out of them.
+        self.close()
+
+    def __copy__(self) -> DurableLog:
+        raise TypeError(f"the log in {self.directory} is a directory on disk and cannot be copied")
+
+    def __deepcopy__(self, memo: dict[int, object]) -> DurableLog:
+        return self.__copy__()
 
     def __enter__(self) -> DurableLog:
         return self

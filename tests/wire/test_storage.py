@@ -408,3 +408,21 @@ def test_json_is_replaced_whole_and_a_corrupt_file_is_a_clear_error(tmp_path: Pa
     with pytest.raises(StorageError) as error:
         read_json(tmp_path / "missing.json")
     one_sentence_naming(error, tmp_path / "missing.json")
+
+
+def test_a_durable_log_cannot_be_copied_and_closes_its_files_when_dropped(tmp_path: Path) -> None:
+    import copy
+    import gc
+
+    log = DurableLog.open(tmp_path, segment_records=2)
+    log.append(producer_record(0, 0, 1, 1, 0, 0))
+    log.flush(hw=1)
+    with pytest.raises(TypeError, match="cannot be copied"):
+        copy.deepcopy(log)
+    fds = [fd for pair in log._files.values() for fd in pair]
+    assert fds
+    del log
+    gc.collect()
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
