@@ -10,8 +10,10 @@ nothing else of the suite; `impl` never imports `wire`.
 - `node_codec.py`: the nodes' own messages as tagged JSON in node frames.
 - `server.py`: an asyncio server that answers ApiVersions and hands the rest on.
 - `errors.py`: `FrameError`, the one exception of a malformed Kafka frame.
-- `host.py`: one node on an asyncio loop (`ZkHost`, `BrokerHost`), and `NodePort`,
-  what the Kafka front end sees of its broker.
+- `host.py`: one node on an asyncio loop (`ZkHost`, and `BrokerHost`, which is
+  the front end's `NodePort`: what the front end sees of its broker).
+- `frontend.py`: the Kafka APIs, translated into the broker's own messages and back.
+- `storage.py`: `DurableLog`, a replica's log in segment files that survive kill -9.
 - `zk_state.py`: the coordination node's state file.
 - `node_client.py`: one request to a node's port, as a peer sends it.
 - `node.py`: one node's process; `cluster_file.py`: the cluster's config.json.

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import re
 import signal
 import socket
 import struct
@@ -48,6 +49,9 @@ from kio.schema.errors import ErrorCode
 
 CLUSTER_JSON = "cluster.json"
 DEFAULT_PORT = 9092
+OFFSETS_PARTITIONS = (
+    3  # of the internal offsets topic (Kafka has 50; three spread it over the brokers)
+)
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0
@@ -62,7 +66,7 @@ class ClusterError(Exception):
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
     brokers: int = 3
-    partitions: int = 3
+    topics: tuple[tuple[str, int], ...] = ((TOPIC, 3),)
     replication: int = 3
     min_insync: int = 2
     bugs: frozenset[str] = frozenset()
@@ -70,25 +74,38 @@ class ServeSettings:
     bind: str = "127.0.0.1"
 
 
-def parse_topics(specs: list[str]) -> tuple[int, int] | None:
-    """(partitions, replication) of the one topic named by `--topic NAME:PARTITIONS:RF` flags.
+# Kafka's legal topic names: letters, digits, '.', '_' and '-', at most 249 characters.
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
-    The reference cluster has one user topic, TOPIC; None when no flag names it.
+
+def parse_topics(specs: list[str]) -> tuple[tuple[tuple[str, int], ...], int | None]:
+    """The topics named by `--topic NAME:PARTITIONS:RF` flags, in order, and their common RF
+    (None when no flag names a topic).
+
+    Every topic of a served cluster is replicated alike: the model's partition assignment
+    has one replication factor for the cluster.
     """
-    found: tuple[int, int] | None = None
+    topics: list[tuple[str, int]] = []
+    replication: int | None = None
     for spec in specs:
         parts = spec.split(":")
         if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
             raise ClusterError(f"--topic {spec!r} is not NAME:PARTITIONS:RF")
-        name, partitions, replication = parts[0], int(parts[1]), int(parts[2])
-        if name != TOPIC:
+        name, partitions, rf = parts[0], int(parts[1]), int(parts[2])
+        if not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+            raise ClusterError(f"--topic {spec!r}: {name!r} is not a legal Kafka topic name")
+        if partitions < 1:
+            raise ClusterError(f"--topic {spec!r}: a topic needs at least one partition")
+        if any(existing == name for existing, _ in topics):
+            raise ClusterError(f"--topic names topic {name!r} twice")
+        if replication is not None and rf != replication:
             raise ClusterError(
-                f"the cluster has one topic, {TOPIC!r}, so --topic {spec!r} cannot be"
+                f"--topic {spec!r} asks RF {rf}, but another topic asks RF {replication}: "
+                "every topic of a served cluster has the same replication factor"
             )
-        if found is not None and found != (partitions, replication):
-            raise ClusterError(f"--topic names topic {TOPIC!r} twice, differently")
-        found = (partitions, replication)
-    return found
+        topics.append((name, partitions))
+        replication = rf
+    return tuple(topics), replication
 
 
 def serve_config(settings: ServeSettings) -> ClusterConfig:
@@ -100,7 +117,8 @@ def serve_config(settings: ServeSettings) -> ClusterConfig:
     try:
         return ClusterConfig(
             brokers=settings.brokers,
-            partitions=settings.partitions,
+            partitions=sum(count for _, count in settings.topics),
+            topics=settings.topics,
             replication=settings.replication,
             min_insync=settings.min_insync,
             bugs=settings.bugs,
@@ -110,6 +128,11 @@ def serve_config(settings: ServeSettings) -> ClusterConfig:
             retention_records=None,
             segment_records=10_000,
             fetch_max_records=500,
+            # Consumer groups of any name, their offsets in an internal topic of
+            # OFFSETS_PARTITIONS partitions replicated like the others.
+            groups=1,
+            any_group=True,
+            offsets_partitions=OFFSETS_PARTITIONS,
         )
     except ValueError as error:
         raise ClusterError(str(error)) from None
@@ -415,16 +438,25 @@ def _read_exactly(connection: socket.socket, size: int) -> bytes:
 
 
 class Stopping:
-    """SIGINT and SIGTERM ask the launcher to stop; it finishes what it is doing first."""
+    """SIGINT and SIGTERM ask the launcher to stop; it finishes what it is doing first.
+
+    SIGUSR1 asks it to start again every node that is not running: after a node was
+    killed (SIGKILL is a crash), this is how an operator or a nemesis restarts it.
+    """
 
     def __init__(self) -> None:
         self.asked = False
+        self.restart_asked = False
         self._previous = {
             signum: signal.signal(signum, self._ask) for signum in (signal.SIGINT, signal.SIGTERM)
         }
+        self._previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self._ask_restart)
 
     def _ask(self, signum: int, frame: FrameType | None) -> None:
         self.asked = True
+
+    def _ask_restart(self, signum: int, frame: FrameType | None) -> None:
+        self.restart_asked = True
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():
@@ -432,8 +464,18 @@ class Stopping:
 
 
 def settings_from(args: argparse.Namespace) -> ServeSettings:
-    topic = parse_topics(list(args.topic))
-    partitions, replication = topic if topic is not None else (3, None)
+    topics, replication = parse_topics(list(args.topic))
+    if not topics:
+        # No --topic: an existing data directory keeps its own; a new one gets TOPIC.
+        try:
+            existing = cluster_file.load(args.data_dir)
+        except cluster_file.ClusterFileError as error:
+            raise ClusterError(str(error)) from None
+        if existing is not None:
+            topics = existing.config.topic_layout()
+            replication = replication or existing.config.replication
+        else:
+            topics = ((TOPIC, 3),)
     if args.replication is not None:
         if replication is not None and replication != args.replication:
             raise ClusterError(
@@ -444,9 +486,7 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
         replication = min(3, args.brokers)
     min_insync = args.min_insync if args.min_insync is not None else min(2, replication)
     bugs = frozenset(name for name in args.bug if name != "none")
-    return ServeSettings(
-        args.brokers, partitions, replication, min_insync, bugs, args.port, args.bind
-    )
+    return ServeSettings(args.brokers, topics, replication, min_insync, bugs, args.port, args.bind)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -478,6 +518,13 @@ def run_serve(args: argparse.Namespace) -> int:
                     print(
                         f"kafka-verify: {name} exited with code {code}", file=sys.stderr, flush=True
                     )
+            if stopping.restart_asked:
+                stopping.restart_asked = False
+                for name in sorted(cluster.exited()):
+                    cluster.start_node(name)
+                    reported.discard(name)
+                    print(f"kafka-verify: {name} started again", file=sys.stderr, flush=True)
+                cluster.write_cluster_json()
             time.sleep(POLL_S)
         return 0
     finally:

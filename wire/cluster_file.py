@@ -121,7 +121,14 @@ def config_from_json(data: Any) -> ClusterConfig:
     values: dict[str, Any] = {}
     for name, value in data.items():
         origin = typing.get_origin(hints[name])
-        if origin is frozenset and isinstance(value, list):
+        if name == "topics" and isinstance(value, list):
+            if not all(
+                isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and type(t[1]) is int
+                for t in value
+            ):
+                raise ClusterFileError("its topics are not a list of [name, partitions]")
+            value = tuple((t[0], t[1]) for t in value)
+        elif origin is frozenset and isinstance(value, list):
             value = frozenset(value)
         elif origin is tuple and isinstance(value, list):
             value = tuple(value)

@@ -95,12 +95,12 @@ class NodePort(Protocol):
         """A request id unique within this process life."""
         ...
 
-    async def call(self, message: object, timeout_s: float) -> object:
+    async def call(self, message: m.Message, timeout_s: float) -> object:
         """Deliver an impl request to the local broker node and return its answer (same
         request_id); raises asyncio.TimeoutError when none comes within `timeout_s`."""
         ...
 
-    def cast(self, message: object) -> None:
+    def cast(self, message: m.Message) -> None:
         """Deliver an impl request that gets no answer (Produce with acks=0)."""
         ...
 
@@ -319,7 +319,7 @@ class KafkaFrontend:
         life = (self.port.incarnation << COUNTER_BITS) | self._counter
         return life * self.config.brokers + self.port.index
 
-    async def _ask(self, message: object, answer_type: type[R], timeout_s: float) -> R | None:
+    async def _ask(self, message: m.Message, answer_type: type[R], timeout_s: float) -> R | None:
         """The impl's answer to `message`, or None if it did not come in time."""
         try:
             answer = await self.port.call(message, timeout_s)
@@ -774,9 +774,10 @@ class KafkaFrontend:
             if reply.error == gm.UNKNOWN_MEMBER_ID:
                 self._protocols.get(group, {}).pop(member, None)
             return answer(kafka_error(reply.error))
+        # Members' protocols are forgotten only when they leave or are unknown to the
+        # coordinator: an answer for an older generation may list fewer members than have
+        # joined since, and forgetting those would hand the next leader empty metadata.
         known = self._protocols.setdefault(group, {})
-        for stale in set(known) - set(reply.members):
-            del known[stale]
         generation = self._generation(group, reply.generation)
         if generation.protocol is None:
             generation.protocol = self._choose_protocol(group, reply.leader, reply.members)

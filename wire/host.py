@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from kafka_verify.impl.bootstrap import initial_coordination, initial_group_store
 from kafka_verify.impl.broker import Broker
@@ -69,24 +68,6 @@ INCARNATION_FILE = "incarnation"
 # The log of one partition in this broker's data directory.
 LogFactory = Callable[[int], PartitionLog]
 Address = tuple[str, int]
-
-
-class NodePort(Protocol):
-    """What the Kafka front end sees of its broker."""
-
-    index: int
-    config: ClusterConfig
-    addresses: Mapping[int, Address]  # broker index -> advertised Kafka host and port
-
-    async def call(self, message: Message, timeout_s: float) -> object:
-        """Deliver `message` as from "kafka"; the broker's answer with the same request_id."""
-        ...
-
-    def cast(self, message: Message) -> None:
-        """Deliver `message` as from "kafka" and wait for nothing (acks=0)."""
-        ...
-
-    def next_request_id(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

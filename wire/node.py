@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -26,10 +25,10 @@ from pathlib import Path
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.log import PartitionLog
 from kafka_verify.wire import cluster_file
-from kafka_verify.wire.apis import DecodedRequest
-from kafka_verify.wire.host import ZK, BrokerHost, LogFactory, NodeHost, NodePort, ZkHost
+from kafka_verify.wire.frontend import KafkaFrontend, NodePort
+from kafka_verify.wire.host import ZK, BrokerHost, LogFactory, NodeHost, ZkHost
 from kafka_verify.wire.server import Handler, KafkaServer
-from kio.static.protocol import ResponsePayload
+from kafka_verify.wire.storage import DurableLog
 
 log = logging.getLogger("kafka_verify.wire.node")
 
@@ -37,36 +36,17 @@ PARENT_CHECK_INTERVAL_S = 0.5
 
 
 def kafka_handler(port: NodePort) -> Handler:
-    """The Kafka front end's handler for this broker; without a front end, one that answers nothing."""
-    try:
-        frontend = importlib.import_module("kafka_verify.wire.frontend")
-    except ModuleNotFoundError as error:
-        if error.name != "kafka_verify.wire.frontend":
-            raise
-        log.warning(
-            "b%d: no Kafka front end is installed; only ApiVersions is answered", port.index
-        )
-
-        async def answer_nothing(decoded: DecodedRequest) -> ResponsePayload | None:
-            return None
-
-        return answer_nothing
-    handler: Handler = frontend.KafkaFrontend(port).handle
+    """The Kafka front end's handler for this broker."""
+    handler: Handler = KafkaFrontend(port).handle
     return handler
 
 
 def log_factory(data_dir: Path, config: ClusterConfig) -> LogFactory:
-    """How a broker opens its partitions' logs: durable files when wire/storage.py is there."""
-    try:
-        storage = importlib.import_module("kafka_verify.wire.storage")
-    except ModuleNotFoundError as error:
-        if error.name != "kafka_verify.wire.storage":
-            raise
-        log.warning("no durable storage is installed; logs live in memory only")
-        return lambda partition: PartitionLog(config.segment_records)
+    """How a broker opens its partitions' logs: segment files in its data directory, recovered
+    as after a crash (a torn tail is cut at the last complete batch)."""
 
     def open_log(partition: int) -> PartitionLog:
-        durable: PartitionLog = storage.DurableLog(
+        durable: PartitionLog = DurableLog.open(
             data_dir / f"partition-{partition}", config.segment_records
         )
         return durable

@@ -88,8 +88,6 @@ def _codec_for(hint: Any, owner: str) -> tuple[Encoder, Decoder]:
         return _encode_str, _decode_str
     if hint is type(None):
         return _encode_none, _decode_none
-    if hint is bytes:
-        return _encode_bytes, _decode_bytes
     if isinstance(hint, type) and is_dataclass(hint):
         return _dataclass_codec(hint)
     origin = typing.get_origin(hint)
@@ -351,21 +349,6 @@ def _decode_str(value: Any, path: str) -> Any:
     if type(value) is not str:
         raise NodeCodecError(f"{path} must be a string, not {type(value).__name__}")
     return value
-
-
-def _encode_bytes(value: Any, path: str) -> Any:
-    if type(value) is not bytes:
-        raise NodeCodecError(f"{path} must be bytes, not {type(value).__name__}")
-    return base64.b64encode(value).decode("ascii")
-
-
-def _decode_bytes(value: Any, path: str) -> Any:
-    if type(value) is not str:
-        raise NodeCodecError(f"{path} must be a base64 string, not {type(value).__name__}")
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as error:
-        raise NodeCodecError(f"{path} is not valid base64: {error}") from None
 
 
 def _encode_none(value: Any, path: str) -> Any:

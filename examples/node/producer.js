@@ -1,7 +1,7 @@
 // Send a few greetings to the `greetings` topic with kafkajs, and wait for every ack.
 //
 //     node examples/node/producer.js [bootstrap] [count]
-const { Kafka, logLevel } = require("kafkajs");
+const { Kafka, Partitioners, logLevel } = require("kafkajs");
 
 const bootstrap = process.argv[2] || "127.0.0.1:9092";
 const count = Number(process.argv[3] || 10);
@@ -9,7 +9,11 @@ const count = Number(process.argv[3] || 10);
 async function main() {
   const kafka = new Kafka({ clientId: "greeter", brokers: bootstrap.split(","), logLevel: logLevel.WARN });
   // An idempotent producer: a retry never writes a record twice (kafkajs then sends acks=all).
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner, // murmur2, as the Java client
+  });
   await producer.connect();
   for (let i = 0; i < count; i++) {
     const [result] = await producer.send({

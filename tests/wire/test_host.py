@@ -24,7 +24,7 @@ from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.effects import ZkCall
 from kafka_verify.impl.messages import Metadata, MetadataResponse
 from kafka_verify.impl.zk import CONNECTION_LOSS, ZkCluster, ZkError, ZkRead
-from kafka_verify.wire.cluster import api_versions_answered
+from kafka_verify.wire.cluster import OFFSETS_PARTITIONS, api_versions_answered
 from kafka_verify.wire.host import KAFKA_REQUEST_BASE, BrokerHost, Topology, ZkHost
 from kafka_verify.wire.node_client import node_request
 from kafka_verify.wire.node_codec import Hello, encode_node_frame
@@ -161,7 +161,9 @@ def _metadata(port: int) -> MetadataResponse:
 
 def _leaders_known(port: int) -> bool:
     leaders = _metadata(port).leaders
-    return len(leaders) == PARTITIONS and all(leader is not None for _, leader, _ in leaders)
+    return len(leaders) == PARTITIONS + OFFSETS_PARTITIONS and all(
+        leader is not None for _, leader, _ in leaders
+    )
 
 
 def test_serve_writes_cluster_json_and_every_broker_answers(served: Served) -> None:
@@ -181,7 +183,8 @@ def test_serve_writes_cluster_json_and_every_broker_answers(served: Served) -> N
     # A node client (hello frame, then an impl request) gets the leader table from b0.
     answer = _metadata(served.node_port("b0"))
     assert answer.request_id == 7
-    assert sorted(p for p, _, _ in answer.leaders) == list(range(PARTITIONS))
+    # The topic's partitions, then the internal offsets topic's.
+    assert sorted(p for p, _, _ in answer.leaders) == list(range(PARTITIONS + OFFSETS_PARTITIONS))
     assert all(leader is not None for _, leader, _ in answer.leaders)
 
 

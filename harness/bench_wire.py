@@ -1,0 +1,211 @@
+"""`kafka-verify bench --wire`: the real host's speed, measured with a real client.
+
+With confluent-kafka (librdkafka), 100-byte records and linger 5 ms, against a
+3-broker `kafka-verify serve` cluster with RF 3 and acks=all (or any cluster
+named with `--bootstrap`), it reports:
+- `produce_records_per_s`: an idempotent producer sending as fast as it can;
+- `consume_records_per_s`: one consumer reading all of that back;
+- `produce_p50_ms` and `produce_p99_ms`: send-to-acknowledgement latency at a
+  fixed 2,000 records/s.
+
+Rules of this module:
+- It is a benchmark, not a test: figures are reported, never asserted.
+- A cluster it starts runs in a temporary directory, on free loopback ports,
+  and is stopped (every process) before the bench returns, whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+RECORD_BYTES = 100
+LINGER_MS = 5
+LATENCY_RATE_PER_S = 2_000
+LATENCY_SECONDS = 10.0
+PARTITIONS = 3
+
+
+def run_wire_bench(
+    bootstrap: str | None,
+    records: int,
+    start_cluster: Callable[[str, int, int, int], AbstractContextManager[str]],
+    brokers: int = 3,
+    replication: int = 3,
+) -> dict[str, Any]:
+    """Figures of one bench run. `start_cluster(data_dir, brokers, replication, partitions)`
+    starts a cluster and yields its bootstrap string (used when `bootstrap` is None)."""
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        raise RuntimeError(
+            "bench --wire needs confluent-kafka: pip install 'confluent-kafka>=2.16'"
+        ) from None
+    topic = "bench" if bootstrap is None else f"kafka-verify-bench-{uuid.uuid4().hex[:8]}"
+    with _cluster(bootstrap, topic, start_cluster, brokers, replication) as servers:
+        produced = _produce_flat_out(servers, topic, records)
+        consumed = _consume_all(servers, topic, records)
+        latencies = _produce_at_rate(servers, topic, LATENCY_RATE_PER_S, LATENCY_SECONDS)
+    latencies.sort()
+    return {
+        "cluster": "serve" if bootstrap is None else bootstrap,
+        "brokers": brokers if bootstrap is None else None,
+        "replication": replication if bootstrap is None else None,
+        "records": records,
+        "record_bytes": RECORD_BYTES,
+        "produce_records_per_s": round(records / produced, 1),
+        "consume_records_per_s": round(records / consumed, 1),
+        "produce_p50_ms": round(_percentile(latencies, 0.50), 2),
+        "produce_p99_ms": round(_percentile(latencies, 0.99), 2),
+        "latency_rate_per_s": LATENCY_RATE_PER_S,
+    }
+
+
+@contextmanager
+def _cluster(
+    bootstrap: str | None,
+    topic: str,
+    start_cluster: Callable[[str, int, int, int], AbstractContextManager[str]],
+    brokers: int,
+    replication: int,
+) -> Iterator[str]:
+    if bootstrap is not None:
+        _create_topic(bootstrap, topic)
+        yield bootstrap
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="kafka-verify-bench-") as data_dir,
+        start_cluster(
+            os.path.join(data_dir, "cluster"), brokers, replication, PARTITIONS
+        ) as servers,
+    ):
+        yield servers
+
+
+def _create_topic(bootstrap: str, topic: str) -> None:
+    """On another cluster, a fresh topic for this run: RF 3, or every broker if fewer."""
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    brokers = len(admin.list_topics(timeout=30).brokers)
+    new = NewTopic(topic, num_partitions=PARTITIONS, replication_factor=min(3, brokers))
+    for future in admin.create_topics([new], operation_timeout=30).values():
+        future.result(timeout=60)
+
+
+def _producer(servers: str) -> Any:
+    from confluent_kafka import Producer
+
+    return Producer(
+        {
+            "bootstrap.servers": servers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": LINGER_MS,
+        }
+    )
+
+
+def _produce_flat_out(servers: str, topic: str, records: int) -> float:
+    producer = _producer(servers)
+    payload = b"x" * RECORD_BYTES
+    failures: list[str] = []
+
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    _warm_up(producer, topic)
+    started = time.perf_counter()
+    for i in range(records):
+        while True:
+            try:
+                producer.produce(
+                    topic, value=payload, key=str(i % 1000).encode(), on_delivery=delivered
+                )
+                break
+            except BufferError:
+                producer.poll(0.001)
+    remaining = producer.flush(300)
+    elapsed = time.perf_counter() - started
+    if remaining or failures:
+        raise RuntimeError(
+            f"the bench producer lost {remaining + len(failures)} records: {failures[:3]}"
+        )
+    return elapsed
+
+
+def _warm_up(producer: Any, topic: str) -> None:
+    """Metadata, a producer id and a first batch, so the timed part measures steady state."""
+    producer.produce(topic, value=b"warm-up")
+    if producer.flush(60):
+        raise RuntimeError("the cluster did not acknowledge a first record within a minute")
+
+
+def _consume_all(servers: str, topic: str, records: int) -> float:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": servers,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    wanted = records + 1  # and the warm-up record
+    read = 0
+    started = time.perf_counter()
+    deadline = started + 300
+    while read < wanted and time.perf_counter() < deadline:
+        for message in consumer.consume(num_messages=10_000, timeout=1.0):
+            if message.error() is None:
+                read += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    if read < wanted:
+        raise RuntimeError(f"the bench consumer read {read} of {wanted} records in 5 minutes")
+    return elapsed
+
+
+def _produce_at_rate(servers: str, topic: str, rate: int, seconds: float) -> list[float]:
+    """Send-to-acknowledgement latencies (ms) of records sent at a fixed rate."""
+    producer = _producer(servers)
+    _warm_up(producer, topic)
+    latencies: list[float] = []
+    payload = b"y" * RECORD_BYTES
+
+    def delivered_at(sent: float) -> Callable[[Any, Any], None]:
+        def delivered(error: Any, _message: Any) -> None:
+            if error is None:
+                latencies.append((time.perf_counter() - sent) * 1000)
+
+        return delivered
+
+    started = time.perf_counter()
+    total = int(rate * seconds)
+    for i in range(total):
+        due = started + i / rate
+        while (now := time.perf_counter()) < due:
+            producer.poll(min(0.001, due - now))
+        producer.produce(topic, value=payload, on_delivery=delivered_at(time.perf_counter()))
+        producer.poll(0)
+    producer.flush(60)
+    if len(latencies) < total:
+        raise RuntimeError(
+            f"{total - len(latencies)} of {total} timed records were not acknowledged"
+        )
+    return latencies
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, int(q * len(sorted_values)))
+    return sorted_values[index]
