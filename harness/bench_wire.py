@@ -16,13 +16,15 @@ Rules of this module:
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from kafka_verify.wire.cluster import ServeSettings, free_port_run, running_cluster
 
 RECORD_BYTES = 100
 LINGER_MS = 5
@@ -32,14 +34,10 @@ PARTITIONS = 3
 
 
 def run_wire_bench(
-    bootstrap: str | None,
-    records: int,
-    start_cluster: Callable[[str, int, int, int], AbstractContextManager[str]],
-    brokers: int = 3,
-    replication: int = 3,
+    bootstrap: str | None, records: int, brokers: int = 3, replication: int = 3
 ) -> dict[str, Any]:
-    """Figures of one bench run. `start_cluster(data_dir, brokers, replication, partitions)`
-    starts a cluster and yields its bootstrap string (used when `bootstrap` is None)."""
+    """Figures of one bench run, against `bootstrap`, or against a `serve` cluster of `brokers`
+    brokers and RF `replication` that it starts and stops."""
     try:
         import confluent_kafka  # noqa: F401
     except ImportError:
@@ -47,7 +45,7 @@ def run_wire_bench(
             "bench --wire needs confluent-kafka: pip install 'confluent-kafka>=2.16'"
         ) from None
     topic = "bench" if bootstrap is None else f"kafka-verify-bench-{uuid.uuid4().hex[:8]}"
-    with _cluster(bootstrap, topic, start_cluster, brokers, replication) as servers:
+    with _cluster(bootstrap, topic, brokers, replication) as servers:
         produced = _produce_flat_out(servers, topic, records)
         consumed = _consume_all(servers, topic, records)
         latencies = _produce_at_rate(servers, topic, LATENCY_RATE_PER_S, LATENCY_SECONDS)
@@ -67,24 +65,23 @@ def run_wire_bench(
 
 
 @contextmanager
-def _cluster(
-    bootstrap: str | None,
-    topic: str,
-    start_cluster: Callable[[str, int, int, int], AbstractContextManager[str]],
-    brokers: int,
-    replication: int,
-) -> Iterator[str]:
+def _cluster(bootstrap: str | None, topic: str, brokers: int, replication: int) -> Iterator[str]:
     if bootstrap is not None:
         _create_topic(bootstrap, topic)
         yield bootstrap
         return
+    settings = ServeSettings(
+        brokers=brokers,
+        topics=((topic, PARTITIONS),),
+        replication=replication,
+        min_insync=min(2, replication),
+        port=free_port_run(brokers),
+    )
     with (
         tempfile.TemporaryDirectory(prefix="kafka-verify-bench-") as data_dir,
-        start_cluster(
-            os.path.join(data_dir, "cluster"), brokers, replication, PARTITIONS
-        ) as servers,
+        running_cluster(Path(data_dir), settings) as cluster,
     ):
-        yield servers
+        yield cluster.bootstrap()
 
 
 def _create_topic(bootstrap: str, topic: str) -> None:

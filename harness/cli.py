@@ -107,6 +107,26 @@ def _build_parser() -> Parser:
     bench.add_argument(
         "--prove", action="store_true", help="measure the prover alone (engines and variants)"
     )
+    bench.add_argument(
+        "--wire",
+        action="store_true",
+        help="measure the real host with confluent-kafka (a 3-broker serve, RF 3, acks=all)",
+    )
+    bench.add_argument(
+        "--bootstrap",
+        default=None,
+        metavar="HOST:PORT[,...]",
+        help="with --wire: measure this cluster instead of starting one",
+    )
+    bench.add_argument(
+        "--records", type=positive, default=200_000, help="with --wire: records produced (200,000)"
+    )
+    bench.add_argument(
+        "--brokers", type=positive, default=3, help="with --wire: brokers of the cluster started"
+    )
+    bench.add_argument(
+        "--replication", type=positive, default=3, help="with --wire: its replication factor"
+    )
 
     check_cli.add_check_parser(sub)
     bugs = sub.add_parser("bugs", help="list the seeded-bug catalogue")

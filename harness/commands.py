@@ -196,7 +196,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from kafka_verify.harness.bench import run_bench, run_prove_bench
 
     started = time.perf_counter()
-    figures = run_prove_bench() if getattr(args, "prove", False) else run_bench(args.steps)
+    if getattr(args, "wire", False):
+        from kafka_verify.harness.bench_wire import run_wire_bench
+
+        if args.prove:
+            raise UsageError("--wire and --prove measure different things: ask for one")
+        if args.replication > args.brokers:
+            raise UsageError(
+                f"--replication {args.replication} needs at least as many --brokers ({args.brokers})"
+            )
+        try:
+            figures = run_wire_bench(args.bootstrap, args.records, args.brokers, args.replication)
+        except RuntimeError as error:
+            raise UsageError(str(error)) from None
+    elif args.bootstrap is not None:
+        raise UsageError("--bootstrap is for bench --wire")
+    else:
+        figures = run_prove_bench() if getattr(args, "prove", False) else run_bench(args.steps)
     figures["seconds"] = round(time.perf_counter() - started, 2)
     for key, value in figures.items():
         print(f"{key:24} {value}")

@@ -140,7 +140,9 @@ def decode_request(frame: RequestFrame) -> DecodedRequest | ApiVersionsTooNew:
             f" {api.min_version}-{api.max_version}"
         )
     schema = load_request_schema(header.api_key, header.api_version)
-    body = _read_body(schema, frame.body, f"{api.name} v{header.api_version} request")
+    body = _read_body(
+        schema, frame.body, f"{api.name} v{header.api_version} request", trailing_allowed=True
+    )
     return DecodedRequest(header, body)  # type: ignore[arg-type]  # the schema is a request's
 
 
@@ -237,9 +239,14 @@ def api_versions_response(
     return response
 
 
-def _read_body(schema: type[Entity], body: bytes, what: str) -> Entity:
+def _read_body(
+    schema: type[Entity], body: bytes, what: str, trailing_allowed: bool = False
+) -> Entity:
+    """The body as kio's object. A request may carry bytes after its last field, which are
+    ignored, as Kafka's request parser ignores them (librdkafka 2.16's Metadata v12 sends
+    three); anywhere else they are a FrameError."""
     shape = walk(schema, body)
-    if shape.size != len(body):
+    if shape.size != len(body) and not trailing_allowed:
         raise FrameError(f"the {what} has {len(body) - shape.size} bytes after its last field")
     try:
         value: Entity

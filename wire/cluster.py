@@ -30,6 +30,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -487,6 +488,44 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     min_insync = args.min_insync if args.min_insync is not None else min(2, replication)
     bugs = frozenset(name for name in args.bug if name != "none")
     return ServeSettings(args.brokers, topics, replication, min_insync, bugs, args.port, args.bind)
+
+
+def free_port_run(count: int, host: str = "127.0.0.1") -> int:
+    """A base port P such that P .. P+count-1 are all free on `host` right now."""
+    for _ in range(200):
+        base = _free_port()
+        if base + count > 65_000:
+            continue
+        probes: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                probes.append(probe)
+                probe.bind((host, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise ClusterError(f"found no {count} free consecutive ports on {host}")
+
+
+@contextlib.contextmanager
+def running_cluster(directory: Path, settings: ServeSettings) -> Iterator[Cluster]:
+    """A served cluster, started and ready, for as long as the `with` lasts; then every process
+    is stopped (the bench and the black box use this; `serve` itself is `run_serve`)."""
+    spec = prepare(directory, settings)
+    check_ports_free(spec)
+    save(directory, spec)
+    cluster = Cluster(directory, spec)
+    try:
+        cluster.start()
+        cluster.wait_ready()
+        cluster.write_cluster_json()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def run_serve(args: argparse.Namespace) -> int:

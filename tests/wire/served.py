@@ -26,33 +26,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+from kafka_verify.wire.cluster import free_port_run
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 WAIT_S = 120.0
-
-
-def free_port_run(count: int) -> int:
-    """A base port P such that P .. P+count-1 are all free on 127.0.0.1 right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count >= 65_000:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("found no run of free loopback ports")
 
 
 def _alive(pid: int) -> bool:
@@ -227,10 +207,7 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, int
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "fault-reader", "enable.auto.commit": False}
     )
-    ends = {}
-    for p in range(partitions):
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-        ends[p] = high
+    ends = {p: _high_watermark(consumer, topic, p) for p in range(partitions)}
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     read: list[tuple[int, int, bytes]] = []
     positions = dict.fromkeys(range(partitions), 0)
@@ -243,6 +220,24 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, int
     consumer.close()
     assert all(positions[p] >= ends[p] for p in ends), (positions, ends)
     return read
+
+
+def _high_watermark(consumer: Any, topic: str, partition: int) -> int:
+    """The partition's high watermark, asked until its leader answers (it may be moving)."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            return int(high)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            # librdkafka answers "unknown partition" until its metadata names the topic, and
+            # a watermark query alone does not always ask for it: ask explicitly.
+            consumer.list_topics(topic, timeout=10)
 
 
 def _console_script() -> str:

@@ -258,10 +258,18 @@ def test_an_unknown_tag_inside_a_known_tagged_value_is_refused() -> None:
         decode_response(bytes(frame[4:]), 18, 3)
 
 
-def test_trailing_bytes_after_a_body_are_a_frame_error() -> None:
+def test_trailing_bytes_after_a_request_body_are_ignored_as_kafka_ignores_them() -> None:
     frame = encode_request(1, "c", api_versions_body_v3())
+    decoded = decode_request_frame(frame[4:] + b"\x01\x00\x00")
+    assert decoded.body == api_versions_body_v3()  # type: ignore[union-attr]
+
+
+def test_trailing_bytes_after_a_response_body_are_a_frame_error() -> None:
+    from kafka_verify.wire.apis import api_versions_response, encode_response
+
+    frame = encode_response(1, api_versions_response(3))
     with pytest.raises(FrameError, match="1 bytes after its last field"):
-        decode_request_frame(frame[4:] + b"\x00")
+        decode_response(frame[4:] + b"\x00", 18, 3)
 
 
 def api_versions_body_v3() -> object:

@@ -70,7 +70,7 @@ def _raw_produce(port: int, topic: str, partition: int, value: bytes) -> int:
     import kio.schema.produce.v8.request as request
     from kio.static.primitive import i16, i32, i32Timedelta
 
-    batch = build_batch([NewRecord(b"stale", value, (), int(time.time() * 1000))])
+    batch = build_batch([NewRecord(b"stale", value, int(time.time() * 1000))])
     produce = request.ProduceRequest(
         transactional_id=None,
         acks=i16(-1),
@@ -132,17 +132,7 @@ def test_a_cluster_started_again_on_its_data_directory_has_every_topic_record_an
         for i in range(500):
             producer.produce("kept", key=str(i).encode(), value=f"kept-{i}".encode())
         assert producer.flush(60) == 0
-        consumer = Consumer(
-            {
-                "bootstrap.servers": first.bootstrap,
-                "group.id": "keepers",
-                "enable.auto.commit": False,
-            }
-        )
-        consumer.commit(
-            offsets=[TopicPartition("kept", p, 7 + p) for p in range(3)], asynchronous=False
-        )
-        consumer.close()
+        committed_before = _read_some_and_commit(first.bootstrap, "kept", "keepers", 100)
         before = sorted(read_all(first.bootstrap, "kept", 3))
         port = first.port
     with ServedCluster(data_dir, brokers=3, topics=[], port=port) as second:  # type: ignore[arg-type]
@@ -151,4 +141,31 @@ def test_a_cluster_started_again_on_its_data_directory_has_every_topic_record_an
         consumer = Consumer({"bootstrap.servers": second.bootstrap, "group.id": "keepers"})
         committed = consumer.committed([TopicPartition("kept", p) for p in range(3)], timeout=30)
         consumer.close()
-        assert [tp.offset for tp in committed] == [7, 8, 9]
+        assert {tp.partition: tp.offset for tp in committed} == committed_before
+
+
+def _read_some_and_commit(bootstrap: str, topic: str, group: str, at_least: int) -> dict[int, int]:
+    """A member of `group` reads at least `at_least` records, commits, and leaves: the offsets
+    it committed, by partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    read = 0
+    deadline = time.monotonic() + WAIT_S
+    while read < at_least and time.monotonic() < deadline:
+        read += sum(1 for m in consumer.consume(num_messages=50, timeout=0.5) if m.error() is None)
+    assert read >= at_least
+    consumer.commit(asynchronous=False)
+    committed = consumer.committed([TopicPartition(topic, p) for p in range(3)], timeout=30)
+    consumer.close()
+    offsets = {tp.partition: tp.offset for tp in committed}
+    assert sum(o for o in offsets.values() if o > 0) >= at_least
+    return offsets
