@@ -239,6 +239,7 @@ class Cluster:
     directory: Path
     file: ClusterFile
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts_on_sigusr1: bool = False  # `serve`: it restarts killed nodes when asked
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
 
     def node_dir(self, name: str) -> Path:
@@ -296,7 +297,11 @@ class Cluster:
                     "data_dir": str(self.node_dir(spec.name).resolve()),
                 }
             )
-        return {"bootstrap": self.bootstrap(), "nodes": nodes}
+        described: dict[str, object] = {"bootstrap": self.bootstrap(), "nodes": nodes}
+        if self.restarts_on_sigusr1:
+            # The launcher itself, which SIGUSR1 asks to start every killed node again.
+            described["serve_pid"] = os.getpid()
+        return described
 
     def write_cluster_json(self) -> Path:
         path = self.directory / CLUSTER_JSON
@@ -542,7 +547,7 @@ def run_serve(args: argparse.Namespace) -> int:
     check_ports_free(cluster_spec)
     save(directory, cluster_spec)
     stopping = Stopping()
-    cluster = Cluster(directory, cluster_spec)
+    cluster = Cluster(directory, cluster_spec, restarts_on_sigusr1=True)
     try:
         cluster.start()
         if not cluster.wait_ready(stopping=stopping):
