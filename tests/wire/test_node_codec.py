@@ -562,9 +562,11 @@ def test_bytes_are_base64_and_optional_ints_are_null() -> None:
 def test_an_offset_record_among_stored_records_keeps_its_class() -> None:
     records = (
         StoredRecord(1, 0, -1, 0, 5),
-        group_store.OffsetRecord(2, 0, -1, 0, 6, "g0", "c0", 1, 0, 9),
+        group_store.OffsetRecord(
+            2, 0, -1, 0, 6, group="g0", member="c0", generation=1, partition=0, offset=9
+        ),
     )
-    response = messages.FetchResponse(1, 0, "NONE", 0, records, 2, 0, 2)
+    response = messages.FetchResponse(1, 0, "NONE", 0, records, 2, 0, 2, 0)
     data = to_data(response)
     assert "@type" not in data["value"]["records"][0]
     assert data["value"]["records"][1]["@type"] == "OffsetRecord"
