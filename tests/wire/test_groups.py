@@ -8,6 +8,7 @@ resumes at the committed offsets: it reads only what was produced since.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -114,11 +115,18 @@ def kafka_python_member(cluster: ServedCluster, topic: str, group: str, name: st
         batches = consumer.poll(timeout_ms=200)
         return [(m.partition, m.offset, m.value) for b in batches.values() for m in b]
 
+    def commit() -> None:
+        from kafka.errors import CommitFailedError, RebalanceInProgressError
+
+        # The group is rebalancing: what was read is read again by the partition's next owner.
+        with contextlib.suppress(CommitFailedError, RebalanceInProgressError):
+            consumer.commit()
+
     return Member(
         name,
         poll,
         lambda: frozenset(tp.partition for tp in consumer.assignment()),
-        consumer.commit,
+        commit,
         consumer.close,
     )
 
@@ -148,7 +156,20 @@ def confluent_member(cluster: ServedCluster, topic: str, group: str, name: str) 
         return got
 
     def commit() -> None:
-        consumer.commit(asynchronous=False)
+        from confluent_kafka import KafkaError, KafkaException
+
+        retriable = {
+            KafkaError.REBALANCE_IN_PROGRESS,
+            KafkaError.ILLEGAL_GENERATION,
+            KafkaError.UNKNOWN_MEMBER_ID,
+            KafkaError._NO_OFFSET,
+        }
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as error:
+            # A rebalance: what was read is read again by the partition's next owner.
+            if error.args[0].code() not in retriable:
+                raise
 
     return Member(
         name,
