@@ -49,27 +49,51 @@ def add_workload_parser(subparsers: Any) -> None:
     w = subparsers.add_parser(
         "workload", help="drive a Kafka-protocol cluster with real clients and faults, then check"
     )
-    w.add_argument("--bootstrap", default=None, metavar="HOST:PORT[,...]",
-                   help="the cluster (default: the cluster file's bootstrap)")
-    w.add_argument("--cluster", type=Path, default=None, metavar="FILE",
-                   help="serve's cluster.json, or a file of nodes with kill/start/pause/resume commands")
+    w.add_argument(
+        "--bootstrap",
+        default=None,
+        metavar="HOST:PORT[,...]",
+        help="the cluster (default: the cluster file's bootstrap)",
+    )
+    w.add_argument(
+        "--cluster",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="serve's cluster.json, or a file of nodes with kill/start/pause/resume commands",
+    )
     w.add_argument("--client", choices=("confluent", "kafka-python"), default="confluent")
     w.add_argument("--duration-s", type=_seconds, default=30.0, metavar="S")
-    w.add_argument("--nemesis", type=_kinds, default=(), metavar="KIND,...",
-                   help="faults to inject: kill, pause (needs --cluster)")
+    w.add_argument(
+        "--nemesis",
+        type=_kinds,
+        default=(),
+        metavar="KIND,...",
+        help="faults to inject: kill, pause (needs --cluster)",
+    )
     w.add_argument("--topic", default="t", help="the topic (default t, serve's default topic)")
     w.add_argument("--partitions", type=positive, default=3, help="its partitions (default 3)")
     w.add_argument("--producers", type=positive, default=4)
     w.add_argument("--consumers", type=positive, default=2)
     w.add_argument("--rate", type=_seconds, default=200.0, help="sends per second (default 200)")
-    w.add_argument("--sub-via", choices=SUB_VIA, default="assign",
-                   help="how consumers take partitions (default assign)")
+    w.add_argument(
+        "--sub-via",
+        choices=SUB_VIA,
+        default="assign",
+        help="how consumers take partitions (default assign)",
+    )
     w.add_argument("--fault-s", type=_seconds, default=3.0, help="how long a fault lasts (3)")
     w.add_argument("--quiet-s", type=_seconds, default=3.0, help="quiet before a fault (3)")
     w.add_argument("--drain-s", type=_seconds, default=5.0, help="quiet drain at the end (5)")
     w.add_argument("--seed", type=int, default=None)
-    w.add_argument("-X", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                   help="a client setting, passed through (repeatable)")
+    w.add_argument(
+        "-X",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a client setting, passed through (repeatable)",
+    )
     w.add_argument("--history", type=Path, default=None, metavar="FILE")
     w.add_argument("--json", type=Path, default=None, metavar="FILE")
     w.add_argument("--reports", type=Path, default=None, metavar="DIR")
@@ -91,7 +115,9 @@ def run_workload_command(args: argparse.Namespace) -> int:
     from kafka_verify.workload.clients import ClientSettingError, parse_settings
 
     if args.nemesis and args.cluster is None:
-        raise UsageError("--nemesis needs --cluster FILE: faults are injected only on managed clusters")
+        raise UsageError(
+            "--nemesis needs --cluster FILE: faults are injected only on managed clusters"
+        )
     try:
         cluster = ClusterFile.load(args.cluster) if args.cluster is not None else None
         settings = parse_settings(args.settings)
@@ -123,8 +149,8 @@ def run_workload_command(args: argparse.Namespace) -> int:
         outcome = run_workload(options)
     except WorkloadError as error:
         raise UsageError(str(error)) from None
-    for error in outcome.errors:
-        _log(error)
+    for problem in outcome.errors:
+        _log(problem)
     if args.history is not None:
         outcome.recorder.write(args.history)
     if outcome.interrupted or outcome.result is None:

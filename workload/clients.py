@@ -76,7 +76,9 @@ class ConsumerClient(Protocol):
 
     def commit(self) -> None: ...
 
-    def high_watermarks(self, topic: str, partitions: list[int], timeout_s: float) -> dict[int, int]:
+    def high_watermarks(
+        self, topic: str, partitions: list[int], timeout_s: float
+    ) -> dict[int, int]:
         """Each partition's high watermark (read_committed: its last stable offset)."""
         ...
 
@@ -241,7 +243,9 @@ class ConfluentConsumer:
     def commit(self) -> None:
         self._consumer.commit(asynchronous=False)
 
-    def high_watermarks(self, topic: str, partitions: list[int], timeout_s: float) -> dict[int, int]:
+    def high_watermarks(
+        self, topic: str, partitions: list[int], timeout_s: float
+    ) -> dict[int, int]:
         from confluent_kafka import TopicPartition
 
         marks: dict[int, int] = {}
@@ -269,7 +273,9 @@ def _kafka_python_value(text: str) -> object:
         return text
 
 
-def kafka_python_settings(settings: Mapping[str, str], known: Mapping[str, object]) -> dict[str, object]:
+def kafka_python_settings(
+    settings: Mapping[str, str], known: Mapping[str, object]
+) -> dict[str, object]:
     """The settings one kafka-python class knows, with their values typed."""
     out: dict[str, object] = {}
     for key, value in settings.items():
@@ -281,7 +287,7 @@ def kafka_python_settings(settings: Mapping[str, str], known: Mapping[str, objec
 
 def check_kafka_python_settings(settings: Mapping[str, str]) -> None:
     """Every setting is known to kafka-python's producer or consumer."""
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaConsumer, KafkaProducer  # type: ignore[import-untyped]
 
     for key in settings:
         name = key.replace(".", "_")
@@ -291,7 +297,7 @@ def check_kafka_python_settings(settings: Mapping[str, str]) -> None:
 
 class KafkaPythonProducer:
     def __init__(self, bootstrap: str, settings: Mapping[str, str]) -> None:
-        from kafka import KafkaProducer
+        from kafka import KafkaProducer  # type: ignore[import-untyped]
 
         check_kafka_python_settings(settings)
         config: dict[str, object] = {
@@ -309,7 +315,7 @@ class KafkaPythonProducer:
             raise ClientSettingError(f"kafka-python refused the settings: {error}") from None
 
     def send(self, topic: str, partition: int, value: bytes, timeout_s: float) -> SendOutcome:
-        from kafka.errors import KafkaError, KafkaTimeoutError
+        from kafka.errors import KafkaError, KafkaTimeoutError  # type: ignore[import-untyped]
 
         try:
             future = self._producer.send(topic, value=value, partition=partition)
@@ -330,7 +336,7 @@ class KafkaPythonProducer:
 
 class KafkaPythonConsumer:
     def __init__(self, bootstrap: str, group: str, settings: Mapping[str, str]) -> None:
-        from kafka import KafkaConsumer
+        from kafka import KafkaConsumer  # type: ignore[import-untyped]
 
         check_kafka_python_settings(settings)
         config: dict[str, object] = {
@@ -348,7 +354,7 @@ class KafkaPythonConsumer:
             raise ClientSettingError(f"kafka-python refused the settings: {error}") from None
 
     def assign(self, topic: str, partitions: list[int], from_beginning: bool) -> None:
-        from kafka import TopicPartition
+        from kafka import TopicPartition  # type: ignore[import-untyped]
 
         assigned = [TopicPartition(topic, p) for p in partitions]
         self._consumer.assign(assigned)
@@ -368,8 +374,10 @@ class KafkaPythonConsumer:
     def commit(self) -> None:
         self._consumer.commit()
 
-    def high_watermarks(self, topic: str, partitions: list[int], timeout_s: float) -> dict[int, int]:
-        from kafka import TopicPartition
+    def high_watermarks(
+        self, topic: str, partitions: list[int], timeout_s: float
+    ) -> dict[int, int]:
+        from kafka import TopicPartition  # type: ignore[import-untyped]
 
         ends = self._consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
         return {tp.partition: int(offset) for tp, offset in ends.items()}

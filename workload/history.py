@@ -29,9 +29,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._lines: list[Line] = []
 
-    def record(
-        self, process: str, kind: str, f: str, value: object, *, seek: bool = False
-    ) -> Line:
+    def record(self, process: str, kind: str, f: str, value: object, *, seek: bool = False) -> Line:
         """Append one operation (kind: invoke, ok, fail or info) and return its line."""
         with self._lock:
             line: Line = {

@@ -175,23 +175,23 @@ class Nemesis:
     def heal_all(self) -> None:
         """Resume every paused node and start every killed one; wait until they run."""
         for name, pid in list(self._paused.items()):
-            value = {"fault": "resume", "node": name, "pid": pid}
-            self.recorder.record(NEMESIS, "invoke", NEMESIS, value)
+            resume: dict[str, object] = {"fault": "resume", "node": name, "pid": pid}
+            self.recorder.record(NEMESIS, "invoke", NEMESIS, resume)
             try:
                 self._act(self._node(name), "resume", pid, signal.SIGCONT)
-                self.recorder.record(NEMESIS, "ok", NEMESIS, value)
+                self.recorder.record(NEMESIS, "ok", NEMESIS, resume)
             except NemesisError as error:
-                self.recorder.record(NEMESIS, "info", NEMESIS, {**value, "error": str(error)})
+                self.recorder.record(NEMESIS, "info", NEMESIS, {**resume, "error": str(error)})
             del self._paused[name]
         if self._down:
             down = dict(self._down)
-            value = {"fault": "start", "nodes": sorted(down)}
-            self.recorder.record(NEMESIS, "invoke", NEMESIS, value)
+            start: dict[str, object] = {"fault": "start", "nodes": sorted(down)}
+            self.recorder.record(NEMESIS, "invoke", NEMESIS, start)
             try:
                 self._start(down)
-                self.recorder.record(NEMESIS, "ok", NEMESIS, {**value, "pids": self._pids(down)})
+                self.recorder.record(NEMESIS, "ok", NEMESIS, {**start, "pids": self._pids(down)})
             except NemesisError as error:
-                self.recorder.record(NEMESIS, "info", NEMESIS, {**value, "error": str(error)})
+                self.recorder.record(NEMESIS, "info", NEMESIS, {**start, "error": str(error)})
             self._down.clear()
 
     @property

@@ -25,6 +25,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import signal
@@ -364,10 +365,8 @@ class Workload:
 
 def _close_quietly(client: ProducerClient | ConsumerClient) -> None:
     """Close a client that may be broken already; what it says on the way out changes nothing."""
-    try:
+    with contextlib.suppress(Exception):
         client.close()
-    except Exception:
-        pass
 
 
 class ConsumerLost(Exception):
@@ -394,5 +393,7 @@ def _handle_interrupts(handler: Handler) -> dict[int, Handler]:
 def run_workload(options: WorkloadOptions) -> WorkloadOutcome:
     """Run a workload to its end (or an interrupt) and check its history."""
     if options.nemesis and options.cluster is None:
-        raise WorkloadError("--nemesis needs --cluster FILE: faults are injected only on managed clusters")
+        raise WorkloadError(
+            "--nemesis needs --cluster FILE: faults are injected only on managed clusters"
+        )
     return Workload(options).run()
