@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kafka_verify.harness import check_cli
+from kafka_verify.harness import check_cli, workload_cli
 from kafka_verify.harness.cli_common import (
     Parser,
     UsageError,
@@ -129,6 +129,7 @@ def _build_parser() -> Parser:
     )
 
     check_cli.add_check_parser(sub)
+    workload_cli.add_workload_parser(sub)
     bugs = sub.add_parser("bugs", help="list the seeded-bug catalogue")
     bugs.add_argument(
         "--long",
@@ -230,6 +231,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "mutants": commands.cmd_mutants,
         "bench": commands.cmd_bench,
         "check": check_cli.run_check,
+        "workload": workload_cli.run_workload_command,
         "bugs": _cmd_bugs,
         "properties": _cmd_properties,
         "serve": _cmd_serve,

@@ -1,0 +1,196 @@
+"""`kafka-verify workload` against real `kafka-verify serve` clusters, as a user runs it.
+
+Each test starts a 3-broker cluster (RF 3, min ISR 2) on free loopback ports,
+runs the console script as a subprocess, and reads what it wrote: its exit
+code, its JSON, its history. The fixture stops the cluster and leaves no
+process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from served import ServedCluster, _console_script
+
+RUN_TIMEOUT_S = 240.0
+
+
+def _cluster(tmp_path: Path, *extra: str) -> Iterator[ServedCluster]:
+    served = ServedCluster(tmp_path / "cluster", topics=["t:3:3"], extra_args=extra)
+    served.start()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ServedCluster]:
+    yield from _cluster(tmp_path)
+
+
+def _workload(*args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_console_script(), "workload", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _history(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[-1].split()[0]
+
+
+def _assert_every_node_running(cluster: ServedCluster) -> None:
+    for node in cluster.nodes():
+        pid = int(str(node["pid"]))
+        os.kill(pid, 0)  # raises if it is gone
+        assert _state(pid) not in ("T", "t", "Z"), (node["name"], _state(pid))
+
+
+def test_kill_and_pause_nemeses_on_a_correct_cluster_leave_a_valid_history(
+    cluster: ServedCluster, tmp_path: Path
+) -> None:
+    history, result = tmp_path / "history.jsonl", tmp_path / "result.json"
+    done = _workload(
+        "--bootstrap", cluster.bootstrap,
+        "--cluster", str(cluster.data_dir / "cluster.json"),
+        "--duration-s", "25",
+        "--nemesis", "kill,pause",
+        "--quiet-s", "2",
+        "--history", str(history),
+        "--json", str(result),
+        "--reports", str(tmp_path / "reports"),
+        "--seed", "7",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(result.read_text())
+    assert data["valid"] is True and data["anomaly_types"] == []
+    assert data["ops"] > 2000
+    ops = _history(history)
+    nemesis = [op for op in ops if op["process"] == "nemesis"]
+    faults = {op["value"]["fault"] for op in nemesis if op["type"] == "ok"}  # type: ignore[index]
+    assert {"kill", "start"} <= faults or {"pause", "resume"} <= faults, faults
+    assert data["workload"]["faults"] >= 2
+    assert data["workload"]["final_read_complete"] is True
+    # Every acknowledged record was read, by someone, at the offset it was acknowledged at.
+    assert data["stats"]["acked"] > 500 and data["stats"]["unseen"]["count"] == 0
+    assert {"send", "poll", "assign", "crash"} <= set(data["workload"]["ops"])
+    _assert_every_node_running(cluster)
+
+
+def test_kafka_python_without_a_nemesis_leaves_a_valid_history(
+    cluster: ServedCluster, tmp_path: Path
+) -> None:
+    result = tmp_path / "result.json"
+    done = _workload(
+        "--bootstrap", cluster.bootstrap,
+        "--client", "kafka-python",
+        "--duration-s", "20",
+        "--json", str(result),
+        "--reports", str(tmp_path / "reports"),
+        "-X", "acks=all",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(result.read_text())
+    assert data["valid"] is True
+    assert data["ops"] > 2000
+    assert data["workload"]["ops"]["send"]["ok"] > 500
+    assert data["workload"]["final_read_complete"] is True
+
+
+def test_a_nemesis_without_a_cluster_file_is_refused() -> None:
+    done = _workload("--bootstrap", "127.0.0.1:1", "--nemesis", "kill", timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "--nemesis needs --cluster" in done.stderr
+
+
+def test_a_nemesis_that_needs_a_proxy_is_refused(tmp_path: Path) -> None:
+    done = _workload("--bootstrap", "127.0.0.1:1", "--nemesis", "partition", timeout=60)
+    assert done.returncode == 2
+    assert "fault proxy" in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["kill", "pause"])
+def test_an_interrupt_mid_fault_heals_every_node(
+    cluster: ServedCluster, tmp_path: Path, kind: str
+) -> None:
+    history = tmp_path / "history.jsonl"
+    process = subprocess.Popen(
+        [
+            _console_script(), "workload",
+            "--cluster", str(cluster.data_dir / "cluster.json"),
+            "--duration-s", "120",
+            "--nemesis", kind,
+            "--quiet-s", "1",
+            "--fault-s", "60",
+            "--history", str(history),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 60
+        seen = []
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            seen.append(line)
+            if line.startswith(f"workload: nemesis: {kind}"):
+                break
+        else:
+            raise AssertionError("no fault was injected:\n" + "".join(seen))
+        time.sleep(1.0)  # mid-fault: the node is down or stopped now
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, "".join(seen) + err
+    with pytest.raises(ProcessLookupError):
+        os.kill(process.pid, 0)  # reaped: no workload process is left
+    _assert_every_node_running(cluster)
+    heals = [
+        op["value"]["fault"]  # type: ignore[index]
+        for op in _history(history)
+        if op["process"] == "nemesis" and op["type"] == "ok"
+    ]
+    assert heals[-1] == ("start" if kind == "kill" else "resume"), heals
+
+
+def test_a_seeded_bug_under_the_kill_nemesis_is_reported(tmp_path: Path) -> None:
+    """ack-before-commit: acks=all is answered before followers have the record, so a killed
+    leader takes acknowledged records with it."""
+    for cluster in _cluster(tmp_path, "--bug", "ack-before-commit"):
+        result, reports = tmp_path / "result.json", tmp_path / "reports"
+        done = _workload(
+            "--cluster", str(cluster.data_dir / "cluster.json"),
+            "--duration-s", "30",
+            "--nemesis", "kill",
+            "--quiet-s", "1",
+            "--fault-s", "2",
+            "--json", str(result),
+            "--reports", str(reports),
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        data = json.loads(result.read_text())
+        assert data["valid"] is False
+        assert {"lost-write", "inconsistent-offsets"} & set(data["anomaly_types"])
+        assert (reports / "report.md").exists()

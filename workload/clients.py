@@ -1,0 +1,386 @@
+"""Real Kafka clients behind one small interface: confluent-kafka (librdkafka) and kafka-python.
+
+Rules of this module:
+- A send waits for its own acknowledgement, as Jepsen's does, and says what
+  the client knows: ("ok", offset), ("fail", reason) only when the record was
+  certainly not written (refused before it left the client, or an error that
+  a broker gives only without appending), else ("info", reason): a timeout
+  or a lost connection leaves the outcome unknown.
+- A poll returns (partition, offset, value) of the records it read; errors
+  the client reports for one partition (a leader moving) are not records and
+  are dropped, as an application would retry them.
+- `-X key=value` settings pass through unchanged to confluent-kafka, whose
+  librdkafka names they are; for kafka-python, dots become underscores and a
+  setting goes to each client class that knows it. A setting no client knows,
+  or a value a client refuses, is a `ClientSettingError` (one sentence).
+- Nothing here records history: the caller records around each call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+CLIENTS = ("confluent", "kafka-python")
+# Broker errors that answer a produce without appending it (Kafka's error codes): any
+# other error may come after an earlier attempt was written, so it leaves the send unknown.
+DEFINITE_PRODUCE_ERRORS = frozenset(
+    {
+        "MSG_SIZE_TOO_LARGE",
+        "INVALID_REQUIRED_ACKS",
+        "TOPIC_AUTHORIZATION_FAILED",
+        "CLUSTER_AUTHORIZATION_FAILED",
+        "INVALID_RECORD",
+        "RECORD_LIST_TOO_LARGE",
+        "UNKNOWN_TOPIC_OR_PART",
+        "_UNKNOWN_PARTITION",
+        "_UNKNOWN_TOPIC",
+        "_INVALID_ARG",
+    }
+)
+DEFINITE_KAFKA_PYTHON_ERRORS = frozenset(
+    {
+        "MessageSizeTooLargeError",
+        "InvalidRequiredAcksError",
+        "TopicAuthorizationFailedError",
+        "ClusterAuthorizationFailedError",
+        "InvalidRecordError",
+        "RecordListTooLargeError",
+        "UnknownTopicOrPartitionError",
+    }
+)
+
+SendOutcome = tuple[str, int | str | None]  # ("ok", offset) | ("fail"|"info", reason)
+Polled = tuple[int, int, bytes]  # partition, offset, value
+
+
+class ClientSettingError(ValueError):
+    """A `-X` setting no client takes, or a value a client refuses: one sentence."""
+
+
+class ProducerClient(Protocol):
+    def send(self, topic: str, partition: int, value: bytes, timeout_s: float) -> SendOutcome: ...
+
+    def close(self) -> None: ...
+
+
+class ConsumerClient(Protocol):
+    def assign(self, topic: str, partitions: list[int], from_beginning: bool) -> None: ...
+
+    def subscribe(self, topic: str) -> None: ...
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Polled]: ...
+
+    def commit(self) -> None: ...
+
+    def high_watermarks(
+        self, topic: str, partitions: list[int], timeout_s: float
+    ) -> dict[int, int]:
+        """Each partition's high watermark (read_committed: its last stable offset)."""
+        ...
+
+    def close(self) -> None:
+        """Close without committing: what a crash looks like to the group."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClientFactory:
+    """Makes producers and consumers of one client library with the user's settings."""
+
+    client: str
+    bootstrap: str
+    settings: Mapping[str, str]
+
+    def producer(self) -> ProducerClient:
+        if self.client == "confluent":
+            return ConfluentProducer(self.bootstrap, self.settings)
+        return KafkaPythonProducer(self.bootstrap, self.settings)
+
+    def consumer(self, group: str) -> ConsumerClient:
+        if self.client == "confluent":
+            return ConfluentConsumer(self.bootstrap, group, self.settings)
+        return KafkaPythonConsumer(self.bootstrap, group, self.settings)
+
+    def idempotent(self) -> bool:
+        """Whether producers deduplicate retries under these settings (both default to yes)."""
+        key = "enable.idempotence"
+        value = self.settings.get(key, "true")
+        return value.strip().lower() in ("true", "1", "yes")
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    """`key=value` strings as a dict; a pair without `=` is a ClientSettingError."""
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise ClientSettingError(f"-X {pair!r} is not key=value")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+# -- confluent-kafka ---------------------------------------------------------------------------
+
+
+PRODUCER_DEFAULTS = {
+    "acks": "all",
+    "enable.idempotence": "true",
+    "linger.ms": "1",
+    "request.timeout.ms": "5000",
+    "message.timeout.ms": "10000",
+}
+CONSUMER_DEFAULTS = {
+    "enable.auto.commit": "false",
+    "auto.offset.reset": "earliest",
+    "session.timeout.ms": "6000",
+    "heartbeat.interval.ms": "1000",
+}
+# librdkafka names that belong to one side: kept from the other, which would only warn.
+PRODUCER_ONLY = frozenset({*PRODUCER_DEFAULTS, "retries", "max.in.flight", "compression.type"})
+CONSUMER_ONLY = frozenset({*CONSUMER_DEFAULTS, "isolation.level", "group.instance.id"})
+
+
+def _librdkafka_log() -> logging.Logger:
+    """Where librdkafka's log goes: a logger that keeps quiet unless the user configures it
+    (every fault makes each client log its lost connections)."""
+    log = logging.getLogger("kafka_verify.workload.librdkafka")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return log
+
+
+def _confluent_config(
+    bootstrap: str, defaults: Mapping[str, str], settings: Mapping[str, str], drop: frozenset[str]
+) -> dict[str, object]:
+    config: dict[str, object] = {"bootstrap.servers": bootstrap, **defaults}
+    config.update({k: v for k, v in settings.items() if k not in drop})
+    config["logger"] = _librdkafka_log()
+    return config
+
+
+def _confluent_error(error: Exception) -> ClientSettingError:
+    return ClientSettingError(f"confluent-kafka refused the settings: {error}")
+
+
+class ConfluentProducer:
+    def __init__(self, bootstrap: str, settings: Mapping[str, str]) -> None:
+        from confluent_kafka import KafkaException, Producer
+
+        config = _confluent_config(bootstrap, PRODUCER_DEFAULTS, settings, CONSUMER_ONLY)
+        try:
+            self._producer = Producer(config)
+        except KafkaException as error:
+            raise _confluent_error(error) from None
+
+    def send(self, topic: str, partition: int, value: bytes, timeout_s: float) -> SendOutcome:
+        from confluent_kafka import KafkaException
+
+        done: list[SendOutcome] = []
+
+        def delivered(error: Any, message: Any) -> None:
+            if error is None:
+                done.append(("ok", int(message.offset())))
+            elif error.name() in DEFINITE_PRODUCE_ERRORS:
+                done.append(("fail", error.name()))
+            else:
+                done.append(("info", error.name()))
+
+        try:
+            self._producer.produce(topic, value=value, partition=partition, on_delivery=delivered)
+        except KafkaException as error:
+            if error.args and error.args[0].fatal():
+                raise  # this producer is done for: the caller starts another
+            return ("fail", f"not enqueued: {error}")
+        except BufferError as error:
+            return ("fail", f"not enqueued: {error}")
+        deadline = time.monotonic() + timeout_s
+        while not done and time.monotonic() < deadline:
+            self._producer.poll(0.05)
+        return done[0] if done else ("info", "timed out")
+
+    def close(self) -> None:
+        # Undelivered records stay unknown (their sends are already info); do not wait on them.
+        self._producer.purge()
+        self._producer.flush(1.0)
+
+
+class ConfluentConsumer:
+    def __init__(self, bootstrap: str, group: str, settings: Mapping[str, str]) -> None:
+        from confluent_kafka import Consumer, KafkaException
+
+        config = _confluent_config(
+            bootstrap, {"group.id": group, **CONSUMER_DEFAULTS}, settings, PRODUCER_ONLY
+        )
+        try:
+            self._consumer = Consumer(config)
+        except KafkaException as error:
+            raise _confluent_error(error) from None
+
+    def assign(self, topic: str, partitions: list[int], from_beginning: bool) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, OFFSET_STORED, TopicPartition
+
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_STORED
+        self._consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+
+    def subscribe(self, topic: str) -> None:
+        self._consumer.subscribe([topic])
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Polled]:
+        messages = self._consumer.consume(num_messages=max_records, timeout=timeout_s)
+        out: list[Polled] = []
+        for m in messages:
+            if m.error() is None:
+                partition, offset, value = m.partition(), m.offset(), m.value()
+                if partition is not None and offset is not None and isinstance(value, bytes):
+                    out.append((partition, offset, value))
+        return out
+
+    def commit(self) -> None:
+        self._consumer.commit(asynchronous=False)
+
+    def high_watermarks(
+        self, topic: str, partitions: list[int], timeout_s: float
+    ) -> dict[int, int]:
+        from confluent_kafka import TopicPartition
+
+        marks: dict[int, int] = {}
+        for p in partitions:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=timeout_s
+            )
+            marks[p] = int(high)
+        return marks
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+# -- kafka-python ------------------------------------------------------------------------------
+
+
+def _kafka_python_value(text: str) -> object:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def kafka_python_settings(
+    settings: Mapping[str, str], known: Mapping[str, object]
+) -> dict[str, object]:
+    """The settings one kafka-python class knows, with their values typed."""
+    out: dict[str, object] = {}
+    for key, value in settings.items():
+        name = key.replace(".", "_")
+        if name in known:
+            out[name] = _kafka_python_value(value)
+    return out
+
+
+def check_kafka_python_settings(settings: Mapping[str, str]) -> None:
+    """Every setting is known to kafka-python's producer or consumer."""
+    from kafka import KafkaConsumer, KafkaProducer  # type: ignore[import-untyped]
+
+    for key in settings:
+        name = key.replace(".", "_")
+        if name not in KafkaProducer.DEFAULT_CONFIG and name not in KafkaConsumer.DEFAULT_CONFIG:
+            raise ClientSettingError(f"-X {key}: kafka-python has no setting {name!r}")
+
+
+class KafkaPythonProducer:
+    def __init__(self, bootstrap: str, settings: Mapping[str, str]) -> None:
+        from kafka import KafkaProducer  # type: ignore[import-untyped]
+
+        check_kafka_python_settings(settings)
+        config: dict[str, object] = {
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": 1,
+            "request_timeout_ms": 5000,
+            "delivery_timeout_ms": 10000,
+            "max_block_ms": 10000,
+        }
+        config.update(kafka_python_settings(settings, KafkaProducer.DEFAULT_CONFIG))
+        try:
+            self._producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), **config)
+        except Exception as error:  # kafka-python raises several types for a bad config
+            raise ClientSettingError(f"kafka-python refused the settings: {error}") from None
+
+    def send(self, topic: str, partition: int, value: bytes, timeout_s: float) -> SendOutcome:
+        from kafka.errors import KafkaError, KafkaTimeoutError  # type: ignore[import-untyped]
+
+        try:
+            future = self._producer.send(topic, value=value, partition=partition)
+        except KafkaError as error:  # refused before it left the client
+            return ("fail", f"not enqueued: {type(error).__name__}")
+        try:
+            metadata = future.get(timeout=timeout_s)
+        except KafkaTimeoutError:
+            return ("info", "timed out")
+        except KafkaError as error:
+            name = type(error).__name__
+            return ("fail", name) if name in DEFINITE_KAFKA_PYTHON_ERRORS else ("info", name)
+        return ("ok", int(metadata.offset))
+
+    def close(self) -> None:
+        self._producer.close(timeout=1)
+
+
+class KafkaPythonConsumer:
+    def __init__(self, bootstrap: str, group: str, settings: Mapping[str, str]) -> None:
+        from kafka import KafkaConsumer  # type: ignore[import-untyped]
+
+        check_kafka_python_settings(settings)
+        config: dict[str, object] = {
+            "group_id": group,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+            "request_timeout_ms": 10000,
+        }
+        config.update(kafka_python_settings(settings, KafkaConsumer.DEFAULT_CONFIG))
+        try:
+            self._consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), **config)
+        except Exception as error:  # kafka-python raises several types for a bad config
+            raise ClientSettingError(f"kafka-python refused the settings: {error}") from None
+
+    def assign(self, topic: str, partitions: list[int], from_beginning: bool) -> None:
+        from kafka import TopicPartition  # type: ignore[import-untyped]
+
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        self._consumer.assign(assigned)
+        if from_beginning:
+            self._consumer.seek_to_beginning(*assigned)
+
+    def subscribe(self, topic: str) -> None:
+        self._consumer.subscribe([topic])
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Polled]:
+        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        out: list[Polled] = []
+        for tp, records in batches.items():
+            out.extend((tp.partition, r.offset, r.value) for r in records)
+        return out
+
+    def commit(self) -> None:
+        self._consumer.commit()
+
+    def high_watermarks(
+        self, topic: str, partitions: list[int], timeout_s: float
+    ) -> dict[int, int]:
+        from kafka import TopicPartition  # type: ignore[import-untyped]
+
+        ends = self._consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)

@@ -1,0 +1,261 @@
+"""The nemesis: kills and pauses the nodes of a managed cluster, and always heals them.
+
+Rules of this module:
+- A cluster is known through its cluster file: `kafka-verify serve`'s
+  `cluster.json` (nodes with a `pid`, and `serve_pid`, which SIGUSR1 asks to
+  start every killed node again), or a user's file of the same shape whose
+  nodes carry `kill`, `start`, `pause` and `resume` shell commands.
+- Every fault is written down before it is injected (`_down`, `_paused`), so
+  `heal_all` undoes it even when an interrupt lands between the two; healing
+  a node that is not faulty is harmless (SIGCONT to a running process,
+  SIGUSR1 with nothing to start).
+- Each fault and each heal is recorded in the history with process and f
+  "nemesis": an invoke, then ok (done) or info (it failed, with the reason).
+- `partition` and `slow` need a fault proxy between nodes; they are refused
+  with one sentence (`UNSUPPORTED`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka_verify.workload.history import Recorder
+
+KINDS = ("kill", "pause")
+UNSUPPORTED = {
+    "partition": "needs a fault proxy between the nodes, which this workload does not have yet",
+    "slow": "needs a fault proxy between the nodes, which this workload does not have yet",
+}
+COMMANDS = ("kill", "start", "pause", "resume")
+RESTART_TIMEOUT_S = 60.0
+COMMAND_TIMEOUT_S = 60.0
+NEMESIS = "nemesis"
+
+
+class ClusterFileError(ValueError):
+    """A cluster file that cannot be used: one sentence."""
+
+
+class NemesisError(RuntimeError):
+    """A fault that could not be injected or healed."""
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str
+    pid: int | None
+    commands: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ClusterFile:
+    """A parsed cluster file: its path (re-read for new pids), bootstrap, nodes, serve_pid."""
+
+    path: Path
+    bootstrap: str | None
+    nodes: tuple[Node, ...]
+    serve_pid: int | None
+
+    @classmethod
+    def load(cls, path: Path) -> ClusterFile:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ClusterFileError(f"cannot read {path}: {error.strerror}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ClusterFileError(f"{path} is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+            raise ClusterFileError(f"{path} has no list of nodes")
+        serve_pid = data.get("serve_pid")
+        if serve_pid is not None and type(serve_pid) is not int:
+            raise ClusterFileError(f"{path}: serve_pid is an integer")
+        nodes = tuple(_node(item, path, serve_pid is not None) for item in data["nodes"])
+        if not nodes:
+            raise ClusterFileError(f"{path} names no node")
+        bootstrap = data.get("bootstrap")
+        return cls(path, bootstrap if isinstance(bootstrap, str) else None, nodes, serve_pid)
+
+    def pids(self) -> dict[str, int]:
+        """Each node's pid as the file says now (serve rewrites it when it restarts nodes)."""
+        try:
+            fresh = ClusterFile.load(self.path)
+        except ClusterFileError:
+            return {}  # being rewritten: ask again
+        return {n.name: n.pid for n in fresh.nodes if n.pid is not None}
+
+
+def _node(item: object, path: Path, served: bool) -> Node:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise ClusterFileError(f"{path}: every node is an object with a name")
+    name = item["name"]
+    commands = {k: item[k] for k in COMMANDS if isinstance(item.get(k), str)}
+    pid = item.get("pid")
+    if pid is not None and type(pid) is not int:
+        raise ClusterFileError(f"{path}: node {name}'s pid is an integer")
+    if len(commands) != len(COMMANDS) and not (served and pid is not None):
+        raise ClusterFileError(
+            f"{path}: node {name} needs a pid (with serve_pid) or all of the commands "
+            f"{', '.join(COMMANDS)}"
+        )
+    role = item.get("role")
+    return Node(name, role if isinstance(role, str) else "", pid, commands)
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    """A comma-separated list of nemesis kinds; ValueError (one sentence) for others."""
+    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    for kind in kinds:
+        if kind in UNSUPPORTED:
+            raise ValueError(f"the {kind} nemesis {UNSUPPORTED[kind]}")
+        if kind not in KINDS:
+            raise ValueError(f"{kind!r} is not a nemesis kind (kill, pause)")
+    if not kinds:
+        raise ValueError("--nemesis names no kind")
+    return kinds
+
+
+def _alive(pid: int) -> bool:
+    """Running or stopped, not a zombie waiting for its parent."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class Nemesis:
+    """Injects one fault at a time on a managed cluster and heals it."""
+
+    def __init__(self, cluster: ClusterFile, recorder: Recorder, rng: random.Random) -> None:
+        self.cluster = cluster
+        self.recorder = recorder
+        self.rng = rng
+        brokers = [n for n in cluster.nodes if n.role == "broker"]
+        self.targets = tuple(brokers or cluster.nodes)
+        self._down: dict[str, int | None] = {}  # killed node -> its pid then
+        self._paused: dict[str, int | None] = {}  # paused node -> its pid
+        self.faults = 0
+
+    # -- one fault ---------------------------------------------------------------------------
+
+    def inject(self, kind: str) -> str:
+        """Inject one fault of `kind` on a node chosen at random; says what was done."""
+        node = self.rng.choice(self.targets)
+        pid = self.cluster.pids().get(node.name, node.pid)
+        value = {"fault": kind, "node": node.name, "pid": pid}
+        self.recorder.record(NEMESIS, "invoke", NEMESIS, value)
+        try:
+            if kind == "kill":
+                self._down[node.name] = pid
+                self._act(node, "kill", pid, signal.SIGKILL)
+            else:
+                self._paused[node.name] = pid
+                self._act(node, "pause", pid, signal.SIGSTOP)
+        except NemesisError as error:
+            self.recorder.record(NEMESIS, "info", NEMESIS, {**value, "error": str(error)})
+            return f"{kind} {node.name} failed: {error}"
+        self.faults += 1
+        self.recorder.record(NEMESIS, "ok", NEMESIS, value)
+        return f"{kind} {node.name} (pid {pid})"
+
+    def heal_all(self) -> None:
+        """Resume every paused node and start every killed one; wait until they run."""
+        for name, pid in list(self._paused.items()):
+            resume: dict[str, object] = {"fault": "resume", "node": name, "pid": pid}
+            self.recorder.record(NEMESIS, "invoke", NEMESIS, resume)
+            try:
+                self._act(self._node(name), "resume", pid, signal.SIGCONT)
+                self.recorder.record(NEMESIS, "ok", NEMESIS, resume)
+            except NemesisError as error:
+                self.recorder.record(NEMESIS, "info", NEMESIS, {**resume, "error": str(error)})
+            del self._paused[name]
+        if self._down:
+            down = dict(self._down)
+            start: dict[str, object] = {"fault": "start", "nodes": sorted(down)}
+            self.recorder.record(NEMESIS, "invoke", NEMESIS, start)
+            try:
+                self._start(down)
+                self.recorder.record(NEMESIS, "ok", NEMESIS, {**start, "pids": self._pids(down)})
+            except NemesisError as error:
+                self.recorder.record(NEMESIS, "info", NEMESIS, {**start, "error": str(error)})
+            self._down.clear()
+
+    @property
+    def faulty(self) -> list[str]:
+        """Nodes that are (or may be) killed or paused now."""
+        return sorted({*self._down, *self._paused})
+
+    # -- acting on nodes ---------------------------------------------------------------------
+
+    def _node(self, name: str) -> Node:
+        return next(n for n in self.cluster.nodes if n.name == name)
+
+    def _act(self, node: Node, action: str, pid: int | None, signum: int) -> None:
+        if action in node.commands:
+            _run(node.commands[action])
+            return
+        if pid is None:
+            raise NemesisError(f"node {node.name} has neither a pid nor a {action} command")
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            raise NemesisError(f"node {node.name} (pid {pid}) is not running") from None
+
+    def _start(self, down: dict[str, int | None]) -> None:
+        by_command = [name for name in down if "start" in self._node(name).commands]
+        for name in by_command:
+            _run(self._node(name).commands["start"])
+        served = [name for name in down if name not in by_command]
+        if not served:
+            return
+        if self.cluster.serve_pid is None:
+            raise NemesisError(f"no serve_pid to start {', '.join(served)} again")
+        try:
+            os.kill(self.cluster.serve_pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            raise NemesisError(f"serve (pid {self.cluster.serve_pid}) is not running") from None
+        deadline = time.monotonic() + RESTART_TIMEOUT_S
+        while time.monotonic() < deadline:
+            pids = self.cluster.pids()
+            if all(
+                pids.get(n) is not None and pids[n] != down[n] and _alive(pids[n]) for n in served
+            ):
+                return
+            time.sleep(0.1)
+        raise NemesisError(f"serve did not start {', '.join(served)} again")
+
+    def _pids(self, names: dict[str, int | None]) -> dict[str, int]:
+        pids = self.cluster.pids()
+        return {n: pids[n] for n in names if n in pids}
+
+
+def _run(command: str) -> None:
+    try:
+        done = subprocess.run(
+            command,
+            shell=True,
+            timeout=COMMAND_TIMEOUT_S,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise NemesisError(f"{command!r} did not finish in {COMMAND_TIMEOUT_S:.0f} s") from None
+    if done.returncode != 0:
+        reason = (done.stderr or "").strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        raise NemesisError(f"{command!r} failed: {reason[0]}")
