@@ -632,6 +632,10 @@ class Broker:
         offset, r.next_offset = r.next_offset, r.next_offset + msg.count
         yield Observe(LeaderWrite(msg.partition, self.index, msg.record_id, msg.acks))
         yield from self._answer_parked(r)
+        if r.isr == {self.index}:
+            # Alone in the ISR, the leader commits what it has made durable, as Kafka's leader
+            # advances its high watermark after an append; no follower fetch will do it.
+            yield from self._advance_hw(r, now_ms)
         if dedupe:
             _remember(r.producers, msg.producer_id, msg.seq, msg.count, offset)
         if early_ack and msg.acks == -1:
