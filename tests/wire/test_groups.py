@@ -27,7 +27,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedCluster]
     served = ServedCluster(
         tmp_path_factory.mktemp("groups"),
         brokers=3,
-        topics=[f"{name}:{PARTITIONS}:3" for name in ("groups-kp", "groups-ck")],
+        topics=[f"{name}:{PARTITIONS}:3" for name in ("groups-kp", "groups-ck", "groups-aio")],
     )
     served.start()
     try:
@@ -180,6 +180,54 @@ def confluent_member(cluster: ServedCluster, topic: str, group: str, name: str) 
     )
 
 
+def aiokafka_member(cluster: ServedCluster, topic: str, group: str, name: str) -> Member:
+    """An aiokafka consumer on an event loop of its own, run only by the member's thread
+    (and, to start it, by this one before that thread exists)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import CommitFailedError, IllegalStateError
+
+    loop = asyncio.new_event_loop()
+
+    async def start() -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=cluster.bootstrap,
+            group_id=group,
+            client_id=name,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        await consumer.start()
+        return consumer
+
+    consumer = loop.run_until_complete(start())
+
+    def poll() -> list[tuple[int, int, bytes]]:
+        batches = loop.run_until_complete(consumer.getmany(timeout_ms=200))
+        return [(m.partition, m.offset, m.value) for b in batches.values() for m in b]
+
+    def commit() -> None:
+        # A rebalance: what was read is read again by the partition's next owner.
+        with contextlib.suppress(CommitFailedError, IllegalStateError):
+            loop.run_until_complete(consumer.commit())
+
+    def close() -> None:
+        loop.run_until_complete(consumer.stop())
+        loop.close()
+
+    return Member(
+        name,
+        poll,
+        lambda: frozenset(tp.partition for tp in consumer.assignment()),
+        commit,
+        close,
+    )
+
+
 def produce(cluster: ServedCluster, topic: str, values: list[bytes]) -> None:
     from kafka import KafkaProducer
 
@@ -203,8 +251,12 @@ def wait_read(members: list[Member], expected: set[bytes]) -> None:
 
 @pytest.mark.parametrize(
     ("make", "topic"),
-    [(kafka_python_member, "groups-kp"), (confluent_member, "groups-ck")],
-    ids=["kafka-python", "confluent-kafka"],
+    [
+        (kafka_python_member, "groups-kp"),
+        (confluent_member, "groups-ck"),
+        (aiokafka_member, "groups-aio"),
+    ],
+    ids=["kafka-python", "confluent-kafka", "aiokafka"],
 )
 def test_a_group_rebalances_owns_each_partition_once_and_resumes_at_its_commits(
     cluster: ServedCluster, make: Callable[[ServedCluster, str, str, str], Member], topic: str
