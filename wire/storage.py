@@ -64,6 +64,7 @@ from kafka_verify.wire.batches import (
     RecordBatch,
     assign_offset_and_epoch,
     build_batch,
+    crc32c,
     iter_records,
     parse_batch,
 )
@@ -85,8 +86,15 @@ ENCODED_CLASSES: dict[str, type[StoredRecord]] = {
     "StoredRecord": StoredRecord,
     "OffsetRecord": OffsetRecord,
 }
-_CHECKPOINT_KEYS = ("appended_end", "checkpoint_hw", "known_epoch", "log_start")
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_KEYS = ("log_start", "checkpoint_hw", "known_epoch", "appended_end")
+_CHECKPOINT_VERSION = 2
+# The checkpoint file holds two slots written in turn, each whole with its own CRC32C:
+# magic, version, generation, then the four fields. A write replaces the older slot in
+# place with one pwrite and one fdatasync (no temp file, rename or directory sync on
+# every flush); a write a crash tore leaves the other slot, one generation older, intact.
+_CHECKPOINT_MAGIC = b"KVCP"
+_CHECKPOINT_SLOT = struct.Struct(">4sHqqqqq")
+_CHECKPOINT_SLOT_BYTES = _CHECKPOINT_SLOT.size + 4
 
 
 class StorageError(Exception):
@@ -116,6 +124,52 @@ def write_json_durably(path: Path, data: object) -> None:
         os.close(fd)
     os.replace(temp, path)
     fsync_directory(path.parent)
+
+
+def write_checkpoint(path: Path, generation: int, fields: dict[str, int]) -> None:
+    """Write `fields` as checkpoint `generation` into its slot (generation % 2) of `path`."""
+    slot = _CHECKPOINT_SLOT.pack(
+        _CHECKPOINT_MAGIC,
+        _CHECKPOINT_VERSION,
+        generation,
+        *(fields[key] for key in _CHECKPOINT_KEYS),
+    )
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        data = slot + struct.pack(">I", crc32c(slot))
+        if os.pwrite(fd, data, (generation % 2) * _CHECKPOINT_SLOT_BYTES) != len(data):
+            raise OSError(f"a short write to {path}")
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_directory(path.parent)
+
+
+def read_checkpoint(path: Path) -> tuple[int, dict[str, int]]:
+    """The newest whole slot of checkpoint file `path`: its generation and fields; StorageError
+    (one sentence naming the file) if neither slot is whole."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise StorageError(f"{path} is missing.") from None
+    best: tuple[int, dict[str, int]] | None = None
+    for at in (0, _CHECKPOINT_SLOT_BYTES):
+        chunk = raw[at : at + _CHECKPOINT_SLOT_BYTES]
+        if len(chunk) != _CHECKPOINT_SLOT_BYTES:
+            continue
+        body, (crc,) = chunk[:-4], struct.unpack(">I", chunk[-4:])
+        if crc32c(body) != crc:
+            continue
+        magic, version, generation, *values = _CHECKPOINT_SLOT.unpack(body)
+        if magic != _CHECKPOINT_MAGIC or version != _CHECKPOINT_VERSION:
+            continue
+        if best is None or generation > best[0]:
+            best = (generation, dict(zip(_CHECKPOINT_KEYS, values, strict=True)))
+    if best is None:
+        raise StorageError(f"{path} holds no whole version {_CHECKPOINT_VERSION} log checkpoint.")
+    return best
 
 
 def read_json(path: Path) -> object:
@@ -449,16 +503,17 @@ class DurableLog(PartitionLog):
         return batch, ENCODED_RECORD
 
     def _write_checkpoint(self) -> None:
-        write_json_durably(
-            self.directory / CHECKPOINT,
-            {
-                "version": _CHECKPOINT_VERSION,
-                "log_start": self.log_start,
-                "checkpoint_hw": self.checkpoint_hw,
-                "known_epoch": self._known_epoch,
-                "appended_end": self.appended_end,
-            },
-        )
+        fields = {
+            "log_start": self.log_start,
+            "checkpoint_hw": self.checkpoint_hw,
+            "known_epoch": self._known_epoch,
+            "appended_end": self.appended_end,
+        }
+        if fields == getattr(self, "_checkpointed", None):
+            return  # already durable as it is
+        self._checkpoint_generation = getattr(self, "_checkpoint_generation", 0) + 1
+        write_checkpoint(self.directory / CHECKPOINT, self._checkpoint_generation, fields)
+        self._checkpointed = fields
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -502,7 +557,8 @@ class DurableLog(PartitionLog):
         self.checkpoint_hw = max(start, min(checkpoint["checkpoint_hw"], self._end))
         self.appended_end = max(checkpoint["appended_end"], self._end)
         self._known_epoch = checkpoint["known_epoch"]
-        self._write_checkpoint()  # also makes the removals above durable
+        fsync_directory(directory)  # the removals above
+        self._write_checkpoint()
 
     def _read_checkpoint(self, has_segments: bool) -> dict[str, int]:
         path = self.directory / CHECKPOINT
@@ -510,15 +566,8 @@ class DurableLog(PartitionLog):
             if has_segments:
                 raise StorageError(f"{path} is missing, though the directory holds segment files.")
             return {"log_start": 0, "checkpoint_hw": 0, "known_epoch": -1, "appended_end": 0}
-        data = read_json(path)
-        if not isinstance(data, dict) or data.get("version") != _CHECKPOINT_VERSION:
-            raise StorageError(f"{path} is not a version {_CHECKPOINT_VERSION} log checkpoint.")
-        checkpoint: dict[str, int] = {}
-        for key in _CHECKPOINT_KEYS:
-            value = data.get(key)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise StorageError(f"{path} has no integer {key}.")
-            checkpoint[key] = value
+        generation, checkpoint = read_checkpoint(path)
+        self._checkpoint_generation = generation
         return checkpoint
 
     def _finish_prefix_deletion(self, holder: int, start: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -10,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +24,9 @@ from kafka_verify.wire.storage import (
     CHECKPOINT,
     DurableLog,
     StorageError,
+    read_checkpoint,
     read_json,
+    write_checkpoint,
     write_json_durably,
 )
 
@@ -271,9 +273,8 @@ def test_an_interrupted_prefix_deletion_is_finished_on_open(tmp_path: Path) -> N
         log.flush(hw=8)
         before = read_all(log)
     # The checkpoint is written first: a kill right after it leaves the old segment file.
-    checkpoint = read_json(tmp_path / CHECKPOINT)
-    assert isinstance(checkpoint, dict)
-    write_json_durably(tmp_path / CHECKPOINT, {**checkpoint, "log_start": 4})
+    generation, checkpoint = read_checkpoint(tmp_path / CHECKPOINT)
+    write_checkpoint(tmp_path / CHECKPOINT, generation + 1, {**checkpoint, "log_start": 4})
     with DurableLog.open(tmp_path, segment_records=10) as log:
         assert (log.log_start, log.leo, log.segment_bases) == (4, 8, [4])
         assert read_all(log) == before[2:]
@@ -354,12 +355,26 @@ def one_sentence_naming(error: pytest.ExceptionInfo[StorageError], path: Path) -
     assert "\n" not in message and message.endswith(".")
 
 
+def _flip_byte(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
 @pytest.mark.parametrize(
-    "content", [b"{not json", b"[1, 2]", json.dumps({"version": 1, "log_start": "0"}).encode()]
+    "damage",
+    [
+        lambda data: b"{not json",
+        lambda data: b"",
+        lambda data: data[:30],
+        lambda data: _flip_byte(_flip_byte(data, 10), 60),  # a bit flipped in each slot
+    ],
+    ids=["text", "empty", "torn", "both-slots-damaged"],
 )
-def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+def test_a_corrupt_checkpoint_is_a_clear_error(
+    tmp_path: Path, damage: Callable[[bytes], bytes]
+) -> None:
     three_flushed_batches(tmp_path)
-    (tmp_path / CHECKPOINT).write_bytes(content)
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(StorageError) as error:
         DurableLog.open(tmp_path, segment_records=100)
     one_sentence_naming(error, tmp_path / CHECKPOINT)
@@ -426,3 +441,13 @@ def test_a_durable_log_cannot_be_copied_and_closes_its_files_when_dropped(tmp_pa
     for fd in fds:
         with pytest.raises(OSError):
             os.fstat(fd)
+
+
+def test_a_torn_checkpoint_write_leaves_the_previous_generation(tmp_path: Path) -> None:
+    path = tmp_path / CHECKPOINT
+    fields = {"log_start": 0, "checkpoint_hw": 3, "known_epoch": 1, "appended_end": 3}
+    write_checkpoint(path, 7, fields)
+    write_checkpoint(path, 8, {**fields, "checkpoint_hw": 5})
+    assert read_checkpoint(path) == (8, {**fields, "checkpoint_hw": 5})
+    path.write_bytes(_flip_byte(path.read_bytes(), 20))  # slot 0, generation 8's, torn
+    assert read_checkpoint(path) == (7, fields)
