@@ -53,6 +53,7 @@ from kafka_verify.wire.node_codec import (
     ZkCallRequest,
     encode_node_frame,
 )
+from kafka_verify.wire.server import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +172,7 @@ class NodeHost:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        while self._tasks:
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

@@ -40,6 +40,18 @@ from kio.static.protocol import ResponsePayload
 log = logging.getLogger(__name__)
 
 Handler = Callable[[DecodedRequest], Awaitable[ResponsePayload | None]]
+
+
+async def cancel_all(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel every task of `tasks` and wait for each, until the set (which the tasks leave
+    as they end) is empty; a task added meanwhile is cancelled too."""
+    while tasks:
+        running = list(tasks)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
 READ_CHUNK_BYTES = 65_536
 
 
@@ -85,11 +97,7 @@ class KafkaServer:
         if self._server is not None:
             self._server.close()
         # Connections accepted from now on are refused in `_accept`, so this set only shrinks.
-        while self._connections:
-            tasks = list(self._connections)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._connections)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

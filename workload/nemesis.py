@@ -122,7 +122,7 @@ def parse_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Running or stopped, not a zombie waiting for its parent."""
     try:
         os.kill(pid, 0)
@@ -232,7 +232,8 @@ class Nemesis:
         while time.monotonic() < deadline:
             pids = self.cluster.pids()
             if all(
-                pids.get(n) is not None and pids[n] != down[n] and _alive(pids[n]) for n in served
+                pids.get(n) is not None and pids[n] != down[n] and process_alive(pids[n])
+                for n in served
             ):
                 return
             time.sleep(0.1)

@@ -29,25 +29,11 @@ from types import TracebackType
 from typing import Any
 
 from kafka_verify.wire.cluster import free_port_run
+from kafka_verify.workload.nemesis import process_alive
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 WAIT_S = 120.0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is dead for our purposes: its parent (serve) has not reaped it yet.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @dataclass
@@ -109,10 +95,10 @@ class ServedCluster:
                 self.process.kill()
                 self.process.wait(STOP_TIMEOUT_S)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while any(_alive(pid) for pid in self.seen_pids) and time.monotonic() < deadline:
+        while any(process_alive(pid) for pid in self.seen_pids) and time.monotonic() < deadline:
             time.sleep(0.1)
         for pid in self.seen_pids:
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         if self.process is not None and self.process.stdout is not None:
             self.output.extend(line.rstrip() for line in self.process.stdout)
@@ -157,13 +143,15 @@ class ServedCluster:
         """Ask serve (SIGUSR1) to start every node that is not running, and wait until each is
         running again under a new pid, and its Kafka port answers."""
         assert self.process is not None
-        dead = {str(n["name"]) for n in self.nodes() if not _alive(int(str(n["pid"])))}
+        dead = {str(n["name"]) for n in self.nodes() if not process_alive(int(str(n["pid"])))}
         old = {name: self.pid_of(name) for name in dead}
         self.process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
-                fresh = all(self.pid_of(n) != old[n] and _alive(self.pid_of(n)) for n in dead)
+                fresh = all(
+                    self.pid_of(n) != old[n] and process_alive(self.pid_of(n)) for n in dead
+                )
             except (ValueError, json.JSONDecodeError):
                 fresh = False  # cluster.json is being rewritten
             if fresh and all(self._kafka_port_open(n) for n in dead if n.startswith("b")):
