@@ -176,7 +176,26 @@ def _add_serve_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         metavar="NAME:PARTITIONS:RF",
         help="the topic's partitions and replication factor (default t:3:3)",
     )
-    serve.add_argument("--replication", type=positive, default=None, help="replication factor")
+    serve.add_argument(
+        "--no-auto-create-topics",
+        action="store_true",
+        help="refuse a Metadata request's unknown topic instead of creating it, as Kafka's"
+        " auto.create.topics.enable=false does",
+    )
+    serve.add_argument(
+        "--default-partitions",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="partitions of a topic created without a count (Kafka's num.partitions; default 1)",
+    )
+    serve.add_argument(
+        "--replication",
+        type=positive,
+        default=None,
+        help="replication factor of the configured and auto-created topics"
+        " (default: the first --topic's, else min(3, brokers))",
+    )
     serve.add_argument("--min-insync", type=positive, default=None, help="min.insync.replicas")
 
 

@@ -5,6 +5,9 @@ model objects the brokers keep (they keep none). The quorum state and the
 controller lease come from the coordination node; each replica from its broker
 (when running) or from its disk (when crashed: a crashed replica has exactly
 what its disk kept, with the high watermark of its last checkpoint).
+The model's shape is the configured partitions: a topic created at runtime runs
+the same code as they do, but its partitions are beyond the model (the world
+leaves their actions out of a step, and this function leaves them out of a state).
 
 Called after every event, so views are memoised in `world.abstraction_cache`:
 - a log's records, per log generation, re-reading only what changed since the
@@ -203,7 +206,7 @@ def world_matches(world: World, state: State) -> bool:
     if cluster_view(world) != (state.running, state.controller, state.controller_epoch):
         return False
     model = world.model
-    if len(state.partitions) != len(world.zk.partitions):
+    if len(state.partitions) != min(model.partitions, len(world.zk.partitions)):
         return False
     hosted: dict[int, list[tuple[int, Replica]]] = {}
     for p, part in enumerate(state.partitions):
@@ -274,7 +277,8 @@ def abstract(world: World) -> State:
     """The model state the world is in."""
     model = world.model
     partitions = []
-    for p, record in enumerate(world.zk.partitions):
+    # The model has the configured partitions; a topic created at runtime is beyond its shape.
+    for p, record in enumerate(world.zk.partitions[: model.partitions]):
         replicas = tuple(_replica(world, b, p) for b in model.replicas_of(p))
         partitions.append(
             Partition(

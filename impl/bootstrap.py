@@ -13,7 +13,28 @@ from __future__ import annotations
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.coordinator import group_names, offsets_partition
 from kafka_verify.impl.group_store import GroupStore
-from kafka_verify.impl.zk import Coordination, Lease, PartitionRecord, ZkRegister
+from kafka_verify.impl.zk import (
+    OFFSETS_TOPIC,
+    Coordination,
+    Lease,
+    PartitionRecord,
+    TopicRecord,
+    ZkRegister,
+)
+
+
+def initial_topics(config: ClusterConfig) -> tuple[TopicRecord, ...]:
+    """The configured topics, then the offsets topic (with groups), on the model's assignment."""
+    model = config.model_config()
+    layout = list(config.topic_layout())
+    if config.groups:
+        layout.append((OFFSETS_TOPIC, config.offsets_partitions))
+    topics, first = [], 0
+    for name, count in layout:
+        replicas = tuple(model.replicas_of(p) for p in range(first, first + count))
+        topics.append(TopicRecord(name, first, replicas))
+        first += count
+    return tuple(topics)
 
 
 def initial_coordination(config: ClusterConfig) -> Coordination:
@@ -24,7 +45,7 @@ def initial_coordination(config: ClusterConfig) -> Coordination:
         replicas = model.replicas_of(p)
         # Broker i registers with broker epoch i + 1 (see the registrations below).
         records.append(PartitionRecord(replicas[0], 0, frozenset(replicas), 0, replicas[0] + 1))
-    zk = Coordination(config, tuple(records), Lease(0, 1, 0, session=1))
+    zk = Coordination(config, tuple(records), Lease(0, 1, 0, session=1), initial_topics(config))
     for i in range(config.brokers):
         zk.call(ZkRegister(i), 0)
     return zk

@@ -22,11 +22,12 @@ from collections.abc import Callable
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
+from kafka_verify.impl.bootstrap import initial_topics
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.controller import Controller
 from kafka_verify.impl.coordinator import Coordinator
 from kafka_verify.impl.dispatch import route_from
-from kafka_verify.impl.effects import Flush, Handler, Observe, Send, SetTimer, ZkCall
+from kafka_verify.impl.effects import Flush, Handler, Observe, OpenLog, Send, SetTimer, ZkCall
 from kafka_verify.impl.log import PartitionLog, StoredRecord
 from kafka_verify.impl.replica import (
     UNKNOWN_OFFSET,
@@ -37,7 +38,10 @@ from kafka_verify.impl.replica import (
     Role,
 )
 from kafka_verify.impl.zk import (
+    CONNECTION_LOSS,
+    TopicRecord,
     ZkCluster,
+    ZkCreateTopic,
     ZkError,
     ZkHeartbeat,
     ZkLeaseTaken,
@@ -45,6 +49,7 @@ from kafka_verify.impl.zk import (
     ZkRegister,
     ZkRegistered,
     ZkTakeLease,
+    ZkTopicCreated,
     ZkUpdateIsr,
     ZkWritten,
 )
@@ -64,6 +69,10 @@ from kafka_verify.model.actions import (
 from kafka_verify.model.state import Record
 
 PRODUCER_STATE_SEQS = 5  # sequence numbers remembered per producer, as Kafka keeps 5 batches
+TOPIC_NAME_MAX = 249  # Kafka's limit
+TOPIC_NAME_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+)
 
 
 class Broker:
@@ -76,21 +85,13 @@ class Broker:
         self.name = f"b{index}"
         self.config = config
         self.model = config.model_config()
-        stale_offsets = bugs.enabled(config, bugs.DUPLICATE_OFFSET)
-        self.replicas = {
-            p: ReplicaState(
-                p,
-                log,
-                hw=log.checkpoint_hw,
-                epoch=log.known_epoch,
-                next_offset=log.appended_end if stale_offsets else log.leo,
-            )
-            for p, log in logs.items()
-        }
+        self.replicas = {p: self._replica(p, log) for p, log in logs.items()}
         self.session: int | None = None
         self.broker_epoch: int | None = None
         self.controller_epoch_seen = 0
         self.metadata: dict[int, tuple[int | None, int]] = {}
+        # The configured topics exist from the start; the controller announces created ones.
+        self.topics: m.TopicTable = initial_topics(config)
         self.controller: Controller | None = None
         self.restarting = True
         self.coordinator = Coordinator(self, incarnation)
@@ -125,9 +126,20 @@ class Broker:
                 r.role = Role.FOLLOWING
         if index == 0:
             broker.controller = Controller(0, 1, config)
-            broker.controller.assume_initial_state_known()
+            broker.controller.assume_initial_state_known(broker.topics)
         broker.controller_epoch_seen = 1
         return broker
+
+    def _replica(self, p: int, log: PartitionLog) -> ReplicaState:
+        """A replica as its log left it: after a restart, or when a new partition is opened."""
+        stale_offsets = bugs.enabled(self.config, bugs.DUPLICATE_OFFSET)
+        return ReplicaState(
+            p,
+            log,
+            hw=log.checkpoint_hw,
+            epoch=log.known_epoch,
+            next_offset=log.appended_end if stale_offsets else log.leo,
+        )
 
     def _request_id(self) -> int:
         self._next_request += 1
@@ -241,6 +253,12 @@ class Broker:
         self.controller_epoch_seen = max(self.controller_epoch_seen, msg.controller_epoch)
         self._learn_leader(msg.partition, msg.leader, msg.leader_epoch)
         r = self.replicas.get(msg.partition)
+        if r is None and self.index in msg.replicas:
+            # A partition created since this broker started: its log is opened now, or
+            # found again on disk after a restart.
+            log = yield OpenLog(msg.partition)
+            assert isinstance(log, PartitionLog), "the host answers OpenLog with the log"
+            r = self.replicas[msg.partition] = self._replica(msg.partition, log)
         if r is None:
             return
         # A restarted replica may follow again in the epoch it remembers, but it only
@@ -270,7 +288,9 @@ class Broker:
         self.controller_epoch_seen = max(self.controller_epoch_seen, msg.controller_epoch)
         for p, leader, epoch in msg.leaders:
             self._learn_leader(p, leader, epoch)
-        yield Send(src, m.UpdateMetadataResponse(msg.leaders, msg.broker_epoch))
+        if len(msg.topics) >= len(self.topics):
+            self.topics = msg.topics  # topics are only ever added
+        yield Send(src, m.UpdateMetadataResponse(msg.leaders, msg.broker_epoch, msg.topics))
 
     def _on_update_metadata_response(
         self, src: str, msg: m.UpdateMetadataResponse, now_ms: int
@@ -286,7 +306,30 @@ class Broker:
 
     def _on_metadata(self, src: str, msg: m.Metadata, now_ms: int) -> Handler:
         table = tuple((p, leader, epoch) for p, (leader, epoch) in sorted(self.metadata.items()))
-        yield Send(src, m.MetadataResponse(msg.request_id, table))
+        yield Send(src, m.MetadataResponse(msg.request_id, table, self.topics))
+
+    def _on_create_topic(self, src: str, msg: m.CreateTopic, now_ms: int) -> Handler:
+        def answer(error: str, topic: TopicRecord | None = None) -> Send:
+            return Send(src, m.CreateTopicResponse(msg.request_id, msg.name, error, topic))
+
+        name = msg.name
+        if (
+            not name
+            or len(name) > TOPIC_NAME_MAX
+            or name in (".", "..")
+            or not set(name) <= TOPIC_NAME_CHARACTERS
+            or name.startswith("__")  # internal topics are the cluster's own
+        ):
+            yield answer(m.INVALID_TOPIC)
+            return
+        reply = yield ZkCall(ZkCreateTopic(name, msg.partitions, msg.replication))
+        if isinstance(reply, ZkTopicCreated):
+            self.topics = (*self.topics, reply.topic)  # before the controller's announcement
+            yield answer(m.NONE, reply.topic)
+        elif isinstance(reply, ZkError) and reply.code != CONNECTION_LOSS:
+            yield answer(reply.code)
+        else:
+            yield answer(m.COORDINATION_UNAVAILABLE)
 
     # -- becoming leader or follower ----------------------------------------------------------
 
@@ -296,9 +339,7 @@ class Broker:
         r.log.known_epoch = msg.leader_epoch
         r.zk_version, r.epoch_start_offset, r.outstanding = msg.zk_version, r.log.leo, None
         r.followers = {
-            b: FollowerProgress(last_caught_up_ms=now_ms)
-            for b in self.model.replicas_of(r.partition)
-            if b != self.index
+            b: FollowerProgress(last_caught_up_ms=now_ms) for b in msg.replicas if b != self.index
         }
         r.producers = _producer_state(r.log)
         yield Observe(BecomeLeader(r.partition, self.index, msg.leader_epoch, msg.isr))
@@ -734,6 +775,7 @@ _ROUTES = (
     route_from(m.FetchResponse, Broker._on_fetch_response),
     route_from(m.Produce, Broker._on_produce),
     route_from(m.ListOffsets, Broker._on_list_offsets),
+    route_from(m.CreateTopic, Broker._on_create_topic),
 )
 # The replication protocol's messages; the group requests are the coordinator's (coordinator.py).
 HANDLERS: dict[type, Callable[[Broker, str, object, int], Handler]] = dict(_ROUTES)
@@ -741,6 +783,7 @@ IGNORED: dict[type, str] = {
     m.MetadataResponse: "a broker sends no Metadata request: it learns leaders from UpdateMetadata",
     m.ProduceResponse: "a broker never produces: the coordinator appends commits to its own log",
     m.ListOffsetsResponse: "a broker asks no offsets: followers learn them from OffsetsForLeaderEpoch",
+    m.CreateTopicResponse: "a broker creates topics in the coordination service, not through a peer",
     **dict.fromkeys(
         gm.RESPONSE_TYPES,
         "an answer to a consumer's group request: a broker sends none",

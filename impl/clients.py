@@ -317,12 +317,16 @@ NOT_FOR_CLIENTS: dict[type, str] = {
         "traffic between the controller and the brokers: never addressed to a client",
     ),
     **dict.fromkeys(
-        (m.Metadata, m.Produce, m.Fetch, m.ListOffsets),
+        (m.Metadata, m.Produce, m.Fetch, m.ListOffsets, m.CreateTopic),
         "a request that only brokers serve: never sent to a client",
     ),
     m.ListOffsetsResponse: (
         "the simulated consumers start at the log start or end from a fetch's answer;"
         " only the real host's Kafka clients ask ListOffsets"
+    ),
+    m.CreateTopicResponse: (
+        "the simulated clients use the configured topics; only the real host's Kafka"
+        " clients create topics"
     ),
     **dict.fromkeys(
         gm.REQUEST_TYPES,

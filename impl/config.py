@@ -52,6 +52,12 @@ class ClusterConfig:
     topics: tuple[tuple[str, int], ...] = ()
     # Serve a group of any name (the real host's clients name their own), not only "g0", ...
     any_group: bool = False
+    # Kafka's auto.create.topics.enable, num.partitions and default.replication.factor: a
+    # topic a client's Metadata names that does not exist is created with these. Only the
+    # real host's front end acts on them (the simulated clients use the configured topics).
+    auto_create_topics: bool = False
+    default_partitions: int = 1
+    default_replication: int = 1
 
     def __post_init__(self) -> None:
         self.model_config()  # the model's own shape checks, with its own sentences
@@ -87,6 +93,10 @@ class ClusterConfig:
                     f"the topics' partitions add up to {sum(c for _, c in self.topics)},"
                     f" not to partitions={self.partitions}"
                 )
+        if self.default_partitions < 1 or not 1 <= self.default_replication <= self.brokers:
+            raise ValueError(
+                "default_partitions must be >= 1 and default_replication between 1 and brokers"
+            )
         for name in sorted(self.bugs):
             if name not in BUGS:
                 raise ValueError(f"there is no bug named {name!r}; `kafka-verify bugs` lists them")

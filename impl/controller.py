@@ -7,7 +7,10 @@ Each tick it works from a fresh read of the coordination service:
    every election is a compare-and-set conditioned on the controller epoch;
 2. send LeaderAndIsr to every live replica that has not acknowledged the
    current leader epoch under its current broker epoch, and UpdateMetadata to
-   every live broker that has not acknowledged the current leader table.
+   every live broker that has not acknowledged the current topics and leader table.
+A partition's replicas are the coordination service's assignment (its topics),
+so a topic created at runtime is elected and announced the same way: its
+records start with no leader, and the first election names its first live replica.
 Messages are re-sent after `request_timeout_ms` until acknowledged, since the
 network may lose them.
 """
@@ -30,16 +33,17 @@ class Controller:
         self.model = config.model_config()
         # (partition, broker) -> (leader epoch, broker epoch) acknowledged
         self.acked: dict[tuple[int, int], tuple[int, int]] = {}
-        self.metadata_acked: dict[int, tuple[m.LeaderTable, int]] = {}
+        self.metadata_acked: dict[int, tuple[m.LeaderTable, m.TopicTable, int]] = {}
         self.last_sent_ms: dict[tuple[object, ...], int] = {}
 
-    def assume_initial_state_known(self) -> None:
-        """At the start of a run every broker already knows the initial leaders (broker i has epoch i + 1)."""
+    def assume_initial_state_known(self, topics: m.TopicTable) -> None:
+        """At the start of a run every broker already knows the initial topics and leaders
+        (broker i has epoch i + 1)."""
         table: m.LeaderTable = tuple(
             (p, self.model.replicas_of(p)[0], 0) for p in range(self.model.partitions)
         )
         for b in range(self.model.brokers):
-            self.metadata_acked[b] = (table, b + 1)
+            self.metadata_acked[b] = (table, topics, b + 1)
         for p in range(self.model.partitions):
             for b in self.model.replicas_of(p):
                 self.acked[(p, b)] = (0, b + 1)
@@ -47,7 +51,7 @@ class Controller:
     def tick(self, cluster: ZkCluster, now_ms: int) -> Handler:
         records = list(cluster.partitions)
         for p, record in enumerate(records):
-            choice = self._election(p, record, cluster.registrations)
+            choice = self._election(record, cluster.replicas[p], cluster.registrations)
             if choice is None:
                 continue
             leader, isr = choice
@@ -59,18 +63,17 @@ class Controller:
             if isinstance(reply, ZkWritten):
                 records[p] = reply.record
                 yield Observe(ElectLeader(p, leader, isr, self.epoch))
-        yield from self._send_leader_and_isr(records, cluster.registrations, now_ms)
-        yield from self._send_metadata(records, cluster.registrations, now_ms)
+        yield from self._send_leader_and_isr(records, cluster, now_ms)
+        yield from self._send_metadata(records, cluster, now_ms)
 
     def _election(
-        self, p: int, record: PartitionRecord, registered: dict[int, int]
+        self, record: PartitionRecord, replicas: tuple[int, ...], registered: dict[int, int]
     ) -> tuple[int | None, frozenset[int]] | None:
-        """(new leader or None, new ISR) if partition p needs an election now, else None."""
+        """(new leader or None, new ISR) if the partition of `record` needs an election now, else None."""
         leader = record.leader
         if leader is not None and registered.get(leader) == record.leader_broker_epoch:
             return None
         live = frozenset(b for b in record.isr if b in registered)
-        replicas = self.model.replicas_of(p)
         if live:
             # Prefer a replica other than the one that just went away or bounced.
             others = [b for b in replicas if b in live and b != leader]
@@ -91,12 +94,14 @@ class Controller:
         return True
 
     def _send_leader_and_isr(
-        self, records: list[PartitionRecord], registered: dict[int, int], now_ms: int
+        self, records: list[PartitionRecord], cluster: ZkCluster, now_ms: int
     ) -> Handler:
+        registered = cluster.registrations
         for p, record in enumerate(records):
             if record.leader is None:
                 continue
-            for b in self.model.replicas_of(p):
+            replicas = cluster.replicas[p]
+            for b in replicas:
                 if b not in registered:
                     continue
                 current = (record.leader_epoch, registered[b])
@@ -112,23 +117,27 @@ class Controller:
                     record.version,
                     self.epoch,
                     registered[b],
+                    replicas,
                 )
                 yield Send(f"b{b}", message)
 
     def _send_metadata(
-        self, records: list[PartitionRecord], registered: dict[int, int], now_ms: int
+        self, records: list[PartitionRecord], cluster: ZkCluster, now_ms: int
     ) -> Handler:
         table: m.LeaderTable = tuple((p, r.leader, r.leader_epoch) for p, r in enumerate(records))
-        for b in sorted(registered):
-            current = (table, registered[b])
+        topics = cluster.topics
+        for b in sorted(cluster.registrations):
+            current = (table, topics, cluster.registrations[b])
             if self.metadata_acked.get(b) == current or not self._due(
                 ("meta", b, *current), now_ms
             ):
                 continue
-            yield Send(f"b{b}", m.UpdateMetadata(table, self.epoch, registered[b]))
+            yield Send(
+                f"b{b}", m.UpdateMetadata(table, self.epoch, cluster.registrations[b], topics)
+            )
 
     def on_leader_and_isr_response(self, src: int, response: m.LeaderAndIsrResponse) -> None:
         self.acked[(response.partition, src)] = (response.leader_epoch, response.broker_epoch)
 
     def on_metadata_response(self, src: int, response: m.UpdateMetadataResponse) -> None:
-        self.metadata_acked[src] = (response.leaders, response.broker_epoch)
+        self.metadata_acked[src] = (response.leaders, response.topics, response.broker_epoch)

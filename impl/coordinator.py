@@ -197,7 +197,11 @@ class Coordinator:
         return -((self._id_base + self._next_id) * self.config.brokers + self.host.index)
 
     def is_offsets(self, partition: int) -> bool:
-        return self.config.groups > 0 and partition >= self.config.partitions
+        # The offsets topic follows the configured topics; created topics come after it.
+        first = self.config.partitions
+        return (
+            self.config.groups > 0 and first <= partition < first + self.config.offsets_partitions
+        )
 
     def load_initial(self, partition: int, epoch: int) -> None:
         """The run's first coordinator knows the empty groups without reading them."""
@@ -406,9 +410,18 @@ class Coordinator:
         partitions = [p for p, _ in assignment]
         return (
             len(set(partitions)) == len(partitions)
-            and all(0 <= p < self.config.partitions for p in partitions)
+            and all(self._user_partition(p) for p in partitions)
             and {m for _, m in assignment} <= g.members
         )
+
+    def _user_partition(self, p: int) -> bool:
+        """A configured partition, or one of a topic created at runtime that this broker knows."""
+        if 0 <= p < self.config.partitions:
+            return True
+        created_from = self.config.partitions + (
+            self.config.offsets_partitions if self.config.groups else 0
+        )
+        return p >= created_from and p in self.host.metadata
 
     def _on_heartbeat(self, src: str, msg: gm.Heartbeat, now_ms: int) -> Handler:
         loaded, error = self._serving(msg.group)

@@ -2,7 +2,7 @@
 
 A node's handler is a generator of effects. The world performs each effect as
 it is yielded and sends back the result: `None` for most, the coordination
-service's reply for a `ZkCall`. That makes a call to the coordination service a
+service's reply for a `ZkCall`, the partition's log for an `OpenLog`. That makes a call to the coordination service a
 synchronous RPC inside the same event, as with Kafka's ZooKeeper client, so a
 fenced quorum write and the caller's local update happen atomically.
 """
@@ -13,6 +13,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 from kafka_verify.impl.group_store import GroupCall, GroupSnapshot
+from kafka_verify.impl.log import PartitionLog
 from kafka_verify.impl.messages import Message
 from kafka_verify.impl.zk import ZkReply, ZkRequest
 from kafka_verify.model.actions import Action
@@ -74,7 +75,16 @@ class ZkCall:
     request: ZkRequest | GroupCall
 
 
-# What the world sends back into a handler: a ZkCall's reply, None after any other effect.
-Reply = ZkReply | GroupSnapshot | None
-Effect = Send | SetTimer | Flush | Observe | ZkCall
+@dataclass(frozen=True, slots=True)
+class OpenLog:
+    """Hand this broker its log of `partition`, a partition created after it started: an empty
+    log the first time, and the same log (as its disk kept it) ever after."""
+
+    partition: int
+
+
+# What the world sends back into a handler: a ZkCall's reply, an OpenLog's log, None after
+# any other effect.
+Reply = ZkReply | GroupSnapshot | PartitionLog | None
+Effect = Send | SetTimer | Flush | Observe | ZkCall | OpenLog
 Handler = Generator[Effect, Reply, None]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kafka_verify.impl.group_messages import GroupMessage
 from kafka_verify.impl.log import StoredRecord
+from kafka_verify.impl.zk import TopicRecord
 
 NONE = "NONE"
 NOT_LEADER = "NOT_LEADER_OR_FOLLOWER"
@@ -21,12 +22,16 @@ NOT_ENOUGH_REPLICAS = "NOT_ENOUGH_REPLICAS"
 NOT_ENOUGH_REPLICAS_AFTER_APPEND = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
 OUT_OF_ORDER_SEQUENCE = "OUT_OF_ORDER_SEQUENCE_NUMBER"
 LEADERSHIP_LOST = "LEADERSHIP_LOST_AFTER_APPEND"
+INVALID_TOPIC = "INVALID_TOPIC_EXCEPTION"
+COORDINATION_UNAVAILABLE = "COORDINATION_UNAVAILABLE"  # the coordination service did not answer
 
 # Errors that prove the record was not appended (a producer may report "fail").
 DEFINITE_PRODUCE_ERRORS = frozenset({NOT_LEADER, NOT_ENOUGH_REPLICAS, OUT_OF_ORDER_SEQUENCE})
 
 # (partition, leader or None, leader epoch) for every partition.
 LeaderTable = tuple[tuple[int, int | None, int], ...]
+# Every topic, in the order of its first partition.
+TopicTable = tuple[TopicRecord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,7 @@ class LeaderAndIsr:
     zk_version: int
     controller_epoch: int
     broker_epoch: int
+    replicas: tuple[int, ...]  # the partition's assigned replicas
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +57,20 @@ class LeaderAndIsrResponse:
 
 @dataclass(frozen=True, slots=True)
 class UpdateMetadata:
-    """Controller -> every broker: who leads what, so brokers can answer client Metadata requests."""
+    """Controller -> every broker: the topics and who leads what, so brokers can answer client
+    Metadata requests."""
 
     leaders: LeaderTable
     controller_epoch: int
     broker_epoch: int
+    topics: TopicTable
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateMetadataResponse:
     leaders: LeaderTable
     broker_epoch: int
+    topics: TopicTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,28 @@ class Metadata:
 class MetadataResponse:
     request_id: int
     leaders: LeaderTable
+    topics: TopicTable
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTopic:
+    """Client -> any broker: create topic `name` (Kafka's CreateTopics, one topic)."""
+
+    request_id: int
+    name: str
+    partitions: int
+    replication: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTopicResponse:
+    """NONE with the new topic, or why not: TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION,
+    INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR or COORDINATION_UNAVAILABLE."""
+
+    request_id: int
+    name: str
+    error: str
+    topic: TopicRecord | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +216,8 @@ ReplicationMessage = (
     | OffsetsForLeaderEpochResponse
     | ListOffsets
     | ListOffsetsResponse
+    | CreateTopic
+    | CreateTopicResponse
 )
 
 # Every message a node sends: these and the consumer-group protocol's (group_messages.py).

@@ -36,6 +36,7 @@ from kafka_verify.impl.effects import (
     Flush,
     Handler,
     Observe,
+    OpenLog,
     Refused,
     Reply,
     Send,
@@ -223,6 +224,16 @@ class World:
             raise InvalidEvent(f"{type(event).__name__} is not an event this world knows")
         step = _Step()
         handler(self, event, step)
+        return step.result()
+
+    def request(self, node: str, src: str, message: Message) -> StepResult:
+        """Node `node` handles `message` from `src` now, outside the event vocabulary: how a test
+        asks a broker what only the real host's Kafka clients ask (CreateTopics). The answer
+        goes to `src` through the network, as any message does."""
+        if node not in self.nodes_up:
+            raise InvalidEvent(f"{node} is not running")
+        step = _Step()
+        self._run(node, self.nodes_up[node].handle(src, message, self.now_ms), step)
         return step.result()
 
     def _client(self, name: str, kind: type[_Client]) -> _Client:
@@ -417,8 +428,9 @@ class World:
                 step.ops.append(effect.item)
             elif isinstance(effect.item, Refused):
                 step.refused.append(effect.item.action)
-            else:
+            elif getattr(effect.item, "partition", 0) < self.model.partitions:
                 step.actions.append(effect.item)
+            # else: a partition of a topic created at runtime, which the model's shape lacks
         elif isinstance(effect, Send):
             self._send(node, effect, step)
         elif isinstance(effect, SetTimer):
@@ -433,8 +445,14 @@ class World:
             return self.zk.call(effect.request, self.now_ms)
         elif isinstance(effect, Flush):
             index = int(node[1:])
-            if self.disks[(index, effect.partition)].flush(effect.hw):
+            flushed = self.disks[(index, effect.partition)].flush(effect.hw)
+            if flushed and effect.partition < self.model.partitions:
                 step.actions.append(FlushAction(effect.partition, index))
+        elif isinstance(effect, OpenLog):
+            key = (int(node[1:]), effect.partition)
+            if key not in self.disks:
+                self.disks[key] = PartitionLog(self.config.segment_records)
+            return self.disks[key]
         else:
             raise TypeError(f"{node} yielded {effect!r}, which is not an effect")
         return None

@@ -1,9 +1,10 @@
 """The coordination service ("zk"): linearizable, versioned records, sessions on the virtual clock.
 
 It holds broker registrations (ephemeral: alive while their session is
-heartbeated), the controller lease with the controller epoch (held by a session), and one record
-per partition (leader, leader epoch, ISR, version). Every write is a
-compare-and-set. Calls are synchronous (see effects.ZkCall); the world answers
+heartbeated), the controller lease with the controller epoch (held by a session), the topics
+(each a name, its first partition and its replica assignment), and one record per partition
+(leader, leader epoch, ISR, version). Every write is a compare-and-set; a topic is created at
+most once, by name. Calls are synchronous (see effects.ZkCall); the world answers
 `ZkError(CONNECTION_LOSS)` itself when the caller cannot reach this node.
 
 Sessions expire lazily: a session is alive while its last heartbeat is at most
@@ -24,6 +25,10 @@ SESSION_EXPIRED = "SESSION_EXPIRED"
 BAD_VERSION = "BAD_VERSION"
 FENCED = "FENCED"
 LEASE_HELD = "LEASE_HELD"
+TOPIC_EXISTS = "TOPIC_ALREADY_EXISTS"
+INVALID_REPLICATION_FACTOR = "INVALID_REPLICATION_FACTOR"
+INVALID_PARTITIONS = "INVALID_PARTITIONS"
+OFFSETS_TOPIC = "__consumer_offsets"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,24 @@ class PartitionRecord:
     version: int
     # The broker epoch of the leader when elected: a new epoch means it bounced.
     leader_broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    """A topic: its partitions are the cluster's partitions first_partition, first_partition + 1,
+    ..., one per entry of `replicas`, which names each one's replicas, preferred leader first."""
+
+    name: str
+    first_partition: int
+    replicas: tuple[tuple[int, ...], ...]
+
+    @property
+    def partitions(self) -> int:
+        return len(self.replicas)
+
+    @property
+    def internal(self) -> bool:
+        return self.name == OFFSETS_TOPIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +114,16 @@ class ZkUpdateIsr:
 
 
 @dataclass(frozen=True, slots=True)
+class ZkCreateTopic:
+    """Create topic `name`: its partitions are numbered after every existing one, and its
+    replicas assigned round-robin over the cluster's brokers, as Kafka's default assignment."""
+
+    name: str
+    partitions: int
+    replication: int
+
+
+@dataclass(frozen=True, slots=True)
 class ZkRegistered:
     session: int
     broker_epoch: int
@@ -107,6 +140,13 @@ class ZkCluster:
     lease: Lease
     lease_alive: bool  # the session that took the lease is still alive
     partitions: tuple[PartitionRecord, ...]
+    topics: tuple[TopicRecord, ...]
+    replicas: tuple[tuple[int, ...], ...]  # partition -> its replicas, from the topics
+
+
+@dataclass(frozen=True, slots=True)
+class ZkTopicCreated:
+    topic: TopicRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +164,19 @@ class ZkError:
     code: str
 
 
-ZkRequest = ZkRegister | ZkHeartbeat | ZkRead | ZkTakeLease | ZkElect | ZkUpdateIsr
-ZkReply = ZkRegistered | ZkOk | ZkCluster | ZkLeaseTaken | ZkWritten | ZkError
+ZkRequest = ZkRegister | ZkHeartbeat | ZkRead | ZkTakeLease | ZkElect | ZkUpdateIsr | ZkCreateTopic
+ZkReply = ZkRegistered | ZkOk | ZkCluster | ZkLeaseTaken | ZkWritten | ZkTopicCreated | ZkError
+
+
+def replica_table(topics: tuple[TopicRecord, ...]) -> tuple[tuple[int, ...], ...]:
+    """Partition -> its replicas, for topics that number their partitions 0, 1, ... between them."""
+    table: dict[int, tuple[int, ...]] = {}
+    for topic in topics:
+        for i, replicas in enumerate(topic.replicas):
+            table[topic.first_partition + i] = replicas
+    if sorted(table) != list(range(len(table))):
+        raise ValueError("the topics' partitions are not numbered 0, 1, ... without gaps")
+    return tuple(table[p] for p in range(len(table)))
 
 
 @dataclass(slots=True)
@@ -138,13 +189,23 @@ class Coordination:
     """The coordination node's state; it survives its own crash (it stands for a durable ensemble)."""
 
     def __init__(
-        self, config: ClusterConfig, initial: tuple[PartitionRecord, ...], lease: Lease
+        self,
+        config: ClusterConfig,
+        initial: tuple[PartitionRecord, ...],
+        lease: Lease,
+        topics: tuple[TopicRecord, ...],
     ) -> None:
         self.config = config
         self.sessions: dict[int, _Session] = {}
         self.registrations: dict[int, tuple[int, int]] = {}  # broker -> (session, broker epoch)
         self.lease = lease
         self.partitions = list(initial)
+        self.topics = topics
+        self.replicas = replica_table(topics)
+        if len(self.replicas) != len(self.partitions):
+            raise ValueError(
+                f"the topics name {len(self.replicas)} partitions, the records {len(self.partitions)}"
+            )
         self._next_session = 1
         self._next_broker_epoch = 1
 
@@ -201,7 +262,9 @@ class Coordination:
     def _read(self, r: ZkRead, now_ms: int) -> ZkCluster:
         alive = {b: epoch for b, (_, epoch) in self.registrations.items() if self.alive(b, now_ms)}
         lease_alive = self.session_alive(self.lease.session, now_ms)
-        return ZkCluster(alive, self.lease, lease_alive, tuple(self.partitions))
+        return ZkCluster(
+            alive, self.lease, lease_alive, tuple(self.partitions), self.topics, self.replicas
+        )
 
     def _take_lease(self, r: ZkTakeLease, now_ms: int) -> ZkLeaseTaken | ZkError:
         if not self.alive(r.broker, now_ms) or self.registrations[r.broker][0] != r.session:
@@ -236,6 +299,28 @@ class Coordination:
         self.partitions[r.partition] = updated
         return ZkWritten(updated)
 
+    def _create_topic(self, r: ZkCreateTopic, now_ms: int) -> ZkTopicCreated | ZkError:
+        if any(topic.name == r.name for topic in self.topics):
+            return ZkError(TOPIC_EXISTS)
+        if r.partitions < 1:
+            return ZkError(INVALID_PARTITIONS)
+        if not 1 <= r.replication <= self.config.brokers:
+            return ZkError(INVALID_REPLICATION_FACTOR)
+        first, brokers = len(self.partitions), self.config.brokers
+        # Partition i's replicas start at broker (first + i) and run on, so that leaders spread.
+        replicas = tuple(
+            tuple((first + i + j) % brokers for j in range(r.replication))
+            for i in range(r.partitions)
+        )
+        topic = TopicRecord(r.name, first, replicas)
+        # No leader yet: the controller elects the first live replica, in epoch 0.
+        self.partitions.extend(
+            PartitionRecord(None, -1, frozenset(assigned), 0, -1) for assigned in replicas
+        )
+        self.topics = (*self.topics, topic)
+        self.replicas = (*self.replicas, *replicas)
+        return ZkTopicCreated(topic)
+
 
 _CALL_ROUTES = (
     route(ZkRegister, Coordination._register),
@@ -244,5 +329,6 @@ _CALL_ROUTES = (
     route(ZkTakeLease, Coordination._take_lease),
     route(ZkElect, Coordination._elect),
     route(ZkUpdateIsr, Coordination._update_isr),
+    route(ZkCreateTopic, Coordination._create_topic),
 )
 _CALLS: dict[type, Callable[[Coordination, object, int], ZkReply]] = dict(_CALL_ROUTES)

@@ -12,6 +12,9 @@ Rules of this module:
   and b0 answers an impl Metadata with a leader for every partition (a fresh
   broker knows the first leaders without the zk); it is removed at the stop, so
   no stale pid outlives the cluster.
+- The configured topics share the cluster's replication factor (the model's
+  assignment has one); a `--topic` of another RF is created through the
+  impl's CreateTopic once the cluster is up, as a client's CreateTopics is.
 - Stopping sends SIGTERM to every child, waits, SIGKILLs stragglers and
   reaps them all: no process is left behind.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import os
 import re
@@ -37,8 +41,14 @@ from types import FrameType
 from typing import IO
 
 from kafka_verify.impl.config import TOPIC, ClusterConfig
-from kafka_verify.impl.messages import Metadata, MetadataResponse
-from kafka_verify.impl.zk import ZkCluster, ZkRead
+from kafka_verify.impl.messages import (
+    NONE,
+    CreateTopic,
+    CreateTopicResponse,
+    Metadata,
+    MetadataResponse,
+)
+from kafka_verify.impl.zk import TOPIC_EXISTS, ZkCluster, ZkRead
 from kafka_verify.wire import cluster_file
 from kafka_verify.wire.apis import decode_response, encode_request
 from kafka_verify.wire.cluster_file import ClusterFile, NodeSpec
@@ -67,27 +77,29 @@ class ClusterError(Exception):
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
     brokers: int = 3
-    topics: tuple[tuple[str, int], ...] = ((TOPIC, 3),)
+    topics: tuple[tuple[str, int], ...] = ((TOPIC, 3),)  # configured, of RF `replication`
     replication: int = 3
     min_insync: int = 2
     bugs: frozenset[str] = frozenset()
     port: int = DEFAULT_PORT
     bind: str = "127.0.0.1"
+    # (name, partitions, RF) of the --topic flags of another RF: created once the cluster is up.
+    created_topics: tuple[tuple[str, int, int], ...] = ()
+    auto_create_topics: bool = True  # Kafka's default
+    default_partitions: int = 1  # Kafka's num.partitions
+
+
+# Settings a restart may change: they shape no stored data.
+RESTART_MAY_CHANGE = frozenset({"auto_create_topics", "default_partitions"})
 
 
 # Kafka's legal topic names: letters, digits, '.', '_' and '-', at most 249 characters.
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
-def parse_topics(specs: list[str]) -> tuple[tuple[tuple[str, int], ...], int | None]:
-    """The topics named by `--topic NAME:PARTITIONS:RF` flags, in order, and their common RF
-    (None when no flag names a topic).
-
-    Every topic of a served cluster is replicated alike: the model's partition assignment
-    has one replication factor for the cluster.
-    """
-    topics: list[tuple[str, int]] = []
-    replication: int | None = None
+def parse_topics(specs: list[str]) -> tuple[tuple[str, int, int], ...]:
+    """The topics named by `--topic NAME:PARTITIONS:RF` flags, in order, as (name, partitions, RF)."""
+    topics: list[tuple[str, int, int]] = []
     for spec in specs:
         parts = spec.split(":")
         if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
@@ -97,16 +109,12 @@ def parse_topics(specs: list[str]) -> tuple[tuple[tuple[str, int], ...], int | N
             raise ClusterError(f"--topic {spec!r}: {name!r} is not a legal Kafka topic name")
         if partitions < 1:
             raise ClusterError(f"--topic {spec!r}: a topic needs at least one partition")
-        if any(existing == name for existing, _ in topics):
+        if rf < 1:
+            raise ClusterError(f"--topic {spec!r}: the replication factor is at least 1")
+        if any(existing == name for existing, _, _ in topics):
             raise ClusterError(f"--topic names topic {name!r} twice")
-        if replication is not None and rf != replication:
-            raise ClusterError(
-                f"--topic {spec!r} asks RF {rf}, but another topic asks RF {replication}: "
-                "every topic of a served cluster has the same replication factor"
-            )
-        topics.append((name, partitions))
-        replication = rf
-    return tuple(topics), replication
+        topics.append((name, partitions, rf))
+    return tuple(topics)
 
 
 def serve_config(settings: ServeSettings) -> ClusterConfig:
@@ -134,6 +142,9 @@ def serve_config(settings: ServeSettings) -> ClusterConfig:
             groups=1,
             any_group=True,
             offsets_partitions=OFFSETS_PARTITIONS,
+            auto_create_topics=settings.auto_create_topics,
+            default_partitions=settings.default_partitions,
+            default_replication=settings.replication,
         )
     except ValueError as error:
         raise ClusterError(str(error)) from None
@@ -167,7 +178,8 @@ def prepare(directory: Path, settings: ServeSettings) -> ClusterFile:
                 "start it with the options it was made with, or use another --data-dir"
             )
         _check_node_data(directory, existing)
-        return existing
+        policy = {name: getattr(config, name) for name in RESTART_MAY_CHANGE}
+        return dataclasses.replace(existing, config=dataclasses.replace(existing.config, **policy))
     if kafka_ports[-1] > 65_535:
         raise ClusterError(f"--port {settings.port} leaves no room for {settings.brokers} brokers")
     nodes = [NodeSpec(ZK, "zk", _free_port(), None)]
@@ -204,7 +216,7 @@ def _differences(
     found = []
     old, new = cluster_file.config_to_json(existing.config), cluster_file.config_to_json(config)
     for name in old:
-        if old[name] != new[name]:
+        if old[name] != new[name] and name not in RESTART_MAY_CHANGE:
             found.append(f"{name} {old[name]} there, {new[name]} asked")
     if existing.bind != bind:
         found.append(f"bound to {existing.bind} there, {bind} asked")
@@ -369,9 +381,31 @@ class Cluster:
         partitions = self.file.config.model_config().partitions
         return (
             isinstance(answer, MetadataResponse)
-            and len(answer.leaders) == partitions
+            and len(answer.leaders) >= partitions  # and any created since
             and all(leader is not None for _, leader, _ in answer.leaders)
         )
+
+    def create_topics(self, topics: tuple[tuple[str, int, int], ...]) -> None:
+        """Create each (name, partitions, RF) through b0, as a client's CreateTopics would; one
+        that exists already is kept as it is. Then wait until each has its leaders."""
+        b0 = self.file.node("b0")
+        for i, (name, partitions, rf) in enumerate(topics):
+            request = CreateTopic(i + 1, name, partitions, rf)
+            try:
+                answer = asyncio.run(
+                    node_request("127.0.0.1", b0.node_port, request, READY_TIMEOUT_S)
+                )
+            except NodeClientError as error:
+                raise ClusterError(f"cannot create topic {name!r}: {error}") from None
+            if not isinstance(answer, CreateTopicResponse):
+                raise ClusterError(f"b0 answered the creation of {name!r} with {answer!r}")
+            if answer.error not in (NONE, TOPIC_EXISTS):
+                raise ClusterError(f"--topic {name}:{partitions}:{rf} is refused: {answer.error}")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while topics and not self.leaders_known():
+            if time.monotonic() > deadline:
+                raise ClusterError("the created topics got no leaders in time")
+            time.sleep(POLL_S)
 
     def last_words(self, name: str) -> str:
         try:
@@ -470,7 +504,19 @@ class Stopping:
 
 
 def settings_from(args: argparse.Namespace) -> ServeSettings:
-    topics, replication = parse_topics(list(args.topic))
+    specs = parse_topics(list(args.topic))
+    replication = args.replication if args.replication is not None else None
+    if replication is None and specs:
+        replication = specs[0][2]
+    topics: tuple[tuple[str, int], ...] = ()
+    if specs:
+        topics = tuple((name, count) for name, count, rf in specs if rf == replication)
+        if not topics:
+            raise ClusterError(
+                f"--replication {replication} is the RF of no --topic: the configured topics "
+                "share the cluster's replication factor, so at least one --topic must have it"
+            )
+    created = tuple(spec for spec in specs if spec[2] != replication)
     if not topics:
         # No --topic: an existing data directory keeps its own; a new one gets TOPIC.
         try:
@@ -482,17 +528,27 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
             replication = replication or existing.config.replication
         else:
             topics = ((TOPIC, 3),)
-    if args.replication is not None:
-        if replication is not None and replication != args.replication:
-            raise ClusterError(
-                f"--replication {args.replication} disagrees with --topic's replication {replication}"
-            )
-        replication = args.replication
     if replication is None:
         replication = min(3, args.brokers)
     min_insync = args.min_insync if args.min_insync is not None else min(2, replication)
     bugs = frozenset(name for name in args.bug if name != "none")
-    return ServeSettings(args.brokers, topics, replication, min_insync, bugs, args.port, args.bind)
+    for name, _, rf in created:
+        if rf > args.brokers:
+            raise ClusterError(
+                f"--topic {name!r} asks RF {rf} of a cluster of {args.brokers} brokers"
+            )
+    return ServeSettings(
+        args.brokers,
+        topics,
+        replication,
+        min_insync,
+        bugs,
+        args.port,
+        args.bind,
+        created_topics=created,
+        auto_create_topics=not args.no_auto_create_topics,
+        default_partitions=args.default_partitions,
+    )
 
 
 def free_port_run(count: int, host: str = "127.0.0.1") -> int:
@@ -527,6 +583,7 @@ def running_cluster(directory: Path, settings: ServeSettings) -> Iterator[Cluste
     try:
         cluster.start()
         cluster.wait_ready()
+        cluster.create_topics(settings.created_topics)
         cluster.write_cluster_json()
         yield cluster
     finally:
@@ -552,6 +609,7 @@ def run_serve(args: argparse.Namespace) -> int:
         cluster.start()
         if not cluster.wait_ready(stopping=stopping):
             return 0
+        cluster.create_topics(settings.created_topics)
         cluster.write_cluster_json()
         print(cluster.bootstrap(), flush=True)
         reported: set[str] = set()

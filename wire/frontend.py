@@ -22,8 +22,12 @@ Rules of this module:
   one is CORRUPT_MESSAGE for its partition and is never appended. Batches are
   stored as the producer sent them; on fetch the leader's offset and epoch
   are written into the bytes that the CRC does not cover.
-- The cluster's topics are fixed when it starts (`ClusterConfig.topics`):
-  nothing here creates one.
+- Topics are the impl's: the configured ones, and those the coordination
+  service created since (CreateTopics, or a Metadata request naming an
+  unknown topic when `auto_create_topics` is on, as Kafka does by default).
+  The front end keeps the broker's table of them (`TopicTable`) and asks
+  again when a request names a topic it does not know. The internal offsets
+  topic is never a client's to read or write.
 - Ids handed to clients and written to logs (producer ids, record ids) are
   unique across the cluster and across restarts: they are built from the
   broker index, its persisted incarnation and a counter.
@@ -45,7 +49,9 @@ from typing import Any, Protocol, TypeVar
 
 from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
+from kafka_verify.impl.bootstrap import initial_topics
 from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.zk import TopicRecord
 from kafka_verify.wire.apis import SUPPORTED_APIS, DecodedRequest
 from kafka_verify.wire.batches import CorruptBatch, assign_offset_and_epoch, split_batches
 from kafka_verify.wire.frames import RequestHeader
@@ -59,6 +65,7 @@ __all__ = [
     "AssignmentError",
     "KafkaFrontend",
     "NodePort",
+    "TopicTable",
     "decode_assignment",
     "encode_assignment",
     "kafka_error",
@@ -113,6 +120,19 @@ _RENAMED_ERRORS: Mapping[str, ErrorCode] = types.MappingProxyType(
         # The record was appended, then the broker stopped leading before it was committed:
         # the client retries with the new leader, as after any lost leadership.
         m.LEADERSHIP_LOST: ErrorCode.not_leader_or_follower,
+        # Kafka's controller answers so when it cannot reach its quorum in time.
+        m.COORDINATION_UNAVAILABLE: ErrorCode.request_timed_out,
+    }
+)
+
+
+# What a refused CreateTopics says, beyond its code.
+_CREATE_ERRORS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "TOPIC_ALREADY_EXISTS": "the topic exists",
+        m.INVALID_TOPIC: "a topic name is 1 to 249 of [A-Za-z0-9._-], and not internal (__)",
+        "INVALID_PARTITIONS": "a topic needs at least one partition",
+        "INVALID_REPLICATION_FACTOR": "the replication factor is between 1 and the brokers",
     }
 )
 
@@ -267,12 +287,53 @@ Values = dict[str, Any]
 Translation = Callable[[RequestHeader, Any], Awaitable[Values | None]]
 
 
+class TopicTable:
+    """The cluster's topics as the local broker last told them: names to partitions and back."""
+
+    def __init__(self, records: Sequence[TopicRecord]) -> None:
+        self.records: tuple[TopicRecord, ...] = ()
+        self._by_name: dict[str, TopicRecord] = {}
+        self._located: dict[int, tuple[str, int]] = {}
+        self.update(records)
+
+    def update(self, records: Sequence[TopicRecord]) -> None:
+        """Take the broker's table if it knows at least as many topics (they are only added)."""
+        if len(records) < len(self.records):
+            return
+        self.records = tuple(records)
+        self._by_name = {r.name: r for r in records if not r.internal}
+        self._located = {
+            r.first_partition + i: (r.name, i)
+            for r in self._by_name.values()
+            for i in range(r.partitions)
+        }
+
+    def user_topics(self) -> list[TopicRecord]:
+        """Every topic a client may use, in the order they were made."""
+        return list(self._by_name.values())
+
+    def get(self, name: str) -> TopicRecord | None:
+        return self._by_name.get(name)
+
+    def partition(self, name: str, index: int) -> int | None:
+        """The cluster's partition number of `name`'s partition `index`, or None."""
+        record = self._by_name.get(name)
+        if record is None or not 0 <= index < record.partitions:
+            return None
+        return record.first_partition + index
+
+    def located(self, p: int) -> tuple[str, int]:
+        """(topic, index) of the cluster's partition `p`."""
+        return self._located[p]
+
+
 class KafkaFrontend:
     """Serves Kafka requests from the local impl broker; `handle` is `KafkaServer`'s handler."""
 
     def __init__(self, port: NodePort) -> None:
         self.port = port
         self.config = port.config
+        self.topics = TopicTable(initial_topics(port.config))
         self._counter = 0
         # group -> member -> its protocols (name, metadata), as its last JoinGroup named them
         self._protocols: dict[str, dict[str, tuple[tuple[str, bytes], ...]]] = {}
@@ -331,33 +392,42 @@ class KafkaFrontend:
             )
         return answer
 
-    def _topic_partitions(self, topic: str) -> int | None:
-        for name, count in self.config.topic_layout():
-            if name == topic:
-                return count
-        return None
+    async def _refresh_topics(self) -> dict[int, tuple[int | None, int]]:
+        """Ask the broker for its topics and leaders; the leaders, or {} if it did not answer."""
+        answer = await self._ask(
+            m.Metadata(self.port.next_request_id()), m.MetadataResponse, IMPL_CALL_TIMEOUT_S
+        )
+        if answer is None:
+            return {}
+        self.topics.update(answer.topics)
+        return {p: (leader, epoch) for p, leader, epoch in answer.leaders}
+
+    async def _partition(self, topic: str, index: int) -> int | None:
+        """The cluster's partition of (topic, index); a topic not known yet is asked for once,
+        as it may have been created through another broker."""
+        p = self.topics.partition(topic, index)
+        if p is None and self.topics.get(topic) is None:
+            await self._refresh_topics()
+            p = self.topics.partition(topic, index)
+        return p
 
     def _topic_id(self, topic: str) -> uuid.UUID:
         return uuid.uuid5(TOPIC_ID_NAMESPACE, topic)
 
     # -- Metadata --------------------------------------------------------------------------------
 
-    async def _leaders(self) -> dict[int, tuple[int | None, int]]:
-        answer = await self._ask(
-            m.Metadata(self.port.next_request_id()), m.MetadataResponse, IMPL_CALL_TIMEOUT_S
-        )
-        if answer is None:
-            return {}
-        return {p: (leader, epoch) for p, leader, epoch in answer.leaders}
-
     async def _metadata(self, header: RequestHeader, body: Any) -> Values:
-        leaders = await self._leaders()
+        leaders = await self._refresh_topics()
         requested: list[tuple[str | None, uuid.UUID | None]]
         if body.topics is None:
-            requested = [(name, None) for name, _ in self.config.topic_layout()]
+            requested = [(t.name, None) for t in self.topics.user_topics()]
         else:
             requested = [(t.name, _field(t, "topic_id", None)) for t in body.topics]
-        by_id = {self._topic_id(name): name for name, _ in self.config.topic_layout()}
+        by_id = {self._topic_id(t.name): t.name for t in self.topics.user_topics()}
+        # Before version 4 every Metadata request may create the topics it names.
+        auto_create = self.config.auto_create_topics and bool(
+            _field(body, "allow_auto_topic_creation", True)
+        )
         topics = []
         for name, topic_id in requested:
             if name is None and topic_id is not None:
@@ -367,6 +437,9 @@ class KafkaFrontend:
                     continue
             if name is None:
                 raise RuntimeError("a Metadata topic named neither by name nor by id was decoded")
+            if self.topics.get(name) is None and auto_create:
+                topics.append(await self._auto_create(name))
+                continue
             topics.append(self._topic_metadata(name, leaders))
         return {
             "throttle_time": NO_THROTTLE,
@@ -392,16 +465,36 @@ class KafkaFrontend:
             "topic_authorized_operations": NO_AUTHORIZED_OPERATIONS,
         }
 
+    async def _auto_create(self, name: str) -> Values:
+        """Create `name` as Kafka's auto.create.topics.enable does: the answer names no leader
+        yet (LEADER_NOT_AVAILABLE), and the client asks again."""
+        reply = await self._create_topic(
+            name, self.config.default_partitions, self.config.default_replication
+        )
+        if reply is not None and reply.error == m.NONE:
+            return self._unknown_topic(name, None, ErrorCode.leader_not_available)
+        if reply is not None and reply.error == "TOPIC_ALREADY_EXISTS":
+            await self._refresh_topics()  # made meanwhile through another broker
+            return self._unknown_topic(name, None, ErrorCode.leader_not_available)
+        error = ErrorCode.request_timed_out if reply is None else kafka_error(reply.error)
+        return self._unknown_topic(name, None, error)
+
+    async def _create_topic(
+        self, name: str, partitions: int, replication: int
+    ) -> m.CreateTopicResponse | None:
+        request = m.CreateTopic(self.port.next_request_id(), name, partitions, replication)
+        reply = await self._ask(request, m.CreateTopicResponse, IMPL_CALL_TIMEOUT_S)
+        if reply is not None and reply.topic is not None:
+            self.topics.update((*self.topics.records, reply.topic))
+        return reply
+
     def _topic_metadata(self, name: str, leaders: Mapping[int, tuple[int | None, int]]) -> Values:
-        count = self._topic_partitions(name)
-        if count is None:
+        record = self.topics.get(name)
+        if record is None:
             return self._unknown_topic(name, None, ErrorCode.unknown_topic_or_partition)
-        model = self.config.model_config()
         partitions = []
-        for index in range(count):
-            p = self.config.model_partition(name, index)
-            assert p is not None  # index is within the topic's count
-            replicas = model.replicas_of(p)
+        for index, replicas in enumerate(record.replicas):
+            p = record.first_partition + index
             leader, epoch = leaders.get(p, (None, -1))
             partitions.append(
                 {
@@ -466,7 +559,7 @@ class KafkaFrontend:
                 "error_message": message,
             }
 
-        p = self.config.model_partition(topic, index)
+        p = await self._partition(topic, index)
         if p is None:
             return answer(ErrorCode.unknown_topic_or_partition)
         try:
@@ -552,7 +645,7 @@ class KafkaFrontend:
                 "records": records,
             }
 
-        p = self.config.model_partition(topic, index)
+        p = await self._partition(topic, index)
         if p is None:
             return answer(ErrorCode.unknown_topic_or_partition), False, True
         max_bytes = int(partition.partition_max_bytes)
@@ -601,7 +694,7 @@ class KafkaFrontend:
                     "leader_epoch": epoch,
                 }
 
-            p = self.config.model_partition(topic, index)
+            p = await self._partition(topic, index)
             if p is None:
                 return answer(ErrorCode.unknown_topic_or_partition)
             if timestamp < m.EARLIEST_TIMESTAMP:
@@ -638,7 +731,7 @@ class KafkaFrontend:
                     "end_offset": end,
                 }
 
-            p = self.config.model_partition(topic, index)
+            p = await self._partition(topic, index)
             if p is None:
                 return answer(ErrorCode.unknown_topic_or_partition)
             request = m.OffsetsForLeaderEpoch(
@@ -693,29 +786,48 @@ class KafkaFrontend:
         }
 
     async def _create_topics(self, header: RequestHeader, body: Any) -> Values:
-        results = []
-        for topic in body.topics:
-            if self._topic_partitions(topic.name) is not None:
-                error = ErrorCode.topic_already_exists
-                message = f"topic {topic.name!r} already exists"
-            else:
-                error = ErrorCode.policy_violation
-                message = (
-                    f"topics are fixed when the cluster starts: start it with"
-                    f" `serve --topic {topic.name}:PARTITIONS` to have topic {topic.name!r}"
-                )
-            results.append(
-                {
+        validate_only = bool(_field(body, "validate_only", False))
+
+        async def one(topic: Any) -> Values:
+            def answer(
+                error: ErrorCode, message: str | None = None, record: TopicRecord | None = None
+            ) -> Values:
+                return {
                     "name": topic.name,
-                    "topic_id": None,
+                    "topic_id": self._topic_id(topic.name) if record is not None else None,
                     "error_code": error,
                     "error_message": message,
                     "topic_config_error_code": 0,
-                    "num_partitions": -1,
-                    "replication_factor": -1,
+                    "num_partitions": record.partitions if record is not None else -1,
+                    "replication_factor": len(record.replicas[0]) if record is not None else -1,
                     "configs": None,
                 }
-            )
+
+            # -1 asks for the broker's defaults (CreateTopics v4 and later).
+            partitions = int(topic.num_partitions)
+            replication = int(topic.replication_factor)
+            partitions = self.config.default_partitions if partitions == -1 else partitions
+            replication = self.config.default_replication if replication == -1 else replication
+            if topic.assignments:
+                return answer(
+                    ErrorCode.invalid_request,
+                    "replica assignments are the cluster's own: give partitions and RF instead",
+                )
+            if validate_only:
+                if self.topics.get(topic.name) is not None:
+                    return answer(ErrorCode.topic_already_exists, f"{topic.name!r} exists")
+                return answer(ErrorCode.none)
+            reply = await self._create_topic(topic.name, partitions, replication)
+            if reply is None:
+                return answer(
+                    ErrorCode.request_timed_out, "the coordination service did not answer"
+                )
+            if reply.error != m.NONE:
+                return answer(kafka_error(reply.error), _CREATE_ERRORS.get(reply.error))
+            return answer(ErrorCode.none, record=reply.topic)
+
+        # One at a time: each creation numbers its partitions after the one before.
+        results = [await one(topic) for topic in body.topics]
         return {"throttle_time": NO_THROTTLE, "topics": results}
 
     # -- groups ----------------------------------------------------------------------------------
@@ -835,7 +947,7 @@ class KafkaFrontend:
             mine: list[int] = []
             for topic, indexes in topics:
                 for index in indexes:
-                    p = self.config.model_partition(topic, index)
+                    p = await self._partition(topic, index)
                     if p is None:
                         return answer(ErrorCode.unknown_topic_or_partition)
                     pairs.append((p, given.member_id))
@@ -860,10 +972,9 @@ class KafkaFrontend:
         return answer(ErrorCode.none, encode_assignment(self._by_topic(partitions)))
 
     def _by_topic(self, partitions: Sequence[int]) -> list[tuple[str, list[int]]]:
-        names = self.config.topic_partitions()
         grouped: dict[str, list[int]] = {}
         for p in partitions:
-            topic, index = names[p]
+            topic, index = self.topics.located(p)
             grouped.setdefault(topic, []).append(index)
         return list(grouped.items())
 
@@ -908,7 +1019,7 @@ class KafkaFrontend:
         offsets: list[tuple[int, int]] = []
         for topic in body.topics:
             for partition in topic.partitions:
-                p = self.config.model_partition(topic.name, int(partition.partition_index))
+                p = await self._partition(topic.name, int(partition.partition_index))
                 if p is not None:
                     offsets.append((p, int(partition.committed_offset)))
         error = ErrorCode.none
@@ -933,9 +1044,7 @@ class KafkaFrontend:
                             "partition_index": partition.partition_index,
                             "error_code": (
                                 error
-                                if self.config.model_partition(
-                                    topic.name, int(partition.partition_index)
-                                )
+                                if self.topics.partition(topic.name, int(partition.partition_index))
                                 is not None
                                 else ErrorCode.unknown_topic_or_partition
                             ),
@@ -968,14 +1077,14 @@ class KafkaFrontend:
         """The committed offsets a group's OffsetFetch asks for (None: every one there is)."""
         wanted: list[tuple[str, list[int]]]
         if requested is None:
-            wanted = [(name, list(range(count))) for name, count in self.config.topic_layout()]
+            wanted = [(t.name, list(range(t.partitions))) for t in self.topics.user_topics()]
         else:
             wanted = [(t.name, [int(i) for i in t.partition_indexes]) for t in requested]
         model = [
             p
             for name, indexes in wanted
             for i in indexes
-            if (p := self.config.model_partition(name, i)) is not None
+            if (p := self.topics.partition(name, i)) is not None
         ]
         request = gm.OffsetFetch(self.port.next_request_id(), group, tuple(sorted(set(model))))
         reply = await self._ask(request, gm.OffsetFetchResponse, IMPL_CALL_TIMEOUT_S)
@@ -985,7 +1094,7 @@ class KafkaFrontend:
         for name, indexes in wanted:
             partitions = []
             for i in indexes:
-                p = self.config.model_partition(name, i)
+                p = self.topics.partition(name, i)
                 if requested is None and p not in committed:
                     continue  # asked for everything: only what has a committed offset
                 partitions.append(

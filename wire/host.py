@@ -38,7 +38,16 @@ from pathlib import Path
 from kafka_verify.impl.bootstrap import initial_coordination, initial_group_store
 from kafka_verify.impl.broker import Broker
 from kafka_verify.impl.config import ClusterConfig
-from kafka_verify.impl.effects import Flush, Handler, Observe, Reply, Send, SetTimer, ZkCall
+from kafka_verify.impl.effects import (
+    Flush,
+    Handler,
+    Observe,
+    OpenLog,
+    Reply,
+    Send,
+    SetTimer,
+    ZkCall,
+)
 from kafka_verify.impl.group_store import GROUP_CALLS, GroupStore
 from kafka_verify.impl.log import PartitionLog
 from kafka_verify.impl.messages import Message
@@ -68,6 +77,24 @@ INCARNATION_FILE = "incarnation"
 
 # The log of one partition in this broker's data directory.
 LogFactory = Callable[[int], PartitionLog]
+PARTITION_DIR_PREFIX = "partition-"
+
+
+def partition_dir(data_dir: Path, partition: int) -> Path:
+    return data_dir / f"{PARTITION_DIR_PREFIX}{partition}"
+
+
+def existing_partitions(data_dir: Path) -> list[int]:
+    """The partitions whose log directories a broker's data directory holds."""
+    found = []
+    if data_dir.is_dir():
+        for entry in data_dir.iterdir():
+            suffix = entry.name.removeprefix(PARTITION_DIR_PREFIX)
+            if entry.is_dir() and entry.name != suffix and suffix.isdigit():
+                found.append(int(suffix))
+    return found
+
+
 Address = tuple[str, int]
 
 
@@ -373,9 +400,11 @@ class BrokerHost(NodeHost):
         self.index = index
         self.addresses: Mapping[int, Address] = topology.kafka_addresses
         model = config.model_config()
-        self.logs = {
-            p: log_factory(p) for p in range(model.partitions) if index in model.replicas_of(p)
-        }
+        hosted = {p for p in range(model.partitions) if index in model.replicas_of(p)}
+        # Partitions of topics created at runtime are found on disk, as Kafka scans its log dirs.
+        hosted |= set(existing_partitions(data_dir))
+        self._log_factory = log_factory
+        self.logs = {p: log_factory(p) for p in sorted(hosted)}
         self.incarnation = _next_incarnation(data_dir)
         if self.incarnation == 0:
             session, broker_epoch = initial_coordination(config).registrations[index]
@@ -439,6 +468,10 @@ class BrokerHost(NodeHost):
                 reply: Reply = None
                 if isinstance(effect, ZkCall):
                     reply = await self._zk_call(effect)
+                elif isinstance(effect, OpenLog):
+                    if effect.partition not in self.logs:
+                        self.logs[effect.partition] = self._log_factory(effect.partition)
+                    reply = self.logs[effect.partition]
                 else:
                     self._perform(effect)
                 effect = handler.send(reply)

@@ -26,7 +26,7 @@ from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.log import PartitionLog
 from kafka_verify.wire import cluster_file
 from kafka_verify.wire.frontend import KafkaFrontend, NodePort
-from kafka_verify.wire.host import ZK, BrokerHost, LogFactory, NodeHost, ZkHost
+from kafka_verify.wire.host import ZK, BrokerHost, LogFactory, NodeHost, ZkHost, partition_dir
 from kafka_verify.wire.server import Handler, KafkaServer
 from kafka_verify.wire.storage import DurableLog
 
@@ -47,7 +47,7 @@ def log_factory(data_dir: Path, config: ClusterConfig) -> LogFactory:
 
     def open_log(partition: int) -> PartitionLog:
         durable: PartitionLog = DurableLog.open(
-            data_dir / f"partition-{partition}", config.segment_records
+            partition_dir(data_dir, partition), config.segment_records
         )
         return durable
 

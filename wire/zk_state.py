@@ -20,11 +20,11 @@ from typing import Any
 
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.group_store import GroupRecord, GroupStore
-from kafka_verify.impl.zk import Coordination, Lease, PartitionRecord, _Session
+from kafka_verify.impl.zk import Coordination, Lease, PartitionRecord, TopicRecord, _Session
 from kafka_verify.wire.node_codec import NodeCodecError, dataclass_codec
 
 STATE_FILE = "zk-state.json"
-FORMAT = 1
+FORMAT = 2  # 2: the topics are stored (format 1 had only the configured ones)
 
 
 class ZkStateError(Exception):
@@ -43,6 +43,7 @@ class CoordinationState:
     registrations: dict[int, tuple[int, int]]  # broker -> (session, broker epoch)
     lease: Lease
     partitions: tuple[PartitionRecord, ...]
+    topics: tuple[TopicRecord, ...]
     next_session: int
     next_broker_epoch: int
     partition_of: dict[str, int]
@@ -59,6 +60,7 @@ def capture(zk: Coordination, store: GroupStore) -> CoordinationState:
         dict(sorted(zk.registrations.items())),
         zk.lease,
         tuple(zk.partitions),
+        zk.topics,
         zk._next_session,
         zk._next_broker_epoch,
         dict(sorted(store.partition_of.items())),
@@ -84,7 +86,10 @@ def restore(payload: bytes, config: ClusterConfig, now_ms: int) -> tuple[Coordin
         state: CoordinationState = _DECODE(data["state"], "state")
     except NodeCodecError as error:
         raise ZkStateError(f"the coordination state file is damaged: {error.reason}") from None
-    zk = Coordination(config, state.partitions, state.lease)
+    try:
+        zk = Coordination(config, state.partitions, state.lease, state.topics)
+    except ValueError as error:
+        raise ZkStateError(f"the coordination state file is inconsistent: {error}") from None
     # The session records are the service's own (private) type; heartbeat times start again.
     zk.sessions = {entry.session: _Session(entry.broker, now_ms) for entry in state.sessions}
     zk.registrations = dict(state.registrations)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka_verify.impl import messages as m
+from kafka_verify.impl.bootstrap import initial_coordination
 from kafka_verify.impl.broker import Broker
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.effects import Flush, Handler, Reply, Send, ZkCall
 from kafka_verify.impl.group_store import GROUP_CALLS
 from kafka_verify.impl.log import PartitionLog, StoredRecord
-from kafka_verify.impl.zk import Coordination, Lease, PartitionRecord, ZkRegister
+from kafka_verify.impl.zk import Coordination
 
 # (records in the batch, leader epoch) of each appended batch
 BATCHES = st.lists(st.tuples(st.integers(1, 5), st.integers(0, 3)), max_size=12).map(
@@ -74,8 +75,7 @@ def _single_broker() -> tuple[Broker, Coordination]:
     config = ClusterConfig(
         brokers=1, replication=1, min_insync=1, producers=0, consumers=0, retention_records=None
     )
-    zk = Coordination(config, (PartitionRecord(0, 0, frozenset({0}), 0, 1),), Lease(0, 1, 0, 1))
-    zk.call(ZkRegister(0), 0)
+    zk = initial_coordination(config)
     logs = {0: PartitionLog(config.segment_records)}
     return Broker.initial(0, config, logs, session=1, broker_epoch=1), zk
 
@@ -177,9 +177,7 @@ def test_a_cluster_that_serves_any_group_finds_a_coordinator_for_a_new_name() ->
             groups=1,
             any_group=any_group,
         )
-        records = tuple(PartitionRecord(0, 0, frozenset({0}), 0, 1) for _ in range(2))
-        zk = Coordination(config, records, Lease(0, 1, 0, 1))
-        zk.call(ZkRegister(0), 0)
+        zk = initial_coordination(config)
         logs = {p: PartitionLog(config.segment_records) for p in range(2)}
         broker = Broker.initial(0, config, logs, session=1, broker_epoch=1)
         (found,) = _run(broker, zk, broker.handle("client", gm.FindCoordinator(1, "orders"), 0))

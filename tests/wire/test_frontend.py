@@ -24,13 +24,21 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka_verify.impl import messages as m
+from kafka_verify.impl.bootstrap import initial_coordination, initial_group_store
 from kafka_verify.impl.broker import Broker
 from kafka_verify.impl.config import ClusterConfig
-from kafka_verify.impl.coordinator import group_names, offsets_partition
-from kafka_verify.impl.effects import Flush, Handler, Observe, Reply, Send, SetTimer, ZkCall
-from kafka_verify.impl.group_store import GROUP_CALLS, GroupStore
+from kafka_verify.impl.effects import (
+    Flush,
+    Handler,
+    Observe,
+    OpenLog,
+    Reply,
+    Send,
+    SetTimer,
+    ZkCall,
+)
+from kafka_verify.impl.group_store import GROUP_CALLS
 from kafka_verify.impl.log import PartitionLog
-from kafka_verify.impl.zk import Coordination, Lease, PartitionRecord, ZkRegister
 from kafka_verify.wire.apis import decode_response, encode_request
 from kafka_verify.wire.batches import CORRUPT_MESSAGE, NewRecord, build_batch
 from kafka_verify.wire.frontend import (
@@ -79,15 +87,8 @@ class LocalBroker:
         self._loop = asyncio.get_running_loop()
         self._started = self._loop.time()
         model = config.model_config()
-        records = []
-        for p in range(model.partitions):
-            replicas = model.replicas_of(p)
-            records.append(PartitionRecord(replicas[0], 0, frozenset(replicas), 0, replicas[0] + 1))
-        self.zk = Coordination(config, tuple(records), Lease(0, 1, 0, session=1))
-        self.zk.call(ZkRegister(0), 0)
-        self.group_store = GroupStore.initial(
-            {g: offsets_partition(g, config) for g in group_names(config)}
-        )
+        self.zk = initial_coordination(config)
+        self.group_store = initial_group_store(config)
         self.logs = {p: PartitionLog(config.segment_records) for p in range(model.partitions)}
         session, broker_epoch = self.zk.registrations[0]
         self.broker = Broker.initial(0, config, self.logs, session, broker_epoch)
@@ -150,6 +151,8 @@ class LocalBroker:
             return self.zk.call(effect.request, self._now_ms())
         elif isinstance(effect, Flush):
             self.logs[effect.partition].flush(effect.hw)
+        elif isinstance(effect, OpenLog):
+            return self.logs.setdefault(effect.partition, PartitionLog(self.config.segment_records))
         elif isinstance(effect, SetTimer):
             earlier = self._timers.pop(effect.name, None)
             if earlier is not None:
@@ -183,9 +186,12 @@ class Served:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(WAIT_S)
 
     def log_end(self, topic: str, index: int) -> int:
-        p = self.broker.config.model_partition(topic, index)
-        assert p is not None
-        return int(self.on_loop(lambda: self.broker.logs[p].leo))
+        def leo() -> int:
+            record = next(t for t in self.broker.broker.topics if t.name == topic)
+            log = self.broker.logs.get(record.first_partition + index)
+            return -1 if log is None else log.leo
+
+        return int(self.on_loop(leo))
 
 
 @pytest.fixture
@@ -355,33 +361,61 @@ def test_an_idle_consumer_long_polls_and_sees_a_later_record(served: Served) -> 
         consumer.close()
 
 
-def test_topics_are_fixed_unknown_ones_are_refused_and_none_is_created(served: Served) -> None:
+def test_create_topics_makes_a_topic_and_refuses_what_kafka_refuses(served: Served) -> None:
     admin = KafkaAdminClient(bootstrap_servers=served.bootstrap, request_timeout_ms=30_000)
     try:
         with pytest.raises(kafka.errors.TopicAlreadyExistsError):
             admin.create_topics([NewTopic("orders", 3, 1)])
-        with pytest.raises(kafka.errors.PolicyViolationError, match="serve --topic"):
-            admin.create_topics([NewTopic("brand-new", 2, 1)])
+        with pytest.raises(kafka.errors.InvalidTopicError):
+            admin.create_topics([NewTopic("no spaces", 1, 1)])
+        with pytest.raises(kafka.errors.InvalidTopicError):
+            admin.create_topics([NewTopic("__consumer_offsets", 1, 1)])
+        with pytest.raises(kafka.errors.InvalidReplicationFactorError):
+            admin.create_topics([NewTopic("too-wide", 1, 2)])  # one broker
+        admin.create_topics([NewTopic("brand-new", 2, 1)])
     finally:
         admin.close()
-    for request in (
-        metadata_v1.MetadataRequest(topics=(metadata_v1.MetadataRequestTopic(name="brand-new"),)),
-        metadata_v12.MetadataRequest(
-            topics=(metadata_v12.MetadataRequestTopic(topic_id=None, name="brand-new"),),
-            allow_auto_topic_creation=True,
-            include_topic_authorized_operations=False,
-        ),
-    ):
-        (topic,) = _exchange(served.port, request).topics
-        assert (topic.name, topic.error_code) == ("brand-new", ErrorCode.unknown_topic_or_partition)
+
+    # A one-broker cluster: the broker elects itself on its controller's next tick.
+    def brand_new_led() -> bool:
+        response = _exchange(served.port, metadata_v1.MetadataRequest(topics=None))
+        topic = next((t for t in response.topics if t.name == "brand-new"), None)
+        return topic is not None and all(p.leader_id == 0 for p in topic.partitions)
+
+    _wait_until(brand_new_led, "the created topic's leaders")
+    producer = KafkaProducer(bootstrap_servers=served.bootstrap, acks=1)
+    try:
+        producer.send("brand-new", value=b"first", partition=1).get(timeout=WAIT_S)
+    finally:
+        producer.close(timeout=WAIT_S)
+    _wait_until(lambda: served.log_end("brand-new", 1) == 1, "the record in the new topic")
     everything = _exchange(served.port, metadata_v1.MetadataRequest(topics=None))
-    assert [(t.name, len(t.partitions)) for t in everything.topics] == list(TOPICS)
+    assert [(t.name, len(t.partitions)) for t in everything.topics] == [
+        *TOPICS,
+        ("brand-new", 2),
+    ]
     assert [(b.node_id, b.port) for b in everything.brokers] == [(0, served.port)]
     assert all(
         (p.error_code, p.leader_id) == (ErrorCode.none, 0)
         for t in everything.topics
         for p in t.partitions
     )
+
+
+def test_without_auto_creation_an_unknown_topic_stays_unknown(served: Served) -> None:
+    assert not served.broker.config.auto_create_topics
+    for request in (
+        metadata_v1.MetadataRequest(topics=(metadata_v1.MetadataRequestTopic(name="unheard"),)),
+        metadata_v12.MetadataRequest(
+            topics=(metadata_v12.MetadataRequestTopic(topic_id=None, name="unheard"),),
+            allow_auto_topic_creation=True,
+            include_topic_authorized_operations=False,
+        ),
+    ):
+        (topic,) = _exchange(served.port, request).topics
+        assert (topic.name, topic.error_code) == ("unheard", ErrorCode.unknown_topic_or_partition)
+    everything = _exchange(served.port, metadata_v1.MetadataRequest(topics=None))
+    assert "unheard" not in [t.name for t in everything.topics]
 
 
 def test_acks_zero_records_get_no_answer_and_are_stored(served: Served) -> None:

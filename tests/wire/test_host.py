@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_verify.impl.bootstrap import initial_coordination
+from kafka_verify.impl.bootstrap import initial_coordination, initial_topics
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.effects import ZkCall
 from kafka_verify.impl.messages import Metadata, MetadataResponse
@@ -280,6 +280,27 @@ def test_a_started_cluster_that_lost_a_node_s_data_is_refused(served: Served) ->
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("flags", "sentence"),
+    [
+        (["--topic", "t:3"], "--topic 't:3' is not NAME:PARTITIONS:RF"),
+        (["--topic", "t:0:1"], "a topic needs at least one partition"),
+        (["--topic", "bad name:1:1"], "is not a legal Kafka topic name"),
+        (["--topic", "t:1:1", "--topic", "t:2:1"], "names topic 't' twice"),
+        (["--topic", "t:1:1", "--replication", "3"], "--replication 3 is the RF of no --topic"),
+        (["--topic", "t:1:3", "--topic", "u:1:4"], "asks RF 4 of a cluster of 3 brokers"),
+    ],
+)
+def test_a_bad_topic_spec_is_one_sentence(tmp_path: Path, flags: list[str], sentence: str) -> None:
+    command = [sys.executable, "-m", "kafka_verify.harness.cli", "serve"]
+    command += ["--data-dir", str(tmp_path / "c"), *flags]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert sentence in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()
+
+
 # -- one process: the hosts on one loop ---------------------------------------------------
 
 
@@ -313,7 +334,9 @@ def test_in_process_hosts_answer_the_front_end_and_lose_the_zk_as_the_world_does
             request_id = broker.next_request_id()
             assert request_id > KAFKA_REQUEST_BASE
             answer = await broker.call(Metadata(request_id), 10)
-            assert answer == MetadataResponse(request_id, ((0, 0, 0), (1, 0, 0)))
+            assert answer == MetadataResponse(
+                request_id, ((0, 0, 0), (1, 0, 0)), initial_topics(config)
+            )
             assert isinstance(await broker._zk_call(ZkCall(ZkRead())), ZkCluster)
             broker.cast(Metadata(broker.next_request_id()))  # its answer is awaited by nobody
             await zk.close()

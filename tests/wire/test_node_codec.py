@@ -42,6 +42,13 @@ RECORDS = st.lists(
     st.builds(StoredRecord, INTS, INTS, INTS, INTS, INTS, INTS, st.binary(max_size=32)), max_size=4
 ).map(tuple)
 PAIRS = st.lists(st.tuples(INTS, INTS), max_size=4).map(tuple)
+TOPIC_RECORDS = st.builds(
+    zk.TopicRecord,
+    name=NAMES,
+    first_partition=INTS,
+    replicas=st.lists(st.lists(INTS, max_size=3).map(tuple), max_size=3).map(tuple),
+)
+TOPICS = st.lists(TOPIC_RECORDS, max_size=3).map(tuple)
 
 # Each message class with its fields' strategies (built by keyword, so a renamed or
 # added field fails here rather than passing untested).
@@ -55,19 +62,34 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
         zk_version=INTS,
         controller_epoch=INTS,
         broker_epoch=INTS,
+        replicas=st.lists(INTS, max_size=3).map(tuple),
     ),
     messages.LeaderAndIsrResponse: st.builds(
         messages.LeaderAndIsrResponse, partition=INTS, leader_epoch=INTS, broker_epoch=INTS
     ),
     messages.UpdateMetadata: st.builds(
-        messages.UpdateMetadata, leaders=LEADERS, controller_epoch=INTS, broker_epoch=INTS
+        messages.UpdateMetadata,
+        leaders=LEADERS,
+        controller_epoch=INTS,
+        broker_epoch=INTS,
+        topics=TOPICS,
     ),
     messages.UpdateMetadataResponse: st.builds(
-        messages.UpdateMetadataResponse, leaders=LEADERS, broker_epoch=INTS
+        messages.UpdateMetadataResponse, leaders=LEADERS, broker_epoch=INTS, topics=TOPICS
     ),
     messages.Metadata: st.builds(messages.Metadata, request_id=INTS),
     messages.MetadataResponse: st.builds(
-        messages.MetadataResponse, request_id=INTS, leaders=LEADERS
+        messages.MetadataResponse, request_id=INTS, leaders=LEADERS, topics=TOPICS
+    ),
+    messages.CreateTopic: st.builds(
+        messages.CreateTopic, request_id=INTS, name=NAMES, partitions=INTS, replication=INTS
+    ),
+    messages.CreateTopicResponse: st.builds(
+        messages.CreateTopicResponse,
+        request_id=INTS,
+        name=NAMES,
+        error=NAMES,
+        topic=st.none() | TOPIC_RECORDS,
     ),
     messages.Produce: st.builds(
         messages.Produce,
@@ -238,7 +260,7 @@ def test_every_message_round_trips(cls: type, data: st.DataObject) -> None:
 
 
 def test_the_encoding_is_plain_tagged_json() -> None:
-    message = messages.LeaderAndIsr(0, 2, 5, frozenset({3, 1, 2}), 7, 1, 4)
+    message = messages.LeaderAndIsr(0, 2, 5, frozenset({3, 1, 2}), 7, 1, 4, (2, 3, 1))
     assert json.loads(encode_message(message)) == {
         "type": "LeaderAndIsr",
         "value": {
@@ -249,6 +271,7 @@ def test_the_encoding_is_plain_tagged_json() -> None:
             "zk_version": 7,
             "controller_epoch": 1,
             "broker_epoch": 4,
+            "replicas": [2, 3, 1],
         },
     }
     batch = StoredRecord(9, 1, -1, 0, 100, count=2, payload=b"\x00\xff")
@@ -298,12 +321,12 @@ def test_malformed_data_is_one_codec_error(mutate: Any, reason: str) -> None:
 
 
 def test_collections_are_checked_element_by_element() -> None:
-    data = to_data(messages.LeaderAndIsr(0, 2, 5, frozenset({1}), 7, 1, 4))
+    data = to_data(messages.LeaderAndIsr(0, 2, 5, frozenset({1}), 7, 1, 4, (1,)))
     with pytest.raises(NodeCodecError, match=r"isr repeats an element"):
         from_data({**data, "value": {**data["value"], "isr": [1, 1]}})
     with pytest.raises(NodeCodecError, match=r"isr\[0\] must be an integer"):
         from_data({**data, "value": {**data["value"], "isr": ["1"]}})
-    update = to_data(messages.UpdateMetadata(((0, None, 1),), 1, 1))
+    update = to_data(messages.UpdateMetadata(((0, None, 1),), 1, 1, ()))
     with pytest.raises(NodeCodecError, match=r"leaders\[0\] must be a list of 3"):
         from_data({**update, "value": {**update["value"], "leaders": [[0, 1]]}})
     with pytest.raises(NodeCodecError, match=r"leaders must be a list"):
@@ -320,7 +343,7 @@ def test_only_node_messages_are_encoded() -> None:
     with pytest.raises(NodeCodecError, match="int is not a node message"):
         to_data(5)
     with pytest.raises(NodeCodecError, match="must be a frozenset"):
-        to_data(messages.LeaderAndIsr(0, 2, 5, {1}, 7, 1, 4))  # type: ignore[arg-type]
+        to_data(messages.LeaderAndIsr(0, 2, 5, {1}, 7, 1, 4, (1,)))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -445,6 +468,7 @@ CALL_STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
         isr=st.frozensets(INTS, max_size=4),
         fenced=st.booleans(),
     ),
+    zk.ZkCreateTopic: st.builds(zk.ZkCreateTopic, name=NAMES, partitions=INTS, replication=INTS),
     zk.ZkRegistered: st.builds(zk.ZkRegistered, session=INTS, broker_epoch=INTS),
     zk.ZkOk: st.just(zk.ZkOk()),
     zk.ZkCluster: st.builds(
@@ -453,7 +477,10 @@ CALL_STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
         lease=LEASES,
         lease_alive=st.booleans(),
         partitions=st.lists(PARTITION_RECORDS, max_size=3).map(tuple),
+        topics=TOPICS,
+        replicas=st.lists(st.lists(INTS, max_size=3).map(tuple), max_size=3).map(tuple),
     ),
+    zk.ZkTopicCreated: st.builds(zk.ZkTopicCreated, topic=TOPIC_RECORDS),
     zk.ZkLeaseTaken: st.builds(zk.ZkLeaseTaken, epoch=INTS),
     zk.ZkWritten: st.builds(zk.ZkWritten, record=PARTITION_RECORDS),
     zk.ZkError: st.builds(zk.ZkError, code=NAMES),
@@ -527,7 +554,7 @@ def test_a_union_of_dataclasses_is_tagged_and_checked() -> None:
 
 
 def test_dicts_are_lists_of_pairs_without_repeated_keys() -> None:
-    cluster = zk.ZkCluster({2: 5, 0: 1}, zk.Lease(0, 1, 0, 1), True, ())
+    cluster = zk.ZkCluster({2: 5, 0: 1}, zk.Lease(0, 1, 0, 1), True, (), (), ())
     data = to_data(cluster)
     assert data["value"]["registrations"] == [[0, 1], [2, 5]]
     data["value"]["registrations"] = [[0, 1], [0, 2]]
