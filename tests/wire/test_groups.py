@@ -1,4 +1,5 @@
-"""Consumer groups of real clients against `kafka-verify serve`.
+"""Consumer groups of real clients (kafka-python, confluent-kafka, aiokafka and kafkajs, the
+last in a Node process) against `kafka-verify serve`.
 
 Two members split a 3-partition topic; a third joining and one leaving each
 rebalance it, and at every settled moment each partition has exactly one owner.
@@ -8,17 +9,24 @@ resumes at the committed offsets: it reads only what was produced since.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
+import shutil
+import signal
+import subprocess
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from served import ServedCluster
 
 PARTITIONS = 3
+REPO = Path(__file__).resolve().parents[2]
 SETTLE_TIMEOUT_S = 90.0
 
 
@@ -27,7 +35,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedCluster]
     served = ServedCluster(
         tmp_path_factory.mktemp("groups"),
         brokers=3,
-        topics=[f"{name}:{PARTITIONS}:3" for name in ("groups-kp", "groups-ck", "groups-aio")],
+        topics=[
+            f"{name}:{PARTITIONS}:3"
+            for name in ("groups-kp", "groups-ck", "groups-aio", "groups-js")
+        ],
     )
     served.start()
     try:
@@ -228,6 +239,67 @@ def aiokafka_member(cluster: ServedCluster, topic: str, group: str, name: str) -
     )
 
 
+def kafkajs_member(cluster: ServedCluster, topic: str, group: str, name: str) -> Member:
+    """A kafkajs member in a Node process of its own (tests/wire/js/group_member.js): what it
+    prints is read by a thread here; it commits each record itself, and SIGTERM makes it leave."""
+    node = shutil.which("node")
+    assert node is not None, "Node.js is needed (.ci/run installs it and kafkajs)"
+    assert (REPO / "node_modules" / "kafkajs").is_dir(), "run `npm ci` first (.ci/run does)"
+    process = subprocess.Popen(
+        [node, str(REPO / "tests/wire/js/group_member.js"), cluster.bootstrap, topic, group, name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    lock = threading.Lock()
+    pending: list[tuple[int, int, bytes]] = []
+    owned: list[frozenset[int]] = [frozenset()]
+
+    def read_lines() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = json.loads(line)
+            with lock:
+                if "owns" in event:
+                    owned[0] = frozenset(event["owns"])
+                else:
+                    value = base64.b64decode(event["value"])
+                    pending.append((event["partition"], event["offset"], value))
+
+    reader = threading.Thread(target=read_lines, name=f"{name}-stdout", daemon=True)
+    reader.start()
+
+    def poll() -> list[tuple[int, int, bytes]]:
+        time.sleep(0.1)
+        if process.poll() is not None:
+            assert process.stderr is not None
+            raise RuntimeError(f"{name} exited with {process.returncode}: {process.stderr.read()}")
+        with lock:
+            got = list(pending)
+            pending.clear()
+        return got
+
+    def owns() -> frozenset[int]:
+        with lock:
+            return owned[0]
+
+    def close() -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        reader.join(10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+    return Member(name, poll, owns, lambda: None, close)
+
+
 def produce(cluster: ServedCluster, topic: str, values: list[bytes]) -> None:
     from kafka import KafkaProducer
 
@@ -255,8 +327,9 @@ def wait_read(members: list[Member], expected: set[bytes]) -> None:
         (kafka_python_member, "groups-kp"),
         (confluent_member, "groups-ck"),
         (aiokafka_member, "groups-aio"),
+        (kafkajs_member, "groups-js"),
     ],
-    ids=["kafka-python", "confluent-kafka", "aiokafka"],
+    ids=["kafka-python", "confluent-kafka", "aiokafka", "kafkajs"],
 )
 def test_a_group_rebalances_owns_each_partition_once_and_resumes_at_its_commits(
     cluster: ServedCluster, make: Callable[[ServedCluster, str, str, str], Member], topic: str
