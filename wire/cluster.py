@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import random
 import re
 import signal
 import socket
@@ -150,11 +151,32 @@ def serve_config(settings: ServeSettings) -> ClusterConfig:
         raise ClusterError(str(error)) from None
 
 
-def _free_port() -> int:
+# Ports are picked below the kernel's ephemeral range: a port in that range can be taken
+# by any outgoing connection's local end, so a cluster restarted on its persisted ports
+# could find one of them in use.
+LOWEST_PICKED_PORT = 10_000
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL_START = 32_768
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return DEFAULT_EPHEMERAL_START
+
+
+def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    return free_port_run(1)
 
 
 def _advertised_host(bind: str) -> str:
@@ -401,11 +423,26 @@ class Cluster:
                 raise ClusterError(f"b0 answered the creation of {name!r} with {answer!r}")
             if answer.error not in (NONE, TOPIC_EXISTS):
                 raise ClusterError(f"--topic {name}:{partitions}:{rf} is refused: {answer.error}")
+        names = {name for name, _, _ in topics}
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while topics and not self.leaders_known():
+        while names and not all(self._knows(spec, names) for spec in self.file.brokers()):
             if time.monotonic() > deadline:
-                raise ClusterError("the created topics got no leaders in time")
+                raise ClusterError("the created topics were not announced to every broker in time")
             time.sleep(POLL_S)
+
+    def _knows(self, broker: NodeSpec, names: set[str]) -> bool:
+        """Whether `broker` names every topic of `names`, and a leader for every partition."""
+        try:
+            answer = asyncio.run(
+                node_request("127.0.0.1", broker.node_port, Metadata(1), PROBE_TIMEOUT_S)
+            )
+        except NodeClientError:
+            return False
+        return (
+            isinstance(answer, MetadataResponse)
+            and names <= {topic.name for topic in answer.topics}
+            and all(leader is not None for _, leader, _ in answer.leaders)
+        )
 
     def last_words(self, name: str) -> str:
         try:
@@ -552,23 +589,16 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
 
 
 def free_port_run(count: int, host: str = "127.0.0.1") -> int:
-    """A base port P such that P .. P+count-1 are all free on `host` right now."""
-    for _ in range(200):
-        base = _free_port()
-        if base + count > 65_000:
-            continue
-        probes: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                probes.append(probe)
-                probe.bind((host, port))
+    """A base port P such that P .. P+count-1 are all free on `host` right now, below the
+    ephemeral range (see LOWEST_PICKED_PORT)."""
+    top = min(_ephemeral_start(), 65_536) - count
+    if top <= LOWEST_PICKED_PORT:
+        raise ClusterError(f"no room for {count} ports below the ephemeral port range")
+    picker = random.SystemRandom()
+    for _ in range(500):
+        base = picker.randrange(LOWEST_PICKED_PORT, top)
+        if all(_port_is_free(port, host) for port in range(base, base + count)):
             return base
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
     raise ClusterError(f"found no {count} free consecutive ports on {host}")
 
 

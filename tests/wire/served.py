@@ -100,6 +100,10 @@ class ServedCluster:
         for pid in self.seen_pids:
             if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        # Gone, not only signalled: a start right after this one must find its ports free.
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while any(process_alive(pid) for pid in self.seen_pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self.process is not None and self.process.stdout is not None:
             self.output.extend(line.rstrip() for line in self.process.stdout)
             self.process.stdout.close()
