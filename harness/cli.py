@@ -100,6 +100,24 @@ def _build_parser() -> Parser:
     mutants.add_argument("--budget-s", type=positive, default=60)
     mutants.add_argument("--json", type=Path, default=None, metavar="FILE")
     mutants.add_argument("--reports", type=Path, default=None, metavar="DIR")
+    mutants.add_argument(
+        "--wire",
+        action="store_true",
+        help="from outside: each bug in a real `serve` cluster under the workload and nemeses",
+    )
+    mutants.add_argument(
+        "--round-s",
+        type=positive,
+        default=30,
+        metavar="S",
+        help="with --wire: each round's workload duration (default 30)",
+    )
+    mutants.add_argument(
+        "--nemesis",
+        default="kill,pause",
+        metavar="KIND,...",
+        help="with --wire: the nemeses of every round (default kill,pause)",
+    )
 
     bench = sub.add_parser("bench", help="measure checking speed and overhead")
     bench.add_argument("--json", type=Path, default=None, metavar="FILE")

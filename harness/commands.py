@@ -187,6 +187,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
+    if args.wire:
+        from kafka_verify.harness.mutants_wire import run_mutants_wire
+        from kafka_verify.workload.nemesis import parse_kinds
+
+        try:
+            nemeses = parse_kinds(args.nemesis)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        return run_mutants_wire(
+            args.bug, args.budget_s, args.json, args.reports, float(args.round_s), nemeses
+        )
     from kafka_verify.harness.mutants import run_mutants
 
     return run_mutants(args.bug, args.budget_s, args.json, args.reports)
