@@ -19,13 +19,15 @@ Rules of this module:
     lose single bytes, so a drop loses the whole connection and what was in
     flight on it; the peers reconnect, as they do after a real loss.
 - The control port speaks JSON lines on loopback: one object per request
-  (`op` is cut, slow, heal, faults, links or stats), one answer per line,
+  (`op` is cut, slow, heal, faults, links or stats; cut, slow and heal take
+  `links`, a list of names, and heal without it heals all), one answer per line,
   `{"ok": true, ...}` or `{"ok": false, "error": SENTENCE}`. A bad line gets
   an error answer and the proxy goes on; nothing read is evaluated or unpickled.
 - A heal always works, mid-fault included: it clears the link's faults at
   once, releases stalled connections and drops the added delay even of chunks
   already waiting.
-- The only randomness is `random.Random(seed)`, with the seed it was given.
+- The only randomness is `random.Random(seed)`, with the seed it was given
+  (`--seed`, or a `slow` request's `seed`, which starts it afresh).
 - SIGTERM and SIGINT stop it, as does the end of its launcher (`--parent-pid`).
   `ready-file` is written once every port listens, and names them all.
 """
@@ -396,11 +398,17 @@ class Proxy:
                     link.set_fault(Fault(mode, link.fault.delay_ms, link.fault.drop))
             elif op == "slow":
                 delay_ms, drop = _slowness(request)
-                for link in self._links(request):
+                links = self._links(request)
+                seed = request.get("seed")
+                if seed is not None:
+                    if type(seed) is not int:
+                        raise ControlError("seed is an integer")
+                    self.rng.seed(seed)  # the drops that follow are the seed's
+                for link in links:
                     link.set_fault(Fault(link.fault.cut, delay_ms, drop))
             elif op == "heal":
-                links = self._links(request) if "links" in request else self.links.values()
-                for link in links:
+                healed = self._links(request) if "links" in request else list(self.links.values())
+                for link in healed:
                     link.set_fault(Fault())
             else:
                 raise ControlError(f"op is one of {', '.join(OPS)}")
