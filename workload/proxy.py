@@ -57,6 +57,7 @@ CHUNK_BYTES = 65_536
 QUEUED_CHUNKS = 64  # per direction of a connection: what a slow link holds before backpressure
 CONNECT_TIMEOUT_S = 5.0
 CONTROL_LINE_LIMIT = 65_536
+ANSWER_LIMIT = 16 * 1024 * 1024  # a stats answer grows with the links; a request does not
 CONTROL_TIMEOUT_S = 10.0
 MAX_DELAY_MS = 60_000
 PARENT_CHECK_INTERVAL_S = 0.5
@@ -461,7 +462,8 @@ class ProxyControl:
         try:
             with socket.create_connection(self.address, timeout=self.timeout_s) as connection:
                 connection.sendall(line)
-                answer = connection.makefile("rb").readline(CONTROL_LINE_LIMIT)
+                with connection.makefile("rb") as answers:
+                    answer = answers.readline(ANSWER_LIMIT)
         except OSError as error:
             raise ProxyError(f"the proxy at {self.address[0]}:{self.address[1]}: {error}") from None
         try:
