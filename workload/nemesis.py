@@ -138,6 +138,10 @@ def _node(item: object, path: Path, served: bool) -> Node:
 def _proxy(item: object, path: Path) -> ProxyInfo:
     if not isinstance(item, dict) or not isinstance(item.get("control"), str):
         raise ClusterFileError(f"{path}: proxy is an object with a control address")
+    try:
+        ProxyControl(item["control"])
+    except ValueError as error:
+        raise ClusterFileError(f"{path}: {error}") from None
     links = item.get("links")
     if not isinstance(links, list) or not all(
         isinstance(link, dict) and all(isinstance(link.get(k), str) for k in ("name", "src", "dst"))

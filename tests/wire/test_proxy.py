@@ -315,3 +315,48 @@ def test_serve_proxy_puts_every_link_behind_the_proxy_for_real_clients(tmp_path:
         cluster.stop()
     assert not process_alive(proxy_pid)
     assert not (tmp_path / "cluster" / "cluster.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--peer", "nope=127.0.0.1:1"], "'nope', not a node"),
+        (["--peer", "b0=127.0.0.1:1"], "cannot route b0 to itself"),
+        (["--advertise", "7=127.0.0.1:1"], "broker 7, not a broker"),
+        (["--advertise", "x=127.0.0.1:1"], "a broker index is a number"),
+        (["--peer", "b1=no-port"], "is not KEY=HOST:PORT"),
+    ],
+)
+def test_a_node_refuses_routes_that_name_no_node_in_one_sentence(
+    tmp_path: Path, flags: list[str], says: str
+) -> None:
+    from kafka_verify.wire.cluster import ServeSettings, prepare, save
+
+    save(tmp_path, prepare(tmp_path, ServeSettings(brokers=2, replication=2, min_insync=1)))
+    node = [sys.executable, "-m", "kafka_verify.wire.node", "--cluster-dir", str(tmp_path)]
+    done = subprocess.run(
+        [*node, "--node", "b0", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_cluster_file_with_a_bad_proxy_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    from kafka_verify.workload.nemesis import ClusterFile, ClusterFileError
+
+    path = tmp_path / "cluster.json"
+    node = {"name": "b0", "role": "broker", "pid": 1}
+    for proxy, says in [
+        ({"links": []}, "control address"),
+        ({"control": "nowhere", "links": []}, "is not HOST:PORT"),
+        ({"control": "127.0.0.1:1", "links": [{"name": "a->b"}]}, "name, src and dst"),
+    ]:
+        path.write_text(json.dumps({"nodes": [node], "serve_pid": 1, "proxy": proxy}))
+        with pytest.raises(ClusterFileError, match=says):
+            ClusterFile.load(path)
+    path.write_text(json.dumps({"nodes": [node], "serve_pid": 1, "proxy": None}))
+    assert ClusterFile.load(path).proxy is None
