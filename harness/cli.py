@@ -215,6 +215,11 @@ def _add_serve_parser(sub: argparse._SubParsersAction[Parser]) -> None:
         " (default: the first --topic's, else min(3, brokers))",
     )
     serve.add_argument("--min-insync", type=positive, default=None, help="min.insync.replicas")
+    serve.add_argument(
+        "--proxy",
+        action="store_true",
+        help="put the fault proxy (on loopback) in front of every link, for the partition and slow nemeses",
+    )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 Real clients (confluent-kafka by default, or kafka-python) send and poll
 while, on a managed cluster (`--cluster FILE`), a nemesis kills and pauses
-nodes; the history goes to the same checker as `kafka-verify check`.
+nodes and cuts or slows the links of its fault proxy (`serve --proxy`); the
+history goes to the same checker as `kafka-verify check`.
 
 Exit codes, as `check`: 0 valid; 1 anomalies found (reports written to
 `--reports DIR`, by default `reports/workload-<time>/`); 2 bad input (a
@@ -69,7 +70,8 @@ def add_workload_parser(subparsers: Any) -> None:
         type=_kinds,
         default=(),
         metavar="KIND,...",
-        help="faults to inject: kill, pause (needs --cluster)",
+        help="faults to inject: kill, pause, partition, slow (needs --cluster; partition and "
+        "slow need serve --proxy)",
     )
     w.add_argument("--topic", default="t", help="the topic (default t, serve's default topic)")
     w.add_argument("--partitions", type=positive, default=3, help="its partitions (default 3)")

@@ -17,6 +17,9 @@ Rules of this module:
   impl's CreateTopic once the cluster is up, as a client's CreateTopics is.
 - Stopping sends SIGTERM to every child, waits, SIGKILLs stragglers and
   reaps them all: no process is left behind.
+- `--proxy` starts the fault proxy first (proxy_process.py) and routes
+  every node and client link through it; cluster.json then names it under
+  `proxy`, and its bootstrap is the proxy's.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from kafka_verify.wire.cluster_file import ClusterFile, NodeSpec
 from kafka_verify.wire.errors import FrameError
 from kafka_verify.wire.host import ZK
 from kafka_verify.wire.node_client import NodeClientError, node_request, zk_request
+from kafka_verify.wire.proxy_process import ProxyProcess, ProxyStartError
 from kio.schema.api_versions.v0 import ApiVersionsRequest
 from kio.schema.errors import ErrorCode
 
@@ -274,6 +278,7 @@ class Cluster:
     file: ClusterFile
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     restarts_on_sigusr1: bool = False  # `serve`: it restarts killed nodes when asked
+    proxy: ProxyProcess | None = None  # `serve --proxy`: every link goes through it
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
 
     def node_dir(self, name: str) -> Path:
@@ -306,11 +311,24 @@ class Cluster:
             "--parent-pid",
             str(os.getpid()),
         ]
+        if self.proxy is not None:
+            command += self.proxy.node_arguments(self.file, name)
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
         self.processes[name] = process
         return process
 
+    def start_proxy(self) -> None:
+        """Start the fault proxy, before any node: the nodes are told its link ports."""
+        self.proxy = ProxyProcess(self.directory)
+        kafka_host = "127.0.0.1" if self.file.bind in WILDCARD_ADDRESSES else self.file.bind
+        try:
+            self.proxy.start(self.file, kafka_host)
+        except (ProxyStartError, OSError) as error:
+            raise ClusterError(f"the fault proxy did not start: {error}") from None
+
     def bootstrap(self) -> str:
+        if self.proxy is not None:
+            return self.proxy.bootstrap(self.file)
         host = self.file.advertised_host
         return ",".join(f"{host}:{s.kafka_port}" for s in self.file.brokers())
 
@@ -332,6 +350,8 @@ class Cluster:
                 }
             )
         described: dict[str, object] = {"bootstrap": self.bootstrap(), "nodes": nodes}
+        if self.proxy is not None:
+            described["proxy"] = self.proxy.described
         if self.restarts_on_sigusr1:
             # The launcher itself, which SIGUSR1 asks to start every killed node again.
             described["serve_pid"] = os.getpid()
@@ -487,6 +507,8 @@ class Cluster:
             for output in self._logs.values():
                 output.close()
             self._logs.clear()
+            if self.proxy is not None:
+                self.proxy.stop()
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / CLUSTER_JSON).unlink()
 
@@ -620,6 +642,13 @@ def running_cluster(directory: Path, settings: ServeSettings) -> Iterator[Cluste
         cluster.stop()
 
 
+def _report_proxy_exit(cluster: Cluster, reported: set[str]) -> None:
+    code = cluster.proxy.exited() if cluster.proxy is not None else None
+    if code is not None and "proxy" not in reported:
+        reported.add("proxy")
+        print(f"kafka-verify: the fault proxy exited with code {code}", file=sys.stderr, flush=True)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """`kafka-verify serve`: start the cluster, print its bootstrap string, run until interrupted."""
     settings = settings_from(args)
@@ -636,6 +665,8 @@ def run_serve(args: argparse.Namespace) -> int:
     stopping = Stopping()
     cluster = Cluster(directory, cluster_spec, restarts_on_sigusr1=True)
     try:
+        if getattr(args, "proxy", False):
+            cluster.start_proxy()
         cluster.start()
         if not cluster.wait_ready(stopping=stopping):
             return 0
@@ -650,6 +681,7 @@ def run_serve(args: argparse.Namespace) -> int:
                     print(
                         f"kafka-verify: {name} exited with code {code}", file=sys.stderr, flush=True
                     )
+            _report_proxy_exit(cluster, reported)
             if stopping.restart_asked:
                 stopping.restart_asked = False
                 for name in sorted(cluster.exited()):

@@ -4,6 +4,10 @@ Rules of this module:
 - It reads DIR/config.json (cluster_file.py), opens DIR/NAME as its data
   directory and runs that one node (host.py); a broker also serves the Kafka
   protocol on its Kafka port through the front end.
+- `--peer NAME=HOST:PORT` sends what it sends to NAME there instead of to
+  NAME's node port, and `--advertise INDEX=HOST:PORT` tells Kafka clients to
+  reach broker INDEX there: how `serve --proxy` routes every link through the
+  fault proxy. The node still listens on its own ports.
 - SIGTERM and SIGINT stop it gracefully: every log flushed, exit 0. A node
   whose launcher is gone (`--parent-pid` no longer its parent) stops the same way.
 - Exit codes: 0 after a graceful stop, 1 if the node's own handlers failed,
@@ -26,7 +30,16 @@ from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.log import PartitionLog
 from kafka_verify.wire import cluster_file
 from kafka_verify.wire.frontend import KafkaFrontend, NodePort
-from kafka_verify.wire.host import ZK, BrokerHost, LogFactory, NodeHost, ZkHost, partition_dir
+from kafka_verify.wire.host import (
+    ZK,
+    Address,
+    BrokerHost,
+    LogFactory,
+    NodeHost,
+    Topology,
+    ZkHost,
+    partition_dir,
+)
 from kafka_verify.wire.server import Handler, KafkaServer
 from kafka_verify.wire.storage import DurableLog
 
@@ -54,8 +67,10 @@ def log_factory(data_dir: Path, config: ClusterConfig) -> LogFactory:
     return open_log
 
 
-def build_host(cluster: cluster_file.ClusterFile, name: str, data_dir: Path) -> NodeHost:
-    topology = cluster.topology()
+def build_host(
+    cluster: cluster_file.ClusterFile, name: str, data_dir: Path, topology: Topology | None = None
+) -> NodeHost:
+    topology = topology or cluster.topology()
     if name == ZK:
         return ZkHost(cluster.config, topology, data_dir)
     index = int(name[1:])
@@ -64,10 +79,51 @@ def build_host(cluster: cluster_file.ClusterFile, name: str, data_dir: Path) -> 
     )
 
 
-async def serve(cluster: cluster_file.ClusterFile, name: str, data_dir: Path, parent: int) -> int:
+def routed_topology(
+    topology: Topology, name: str, peers: dict[str, Address], advertised: dict[int, Address]
+) -> Topology:
+    """`topology` with node `name`'s peers and the advertised Kafka addresses replaced as given
+    (its own node address stays: that is where it listens)."""
+    unknown = sorted(set(peers) - set(topology.node_addresses))
+    if unknown:
+        raise cluster_file.ClusterFileError(f"--peer names {unknown[0]!r}, not a node")
+    if name in peers:
+        raise cluster_file.ClusterFileError(f"--peer cannot route {name} to itself")
+    unknown_brokers = sorted(set(advertised) - set(topology.kafka_addresses))
+    if unknown_brokers:
+        raise cluster_file.ClusterFileError(
+            f"--advertise names broker {unknown_brokers[0]}, not a broker"
+        )
+    return Topology(
+        {**topology.node_addresses, **peers}, {**topology.kafka_addresses, **advertised}
+    )
+
+
+def _address_flag(text: str) -> tuple[str, Address]:
+    """`KEY=HOST:PORT`, as --peer and --advertise take it."""
+    key, _, address = text.partition("=")
+    host, _, port = address.rpartition(":")
+    if not key or not host or not port.isdigit() or not 0 < int(port) < 65_536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=HOST:PORT")
+    return key, (host, int(port))
+
+
+def _broker_index(key: str) -> int:
+    if not key.isdigit():
+        raise cluster_file.ClusterFileError(f"--advertise {key}=...: a broker index is a number")
+    return int(key)
+
+
+async def serve(
+    cluster: cluster_file.ClusterFile,
+    name: str,
+    data_dir: Path,
+    parent: int,
+    topology: Topology | None = None,
+) -> int:
     spec = cluster.node(name)
     try:
-        host = build_host(cluster, name, data_dir)
+        host = build_host(cluster, name, data_dir, topology)
     except (OSError, ValueError) as error:
         print(f"{name}: cannot open its data directory {data_dir}: {error}", file=sys.stderr)
         return 2
@@ -132,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cluster-dir", type=Path, required=True)
     parser.add_argument("--node", required=True)
     parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--peer", type=_address_flag, action="append", default=[])
+    parser.add_argument("--advertise", type=_address_flag, action="append", default=[])
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {args.node} %(levelname)s %(message)s"
@@ -143,12 +201,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{args.cluster_dir} has no {cluster_file.CONFIG_FILE}"
             )
         cluster.node(args.node)
+        topology = routed_topology(
+            cluster.topology(),
+            args.node,
+            dict(args.peer),
+            {_broker_index(key): address for key, address in args.advertise},
+        )
     except cluster_file.ClusterFileError as error:
         print(f"{args.node}: {error}", file=sys.stderr)
         return 2
     data_dir = args.cluster_dir / args.node
     data_dir.mkdir(exist_ok=True)
-    return asyncio.run(serve(cluster, args.node, data_dir, args.parent_pid))
+    return asyncio.run(serve(cluster, args.node, data_dir, args.parent_pid, topology))
 
 
 if __name__ == "__main__":

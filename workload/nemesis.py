@@ -1,4 +1,4 @@
-"""The nemesis: kills and pauses the nodes of a managed cluster, and always heals them.
+"""The nemesis: kills, pauses, partitions and slows a managed cluster, and always heals it.
 
 Rules of this module:
 - A cluster is known through its cluster file: `kafka-verify serve`'s
@@ -11,8 +11,13 @@ Rules of this module:
   SIGUSR1 with nothing to start).
 - Each fault and each heal is recorded in the history with process and f
   "nemesis": an invoke, then ok (done) or info (it failed, with the reason).
-- `partition` and `slow` need a fault proxy between nodes; they are refused
-  with one sentence (`UNSUPPORTED`).
+- `partition` and `slow` act on the links of a fault proxy (proxy.py) that
+  the cluster file names under `proxy` (`serve --proxy` writes it), through
+  its control port; a cluster file without one has them refused with one
+  sentence (`proxy_refusal`). A partition cuts a random minority of nodes
+  off from the rest, both directions, and sometimes clients from a broker;
+  a slow fault adds delay and drops on the links of a random node. The
+  proxy's faults are healed all at once.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kafka_verify.workload.history import Recorder
+from kafka_verify.workload.proxy import CUT_MODES, ProxyControl, ProxyError
 
-KINDS = ("kill", "pause")
-UNSUPPORTED = {
-    "partition": "needs a fault proxy between the nodes, which this workload does not have yet",
-    "slow": "needs a fault proxy between the nodes, which this workload does not have yet",
-}
+KINDS = ("kill", "pause", "partition", "slow")
+PROXY_KINDS = ("partition", "slow")
+CLIENT = "client"  # the proxy's name for Kafka clients, as a link's source
+CLIENTS_ONLY_CHANCE = 0.2  # of a partition that cuts only the clients off one broker
+CLIENTS_TOO_CHANCE = 0.25  # of a node partition that cuts the isolated brokers' clients too
+SLOW_DELAYS_MS = (20, 50, 100, 250)
+SLOW_DROPS = (0.0, 0.0, 0.001, 0.01)  # per chunk: a drop resets the connection
 COMMANDS = ("kill", "start", "pause", "resume")
 RESTART_TIMEOUT_S = 60.0
 COMMAND_TIMEOUT_S = 60.0
@@ -56,13 +64,30 @@ class Node:
 
 
 @dataclass(frozen=True)
+class ProxyLink:
+    name: str
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """The fault proxy a cluster file names: its control address and its links."""
+
+    control: str
+    links: tuple[ProxyLink, ...]
+
+
+@dataclass(frozen=True)
 class ClusterFile:
-    """A parsed cluster file: its path (re-read for new pids), bootstrap, nodes, serve_pid."""
+    """A parsed cluster file: its path (re-read for new pids), bootstrap, nodes, serve_pid and
+    fault proxy."""
 
     path: Path
     bootstrap: str | None
     nodes: tuple[Node, ...]
     serve_pid: int | None
+    proxy: ProxyInfo | None = None
 
     @classmethod
     def load(cls, path: Path) -> ClusterFile:
@@ -81,7 +106,8 @@ class ClusterFile:
         if not nodes:
             raise ClusterFileError(f"{path} names no node")
         bootstrap = data.get("bootstrap")
-        return cls(path, bootstrap if isinstance(bootstrap, str) else None, nodes, serve_pid)
+        proxy = _proxy(data["proxy"], path) if data.get("proxy") is not None else None
+        return cls(path, bootstrap if isinstance(bootstrap, str) else None, nodes, serve_pid, proxy)
 
     def pids(self) -> dict[str, int]:
         """Each node's pid as the file says now (serve rewrites it when it restarts nodes)."""
@@ -109,17 +135,95 @@ def _node(item: object, path: Path, served: bool) -> Node:
     return Node(name, role if isinstance(role, str) else "", pid, commands)
 
 
+def _proxy(item: object, path: Path) -> ProxyInfo:
+    if not isinstance(item, dict) or not isinstance(item.get("control"), str):
+        raise ClusterFileError(f"{path}: proxy is an object with a control address")
+    try:
+        ProxyControl(item["control"])
+    except ValueError as error:
+        raise ClusterFileError(f"{path}: {error}") from None
+    links = item.get("links")
+    if not isinstance(links, list) or not all(
+        isinstance(link, dict) and all(isinstance(link.get(k), str) for k in ("name", "src", "dst"))
+        for link in links
+    ):
+        raise ClusterFileError(f"{path}: the proxy's links are objects with a name, src and dst")
+    return ProxyInfo(
+        item["control"], tuple(ProxyLink(link["name"], link["src"], link["dst"]) for link in links)
+    )
+
+
+@dataclass(frozen=True)
+class _Partition:
+    links: list[str]
+    isolated: list[str]
+    clients_cut: list[str]
+    mode: str  # the proxy's cut mode: stall or reset
+
+    def as_value(self) -> dict[str, object]:
+        return {
+            "fault": "partition",
+            "isolated": self.isolated,
+            "clients_cut": self.clients_cut,
+            "mode": self.mode,
+            "links": self.links,
+        }
+
+    def describe(self) -> str:
+        return (
+            f"partition ({self.mode}) isolating {', '.join(self.isolated) or 'no node'}, "
+            f"clients cut from {', '.join(self.clients_cut) or 'no broker'}"
+        )
+
+
+@dataclass(frozen=True)
+class _Slow:
+    links: list[str]
+    node: str
+    delay_ms: int
+    drop: float  # per chunk; a drop resets the connection
+
+    def as_value(self) -> dict[str, object]:
+        return {
+            "fault": "slow",
+            "node": self.node,
+            "delay_ms": self.delay_ms,
+            "drop": self.drop,
+            "links": self.links,
+        }
+
+    def describe(self) -> str:
+        return f"slow {self.delay_ms} ms, drop {self.drop}, on the {len(self.links)} links of {self.node}"
+
+
+def _crosses(link: ProxyLink, isolated: list[str], clients_cut: list[str]) -> bool:
+    """Whether a partition cuts `link`: it joins an isolated node to one that is not, or it
+    carries clients to a broker they are cut from."""
+    if link.src == CLIENT:
+        return link.dst in clients_cut
+    return (link.src in isolated) != (link.dst in isolated)
+
+
 def parse_kinds(text: str) -> tuple[str, ...]:
     """A comma-separated list of nemesis kinds; ValueError (one sentence) for others."""
     kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
     for kind in kinds:
-        if kind in UNSUPPORTED:
-            raise ValueError(f"the {kind} nemesis {UNSUPPORTED[kind]}")
         if kind not in KINDS:
-            raise ValueError(f"{kind!r} is not a nemesis kind (kill, pause)")
+            raise ValueError(f"{kind!r} is not a nemesis kind ({', '.join(KINDS)})")
     if not kinds:
         raise ValueError("--nemesis names no kind")
     return kinds
+
+
+def proxy_refusal(kinds: tuple[str, ...], cluster: ClusterFile) -> str | None:
+    """Why `kinds` cannot run on `cluster` (one sentence), or None when they can."""
+    needing = [kind for kind in kinds if kind in PROXY_KINDS]
+    if not needing or cluster.proxy is not None:
+        return None
+    return (
+        f"the {' and '.join(needing)} nemesis needs a fault proxy between the nodes, and "
+        f"{cluster.path} names none: start the cluster with `kafka-verify serve --proxy`"
+    )
 
 
 def process_alive(pid: int) -> bool:
@@ -148,12 +252,16 @@ class Nemesis:
         self.targets = tuple(brokers or cluster.nodes)
         self._down: dict[str, int | None] = {}  # killed node -> its pid then
         self._paused: dict[str, int | None] = {}  # paused node -> its pid
+        self._proxy_links: set[str] = set()  # links the proxy may have cut or slowed
+        self.proxy = ProxyControl(cluster.proxy.control) if cluster.proxy is not None else None
         self.faults = 0
 
     # -- one fault ---------------------------------------------------------------------------
 
     def inject(self, kind: str) -> str:
-        """Inject one fault of `kind` on a node chosen at random; says what was done."""
+        """Inject one fault of `kind`, on a node or links chosen at random; says what was done."""
+        if kind in PROXY_KINDS:
+            return self._inject_on_links(kind)
         node = self.rng.choice(self.targets)
         pid = self.cluster.pids().get(node.name, node.pid)
         value = {"fault": kind, "node": node.name, "pid": pid}
@@ -172,8 +280,66 @@ class Nemesis:
         self.recorder.record(NEMESIS, "ok", NEMESIS, value)
         return f"{kind} {node.name} (pid {pid})"
 
+    def _inject_on_links(self, kind: str) -> str:
+        if self.proxy is None:
+            raise NemesisError(f"the {kind} nemesis needs a fault proxy")
+        fault = self._partition() if kind == "partition" else self._slow()
+        value = fault.as_value()
+        self.recorder.record(NEMESIS, "invoke", NEMESIS, value)
+        self._proxy_links.update(fault.links)  # written down before the proxy acts
+        try:
+            if isinstance(fault, _Partition):
+                self.proxy.cut(fault.links, fault.mode)
+            else:
+                seed = self.rng.getrandbits(32)  # the proxy's drops follow the workload's seed
+                self.proxy.request(
+                    "slow", links=fault.links, delay_ms=fault.delay_ms, drop=fault.drop, seed=seed
+                )
+        except ProxyError as error:
+            self.recorder.record(NEMESIS, "info", NEMESIS, {**value, "error": str(error)})
+            return f"{kind} failed: {error}"
+        self.faults += 1
+        self.recorder.record(NEMESIS, "ok", NEMESIS, value)
+        return fault.describe()
+
+    def _partition(self) -> _Partition:
+        """A random minority of nodes cut off from the rest, both ways; sometimes clients too."""
+        assert self.cluster.proxy is not None
+        links = self.cluster.proxy.links
+        nodes = sorted({n for link in links if link.src != CLIENT for n in (link.src, link.dst)})
+        brokers = sorted({link.dst for link in links if link.src == CLIENT})
+        isolated: list[str] = []
+        clients_cut: list[str] = []
+        if brokers and (not nodes or self.rng.random() < CLIENTS_ONLY_CHANCE):
+            clients_cut = [self.rng.choice(brokers)]
+        else:
+            size = self.rng.randint(1, max(1, (len(nodes) - 1) // 2))
+            isolated = sorted(self.rng.sample(nodes, size))
+            if self.rng.random() < CLIENTS_TOO_CHANCE:
+                clients_cut = [n for n in isolated if n in brokers]
+        cut = [link.name for link in links if _crosses(link, isolated, clients_cut)]
+        return _Partition(sorted(cut), isolated, clients_cut, self.rng.choice(CUT_MODES))
+
+    def _slow(self) -> _Slow:
+        """Delay and drops on every link to and from one random node (its clients' included)."""
+        assert self.cluster.proxy is not None
+        links = self.cluster.proxy.links
+        node = self.rng.choice(sorted({link.dst for link in links}))
+        chosen = sorted(link.name for link in links if node in (link.src, link.dst))
+        return _Slow(chosen, node, self.rng.choice(SLOW_DELAYS_MS), self.rng.choice(SLOW_DROPS))
+
     def heal_all(self) -> None:
-        """Resume every paused node and start every killed one; wait until they run."""
+        """Heal the proxy's links, resume every paused node and start every killed one; wait
+        until they run."""
+        if self._proxy_links and self.proxy is not None:
+            heal: dict[str, object] = {"fault": "heal", "links": sorted(self._proxy_links)}
+            self.recorder.record(NEMESIS, "invoke", NEMESIS, heal)
+            try:
+                self.proxy.heal()
+                self.recorder.record(NEMESIS, "ok", NEMESIS, heal)
+            except ProxyError as error:
+                self.recorder.record(NEMESIS, "info", NEMESIS, {**heal, "error": str(error)})
+            self._proxy_links.clear()
         for name, pid in list(self._paused.items()):
             resume: dict[str, object] = {"fault": "resume", "node": name, "pid": pid}
             self.recorder.record(NEMESIS, "invoke", NEMESIS, resume)
@@ -196,8 +362,9 @@ class Nemesis:
 
     @property
     def faulty(self) -> list[str]:
-        """Nodes that are (or may be) killed or paused now."""
-        return sorted({*self._down, *self._paused})
+        """Nodes that are (or may be) killed or paused now, and the proxy's faulty links."""
+        links = [f"links {', '.join(sorted(self._proxy_links))}"] if self._proxy_links else []
+        return sorted({*self._down, *self._paused}) + links
 
     # -- acting on nodes ---------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ from kafka_verify.workload.clients import (
     ProducerClient,
 )
 from kafka_verify.workload.history import Recorder
-from kafka_verify.workload.nemesis import ClusterFile, Nemesis
+from kafka_verify.workload.nemesis import ClusterFile, Nemesis, proxy_refusal
 
 SEND_TIMEOUT_S = 15.0  # past the clients' own 10 s delivery timeout
 POLL_TIMEOUT_S = 0.2
@@ -396,4 +396,7 @@ def run_workload(options: WorkloadOptions) -> WorkloadOutcome:
         raise WorkloadError(
             "--nemesis needs --cluster FILE: faults are injected only on managed clusters"
         )
+    refusal = proxy_refusal(options.nemesis, options.cluster) if options.cluster else None
+    if refusal is not None:
+        raise WorkloadError(refusal)
     return Workload(options).run()

@@ -15,8 +15,11 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kafka_verify.workload.nemesis import process_alive
+from kafka_verify.workload.proxy import ProxyControl
 from served import ServedCluster, _console_script
 
 RUN_TIMEOUT_S = 240.0
@@ -34,6 +37,19 @@ def _cluster(tmp_path: Path, *extra: str) -> Iterator[ServedCluster]:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ServedCluster]:
     yield from _cluster(tmp_path)
+
+
+@pytest.fixture
+def proxied(tmp_path: Path) -> Iterator[ServedCluster]:
+    """A cluster behind the fault proxy (`serve --proxy`); after it stops, the proxy is gone."""
+    served = ServedCluster(tmp_path / "cluster", topics=["t:3:3"], extra_args=["--proxy"])
+    served.start()
+    proxy_pid = int(served.proxy()["pid"])
+    try:
+        yield served
+    finally:
+        served.stop()
+    assert not process_alive(proxy_pid)
 
 
 def _workload(*args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
@@ -62,6 +78,23 @@ def _assert_every_node_running(cluster: ServedCluster) -> None:
         assert _state(pid) not in ("T", "t", "Z"), (node["name"], _state(pid))
 
 
+def _assert_clean_but_for_client_resets(
+    data: dict[str, Any], done: subprocess.CompletedProcess[str]
+) -> None:
+    # The one anomaly a correct cluster shows here is librdkafka's, not the broker's
+    # (docs/findings/2026-12-01-librdkafka-stale-list-offsets.md): an assign-mode consumer
+    # with no committed offset, handed a stale ListOffsets answer from a restarted broker,
+    # goes back to auto.offset.reset (offset 0 here). Anything else fails the test.
+    client_resets = [
+        case for case in data["anomalies"].get("nonmonotonic-poll", []) if case["offsets"][1] == 0
+    ]
+    others = {k: v for k, v in data["anomalies"].items() if k != "nonmonotonic-poll"}
+    assert others == {} and len(client_resets) == len(
+        data["anomalies"].get("nonmonotonic-poll", [])
+    ), data["anomaly_types"]
+    assert done.returncode == (1 if client_resets else 0), done.stdout + done.stderr
+
+
 def test_kill_and_pause_nemeses_on_a_correct_cluster_leave_a_valid_history(
     cluster: ServedCluster, tmp_path: Path
 ) -> None:
@@ -78,18 +111,7 @@ def test_kill_and_pause_nemeses_on_a_correct_cluster_leave_a_valid_history(
         "--seed", "7",
     )  # fmt: skip
     data = json.loads(result.read_text())
-    # The one anomaly a correct cluster shows here is librdkafka's, not the broker's
-    # (docs/findings/2026-12-01-librdkafka-stale-list-offsets.md): an assign-mode consumer
-    # with no committed offset, handed a stale ListOffsets answer from a restarted broker,
-    # goes back to auto.offset.reset (offset 0 here). Anything else fails the test.
-    client_resets = [
-        case for case in data["anomalies"].get("nonmonotonic-poll", []) if case["offsets"][1] == 0
-    ]
-    others = {k: v for k, v in data["anomalies"].items() if k != "nonmonotonic-poll"}
-    assert others == {} and len(client_resets) == len(
-        data["anomalies"].get("nonmonotonic-poll", [])
-    )
-    assert done.returncode == (1 if client_resets else 0), done.stdout + done.stderr
+    _assert_clean_but_for_client_resets(data, done)
     assert data["ops"] > 2000
     ops = _history(history)
     nemesis = [op for op in ops if op["process"] == "nemesis"]
@@ -130,10 +152,107 @@ def test_a_nemesis_without_a_cluster_file_is_refused() -> None:
     assert "--nemesis needs --cluster" in done.stderr
 
 
-def test_a_nemesis_that_needs_a_proxy_is_refused(tmp_path: Path) -> None:
-    done = _workload("--bootstrap", "127.0.0.1:1", "--nemesis", "partition", timeout=60)
-    assert done.returncode == 2
-    assert "fault proxy" in done.stderr
+def test_a_nemesis_that_needs_a_proxy_is_refused_without_one(tmp_path: Path) -> None:
+    commands = {c: "true" for c in ("kill", "start", "pause", "resume")}
+    cluster_file = tmp_path / "cluster.json"
+    cluster_file.write_text(json.dumps({"nodes": [{"name": "n0", "role": "broker", **commands}]}))
+    for kind in ("partition", "slow", "kill,slow"):
+        done = _workload(
+            "--bootstrap", "127.0.0.1:1", "--cluster", str(cluster_file), "--nemesis", kind,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert done.stderr.strip().count("\n") == 0, done.stderr
+        assert "needs a fault proxy" in done.stderr and "serve --proxy" in done.stderr
+
+
+def _wait_for_fault(process: subprocess.Popen[str], kind: str) -> list[str]:
+    """The workload's log up to its first fault of `kind`, a second after it was injected."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + 60
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        seen.append(line)
+        if line.startswith(f"workload: nemesis: {kind}"):
+            time.sleep(1.0)  # mid-fault now
+            return seen
+    raise AssertionError("no fault was injected:\n" + "".join(seen))
+
+
+def _proxy_faults(cluster: ServedCluster) -> dict[str, Any]:
+    return ProxyControl(cluster.proxy()["control"]).faults()
+
+
+def test_every_nemesis_through_the_proxy_leaves_a_valid_history(
+    proxied: ServedCluster, tmp_path: Path
+) -> None:
+    history, result = tmp_path / "history.jsonl", tmp_path / "result.json"
+    done = _workload(
+        "--cluster", str(proxied.data_dir / "cluster.json"),
+        "--duration-s", "30",
+        "--nemesis", "kill,pause,partition,slow",
+        "--quiet-s", "1.5",
+        "--fault-s", "2.5",
+        "--history", str(history),
+        "--json", str(result),
+        "--reports", str(tmp_path / "reports"),
+        "--seed", "3",
+    )  # fmt: skip
+    data = json.loads(result.read_text())
+    _assert_clean_but_for_client_resets(data, done)
+    assert data["ops"] > 2000
+    nemesis = [op for op in _history(history) if op["process"] == "nemesis"]
+    done_faults = [op["value"] for op in nemesis if op["type"] == "ok"]
+    kinds = {value["fault"] for value in done_faults}  # type: ignore[index]
+    assert {"partition", "slow", "heal"} <= kinds, kinds
+    partitions = [v for v in done_faults if v["fault"] == "partition"]  # type: ignore[index]
+    assert all(v["links"] for v in partitions)  # type: ignore[index]
+    assert data["workload"]["final_read_complete"] is True
+    assert data["stats"]["acked"] > 500 and data["stats"]["unseen"]["count"] == 0
+    assert _proxy_faults(proxied) == {}
+    _assert_every_node_running(proxied)
+
+
+def test_an_interrupt_mid_partition_heals_the_proxy_and_leaves_no_process(
+    proxied: ServedCluster, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.jsonl"
+    process = subprocess.Popen(
+        [
+            _console_script(), "workload",
+            "--cluster", str(proxied.data_dir / "cluster.json"),
+            "--duration-s", "120",
+            "--nemesis", "partition",
+            "--quiet-s", "1",
+            "--fault-s", "60",
+            "--history", str(history),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        seen = _wait_for_fault(process, "partition")
+        faults = _proxy_faults(proxied)
+        assert faults and all(f["cut"] in ("stall", "reset") for f in faults.values()), faults
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, "".join(seen) + err
+    with pytest.raises(ProcessLookupError):
+        os.kill(process.pid, 0)  # reaped: no workload process is left
+    assert _proxy_faults(proxied) == {}
+    _assert_every_node_running(proxied)
+    heals = [
+        op["value"]["fault"]  # type: ignore[index]
+        for op in _history(history)
+        if op["process"] == "nemesis" and op["type"] == "ok"
+    ]
+    assert heals[-2:] == ["partition", "heal"], heals
 
 
 @pytest.mark.parametrize("kind", ["kill", "pause"])
@@ -156,17 +275,7 @@ def test_an_interrupt_mid_fault_heals_every_node(
         text=True,
     )  # fmt: skip
     try:
-        assert process.stderr is not None
-        deadline = time.monotonic() + 60
-        seen = []
-        while time.monotonic() < deadline:
-            line = process.stderr.readline()
-            seen.append(line)
-            if line.startswith(f"workload: nemesis: {kind}"):
-                break
-        else:
-            raise AssertionError("no fault was injected:\n" + "".join(seen))
-        time.sleep(1.0)  # mid-fault: the node is down or stopped now
+        seen = _wait_for_fault(process, kind)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:

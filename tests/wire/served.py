@@ -9,6 +9,8 @@ Rules of this module:
   context manager.
 - Node processes are signalled by the pids `cluster.json` names, as an operator
   (or the black box's nemesis) would.
+- With `--proxy` among its arguments, its bootstrap is the fault proxy's (read
+  from `cluster.json`), and the proxy's pid is among those that must be gone.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class ServedCluster:
             if not line:
                 break
             self.output.append(line.rstrip())
-            if self.bootstrap in line:
+            if self.direct_bootstrap in line or (self.proxied and line.startswith("127.0.0.1:")):
                 self._remember_pids()
                 return self
         self.stop()
@@ -123,8 +125,25 @@ class ServedCluster:
     # -- what it is ---------------------------------------------------------------------------
 
     @property
-    def bootstrap(self) -> str:
+    def proxied(self) -> bool:
+        return "--proxy" in self.extra_args
+
+    @property
+    def direct_bootstrap(self) -> str:
+        """The brokers' own Kafka ports, past any proxy."""
         return ",".join(f"127.0.0.1:{self.port + i}" for i in range(self.brokers))
+
+    @property
+    def bootstrap(self) -> str:
+        if self.proxied:
+            return str(self.cluster_json()["bootstrap"])
+        return self.direct_bootstrap
+
+    def proxy(self) -> dict[str, Any]:
+        """cluster.json's `proxy`: its pid, control address and links."""
+        described = self.cluster_json()["proxy"]
+        assert isinstance(described, dict)
+        return described
 
     def cluster_json(self) -> dict[str, object]:
         data: dict[str, object] = json.loads((self.data_dir / "cluster.json").read_text())
@@ -142,6 +161,8 @@ class ServedCluster:
     def _remember_pids(self) -> None:
         if (self.data_dir / "cluster.json").exists():
             self.seen_pids.update(int(str(n["pid"])) for n in self.nodes() if n.get("pid"))
+            if self.proxied:
+                self.seen_pids.add(int(self.proxy()["pid"]))
 
     def restart_down_nodes(self) -> None:
         """Ask serve (SIGUSR1) to start every node that is not running, and wait until each is
