@@ -45,6 +45,7 @@ BROKERS = 3
 SERVE_STOP_TIMEOUT_S = 60.0  # serve flushes and stops its nodes first
 ROUND_S = 30.0
 DEFAULT_NEMESES = ("kill", "pause")
+PROXY_NEMESES = frozenset({"partition", "slow"})  # they need serve --proxy
 
 # Bugs whose effect no client can see in a served cluster, and why.
 UNOBSERVABLE: dict[str, str] = {
@@ -59,14 +60,16 @@ UNOBSERVABLE: dict[str, str] = {
 
 
 @contextmanager
-def _served(directory: Path, bug: str | None) -> Iterator[str]:
+def _served(directory: Path, bug: str | None, proxy: bool) -> Iterator[str]:
     """`kafka-verify serve --bug NAME` as its own process, as a user starts it (its SIGUSR1
-    restarts what the kill nemesis killed); the bootstrap string while it runs."""
+    restarts what the kill nemesis killed), with the fault proxy when `proxy`; the bootstrap
+    string while it runs."""
     port = free_port_run(BROKERS)
     command = [sys.executable, "-m", "kafka_verify.harness.cli", "serve"]
     command += ["--data-dir", str(directory), "--port", str(port), "--brokers", str(BROKERS)]
     command += ["--topic", f"{TOPIC}:{PARTITIONS}:{BROKERS}", "--min-insync", "2"]
     command += ["--bug", bug] if bug else []
+    command += ["--proxy"] if proxy else []
     log = open(directory.parent / "serve.log", "w+b")  # noqa: SIM115 (the child writes it)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
     try:
@@ -94,7 +97,8 @@ def _round(bug: str | None, index: int, round_s: float, nemeses: tuple[str, ...]
     """One round on a fresh cluster: what the checker made of its history."""
     with tempfile.TemporaryDirectory(prefix="kafka-verify-mutants-wire-") as scratch:
         directory = Path(scratch) / "cluster"
-        with _served(directory, bug) as bootstrap:
+        proxied = bool(set(nemeses) & PROXY_NEMESES)
+        with _served(directory, bug, proxied) as bootstrap:
             options = WorkloadOptions(
                 bootstrap=bootstrap,
                 topic=TOPIC,
