@@ -11,7 +11,11 @@ What they assert is what Tansu does (docs/findings/2026-12-01-tansu-memory-stora
   high watermark before its batch is stored (int-poll-skip or poll-skip);
 - a kill loses every record of that broker's life (memory storage is not
   durable), and the restarted broker numbers its offsets from 0 again: lost
-  writes and inconsistent offsets, and each case spans a kill.
+  writes and inconsistent offsets, and each case spans a kill;
+- the restarted broker hands out producer ids from 1 again, so a producer
+  from before the kill can share its id with a new one, and the broker then
+  answers its send DUPLICATE_SEQUENCE_NUMBER, which librdkafka reports as a
+  success: acknowledged, with no offset, and never written.
 
 Brokers the nemesis restarts are orphaned when the script that started them
 exits; this process adopts them (PR_SET_CHILD_SUBREAPER) for the length of a
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka_verify.workload.clients import ClientFactory
 from kafka_verify.workload.nemesis import process_alive
 from served import _console_script
 
@@ -205,3 +210,38 @@ def test_a_kill_loses_the_broker_s_records_and_reuses_their_offsets(
         acked = case["ops"][0]
         assert acked["f"] == "send" and acked["type"] == "ok", case["message"]
         assert acked["index"] < kills[-1], case["message"]
+
+
+def test_a_producer_whose_id_a_restarted_tansu_reissued_is_acknowledged_but_not_written(
+    tansu: Tansu,
+) -> None:
+    factory = ClientFactory("confluent", tansu.bootstrap, {})
+    early = factory.producer()
+    try:
+        assert early.send("t", 0, b"early-0", 10.0) == ("ok", 0)
+        tansu.script("kill")
+        tansu.script("start")
+        late = factory.producer()  # the fresh broker gives it the early producer's id
+        try:
+            assert [late.send("t", 0, f"late-{i}".encode(), 10.0) for i in range(3)] == [
+                ("ok", 0),
+                ("ok", 1),
+                ("ok", 2),
+            ]
+        finally:
+            late.close()
+        # Sequence 1 from the early producer is below the 3 the id has reached.
+        assert early.send("t", 0, b"early-1", 10.0) == ("ok", None)
+    finally:
+        early.close()
+    consumer = factory.consumer("tansu-reissued-id")
+    try:
+        consumer.assign("t", [0], from_beginning=True)
+        read: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + 30
+        while len(read) < 3 and time.monotonic() < deadline:
+            read.extend((offset, value) for _, offset, value in consumer.poll(0.5, 100))
+        assert consumer.high_watermarks("t", [0], 10.0) == {0: 3}
+    finally:
+        consumer.close()
+    assert read == [(0, b"late-0"), (1, b"late-1"), (2, b"late-2")]
