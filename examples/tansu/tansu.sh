@@ -47,6 +47,8 @@ start() {
     local bin
     bin=$(binary)
     [ -x "$bin" ] || die "$bin is not executable"
+    # Another listener on the port would answer in the broker's place, unnoticed.
+    if listening; then die "127.0.0.1:$port is already taken by another process"; fi
     mkdir -p "$state"
     rm -f "$pidfile"
     # The inner shell writes its own pid and execs the broker, so the pidfile holds the
@@ -56,7 +58,10 @@ start() {
         "$bin" broker --listener-url "$url" --advertised-listener-url "$url" \
         --storage-engine "$storage" >>"$state/tansu.log" 2>&1 </dev/null &
     for _ in $(seq 1 300); do
-        if [ -f "$pidfile" ] && listening; then break; fi
+        if [ -f "$pidfile" ]; then
+            alive "$(cat "$pidfile")" || die "the broker exited (see $state/tansu.log)"
+            listening && break
+        fi
         sleep 0.1
     done
     listening || die "the broker did not listen on 127.0.0.1:$port in 30 s (see $state/tansu.log)"

