@@ -2,7 +2,9 @@
 
 Rules of this module:
 - A send waits for its own acknowledgement, as Jepsen's does, and says what
-  the client knows: ("ok", offset), ("fail", reason) only when the record was
+  the client knows: ("ok", offset), or ("ok", None) when the client reports
+  success without an offset (librdkafka does, when a broker answers
+  DUPLICATE_SEQUENCE_NUMBER); ("fail", reason) only when the record was
   certainly not written (refused before it left the client, or an error that
   a broker gives only without appending), else ("info", reason): a timeout
   or a lost connection leaves the outcome unknown.
@@ -55,6 +57,11 @@ DEFINITE_KAFKA_PYTHON_ERRORS = frozenset(
 
 SendOutcome = tuple[str, int | str | None]  # ("ok", offset) | ("fail"|"info", reason)
 Polled = tuple[int, int, bytes]  # partition, offset, value
+
+
+def _offset(offset: int | None) -> int | None:
+    """An acknowledged send's offset, or None when the client has none to give (None or < 0)."""
+    return int(offset) if offset is not None and offset >= 0 else None
 
 
 class ClientSettingError(ValueError):
@@ -184,7 +191,7 @@ class ConfluentProducer:
 
         def delivered(error: Any, message: Any) -> None:
             if error is None:
-                done.append(("ok", int(message.offset())))
+                done.append(("ok", _offset(message.offset())))
             elif error.name() in DEFINITE_PRODUCE_ERRORS:
                 done.append(("fail", error.name()))
             else:
@@ -328,7 +335,7 @@ class KafkaPythonProducer:
         except KafkaError as error:
             name = type(error).__name__
             return ("fail", name) if name in DEFINITE_KAFKA_PYTHON_ERRORS else ("info", name)
-        return ("ok", int(metadata.offset))
+        return ("ok", _offset(metadata.offset))
 
     def close(self) -> None:
         self._producer.close(timeout=1)

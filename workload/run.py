@@ -7,9 +7,9 @@ Rules of this module:
   separate processes would need their clocks and indexes merged afterwards.
 - Producer `p<i>` sends unique integers (one shared counter) to each
   partition in turn, waiting for each acknowledgement. After an `info` send
-  its outcome is unknown, so the thread goes on as a new process, as Jepsen's
-  do. Records are `"<run>:<n>"`: records of earlier runs in the topic are not
-  this run's, and are left out of polls.
+  its outcome is unknown, so the thread goes on as a new process with a new
+  client, as Jepsen's do. Records are `"<run>:<n>"`: records of earlier runs
+  in the topic are not this run's, and are left out of polls.
 - Consumer `c<j>` assigns every partition (or subscribes to the topic), polls,
   commits every few polls, and is sometimes crashed: closed without a commit,
   recorded as a `crash`, then started again from the group's committed offsets.
@@ -161,13 +161,16 @@ class Workload:
                 except Exception as error:  # a fatal client error: the outcome is unknown
                     kind, detail = "info", str(error)
                     self.errors.append(f"{process}: {type(error).__name__}: {error}")
-                    _close_quietly(client)
-                    client = self.factory.producer()
                 offset = detail if kind == "ok" and isinstance(detail, int) else None
                 self.recorder.record(process, kind, "send", [o.topic, partition, offset, n])
                 if kind == "info":
+                    # A new process gets a new client, as in Jepsen: a client wedged by its
+                    # broker (a librdkafka producer whose id the broker forgot retries it
+                    # for ever) would otherwise wedge every later send of this thread.
                     generation += 1
                     process = f"p{i}.{generation}"
+                    _close_quietly(client)
+                    client = self.factory.producer()
                 wait = interval - (time.monotonic() - started)
                 if wait > 0:
                     self.stop_producers.wait(wait)
