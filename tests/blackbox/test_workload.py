@@ -23,6 +23,10 @@ from kafka_verify.workload.proxy import ProxyControl
 from served import ServedCluster, _console_script
 
 RUN_TIMEOUT_S = 240.0
+# Enough for a history to mean something, far below what a loaded 2-core machine does in
+# these runs: how fast a run goes is the bench's business, not a test's.
+MEANINGFUL_OPS = 400
+MEANINGFUL_ACKS = 100
 
 
 def _cluster(tmp_path: Path, *extra: str) -> Iterator[ServedCluster]:
@@ -112,7 +116,7 @@ def test_kill_and_pause_nemeses_on_a_correct_cluster_leave_a_valid_history(
     )  # fmt: skip
     data = json.loads(result.read_text())
     _assert_clean_but_for_client_resets(data, done)
-    assert data["ops"] > 2000
+    assert data["ops"] > MEANINGFUL_OPS
     ops = _history(history)
     nemesis = [op for op in ops if op["process"] == "nemesis"]
     faults = {op["value"]["fault"] for op in nemesis if op["type"] == "ok"}  # type: ignore[index]
@@ -120,7 +124,7 @@ def test_kill_and_pause_nemeses_on_a_correct_cluster_leave_a_valid_history(
     assert data["workload"]["faults"] >= 2
     assert data["workload"]["final_read_complete"] is True
     # Every acknowledged record was read, by someone, at the offset it was acknowledged at.
-    assert data["stats"]["acked"] > 500 and data["stats"]["unseen"]["count"] == 0
+    assert data["stats"]["acked"] > MEANINGFUL_ACKS and data["stats"]["unseen"]["count"] == 0
     assert {"send", "poll", "assign", "crash"} <= set(data["workload"]["ops"])
     _assert_every_node_running(cluster)
 
@@ -140,8 +144,8 @@ def test_kafka_python_without_a_nemesis_leaves_a_valid_history(
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(result.read_text())
     assert data["valid"] is True
-    assert data["ops"] > 2000
-    assert data["workload"]["ops"]["send"]["ok"] > 500
+    assert data["ops"] > MEANINGFUL_OPS
+    assert data["workload"]["ops"]["send"]["ok"] > MEANINGFUL_ACKS
     assert data["workload"]["final_read_complete"] is True
 
 
@@ -201,7 +205,7 @@ def test_every_nemesis_through_the_proxy_leaves_a_valid_history(
     )  # fmt: skip
     data = json.loads(result.read_text())
     _assert_clean_but_for_client_resets(data, done)
-    assert data["ops"] > 2000
+    assert data["ops"] > MEANINGFUL_OPS
     nemesis = [op for op in _history(history) if op["process"] == "nemesis"]
     done_faults = [op["value"] for op in nemesis if op["type"] == "ok"]
     kinds = {value["fault"] for value in done_faults}  # type: ignore[index]
@@ -209,7 +213,7 @@ def test_every_nemesis_through_the_proxy_leaves_a_valid_history(
     partitions = [v for v in done_faults if v["fault"] == "partition"]  # type: ignore[index]
     assert all(v["links"] for v in partitions)  # type: ignore[index]
     assert data["workload"]["final_read_complete"] is True
-    assert data["stats"]["acked"] > 500 and data["stats"]["unseen"]["count"] == 0
+    assert data["stats"]["acked"] > MEANINGFUL_ACKS and data["stats"]["unseen"]["count"] == 0
     assert _proxy_faults(proxied) == {}
     _assert_every_node_running(proxied)
 
