@@ -53,7 +53,7 @@ from kio.schema.metadata.v1 import request as metadata_v1
 from kio.schema.metadata.v12 import request as metadata_v12
 from kio.schema.produce.v8 import request as produce_v8
 
-WAIT_S = 60.0  # generous: every wait below ends as soon as its condition holds
+WAIT_S = 120.0  # generous: every wait below ends as soon as its condition holds
 TOPICS = (("events", 1), ("orders", 3))
 BROKER = "b0"
 FRONT_END = "kafka"
