@@ -112,11 +112,77 @@ class ClientFactory:
             return ConfluentConsumer(self.bootstrap, group, self.settings)
         return KafkaPythonConsumer(self.bootstrap, group, self.settings)
 
+    def leaders(self, topic: str, timeout_s: float = 5.0) -> dict[int, int]:
+        """Partition -> the broker id that leads it, as the cluster's metadata says now;
+        partitions without a leader are left out. Security settings (-X) are used as given."""
+        if self.client == "confluent":
+            from confluent_kafka.admin import AdminClient
+
+            config: dict[str, Any] = _confluent_config(
+                self.bootstrap, {}, self.settings, ADMIN_DROP
+            )
+            metadata = AdminClient(config).list_topics(topic, timeout=timeout_s)
+            found = metadata.topics.get(topic)
+            if found is None or found.error is not None:
+                return {}
+            return {p.id: p.leader for p in found.partitions.values() if p.leader >= 0}
+        from kafka import KafkaConsumer  # type: ignore[import-untyped]
+
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap.split(","),
+            request_timeout_ms=int(timeout_s * 1000) + 1000,
+            **kafka_python_settings(self.settings, _SECURITY_SETTINGS),
+        )
+        try:
+            consumer.topics()  # a metadata request
+            cluster = consumer._client.cluster
+            partitions = cluster.partitions_for_topic(topic) or set()
+            leaders = {}
+            for p in partitions:
+                leader = cluster.leader_for_partition(_kafka_python_partition(topic, p))
+                if leader is not None and leader >= 0:
+                    leaders[p] = int(leader)
+            return leaders
+        finally:
+            consumer.close()
+
     def idempotent(self) -> bool:
         """Whether producers deduplicate retries under these settings (both default to yes)."""
         key = "enable.idempotence"
         value = self.settings.get(key, "true")
         return value.strip().lower() in ("true", "1", "yes")
+
+
+# What an admin client takes of the user's -X settings: not the producer's or consumer's own.
+ADMIN_DROP = frozenset(
+    {
+        "acks",
+        "enable.idempotence",
+        "isolation.level",
+        "auto.offset.reset",
+        "enable.auto.commit",
+        "linger.ms",
+    }
+)
+_SECURITY_SETTINGS = {
+    name: None
+    for name in (
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_check_hostname",
+    )
+}
+
+
+def _kafka_python_partition(topic: str, partition: int) -> object:
+    from kafka import TopicPartition  # type: ignore[import-untyped]
+
+    return TopicPartition(topic, partition)
 
 
 def parse_settings(pairs: list[str]) -> dict[str, str]:

@@ -18,6 +18,11 @@ Rules of this module:
   off from the rest, both directions, and sometimes clients from a broker;
   a slow fault adds delay and drops on the links of a random node. The
   proxy's faults are healed all at once.
+- `kill` aims at a partition's leader half the time, as the cluster's
+  metadata names it (a client's view: the black box asks nothing else), and
+  then sometimes at the leader elected after it; a node's broker id is its
+  cluster file's `broker_id`, or i for serve's `b<i>`. Without metadata, or
+  without broker ids, it kills a node at random.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +48,13 @@ CLIENTS_TOO_CHANCE = 0.25  # of a node partition that cuts the isolated brokers'
 SLOW_DELAYS_MS = (20, 50, 100, 250)
 SLOW_DROPS = (0.0, 0.0, 0.001, 0.01)  # per chunk: a drop resets the connection
 COMMANDS = ("kill", "start", "pause", "resume")
+# The kill nemesis aims at partition leaders this often (when it can learn them), and then
+# kills the partition's next leader too this often, once one is elected: a leader change
+# followed at once by another is where a replica that truncated too much, or followed
+# without fencing, takes over.
+LEADER_KILL_CHANCE = 0.5
+CASCADE_CHANCE = 0.5
+CASCADE_WAIT_S = 20.0  # past a session timeout: the dead leader's successor is elected then
 RESTART_TIMEOUT_S = 60.0
 COMMAND_TIMEOUT_S = 60.0
 NEMESIS = "nemesis"
@@ -61,6 +74,7 @@ class Node:
     role: str
     pid: int | None
     commands: dict[str, str]
+    broker_id: int | None = None  # the id the cluster's metadata names it by, when known
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,12 @@ def _node(item: object, path: Path, served: bool) -> Node:
             f"{', '.join(COMMANDS)}"
         )
     role = item.get("role")
-    return Node(name, role if isinstance(role, str) else "", pid, commands)
+    broker_id = item.get("broker_id")
+    if broker_id is not None and type(broker_id) is not int:
+        raise ClusterFileError(f"{path}: node {name}'s broker_id is an integer")
+    if broker_id is None and role == "broker" and name[:1] == "b" and name[1:].isdigit():
+        broker_id = int(name[1:])  # serve names broker i "b<i>"
+    return Node(name, role if isinstance(role, str) else "", pid, commands, broker_id)
 
 
 def _proxy(item: object, path: Path) -> ProxyInfo:
@@ -244,10 +263,18 @@ def process_alive(pid: int) -> bool:
 class Nemesis:
     """Injects one fault at a time on a managed cluster and heals it."""
 
-    def __init__(self, cluster: ClusterFile, recorder: Recorder, rng: random.Random) -> None:
+    def __init__(
+        self,
+        cluster: ClusterFile,
+        recorder: Recorder,
+        rng: random.Random,
+        leaders: Callable[[], dict[int, int]] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.recorder = recorder
         self.rng = rng
+        # Partition -> leader's broker id, from the cluster's metadata (as a client learns it).
+        self.leaders = leaders
         brokers = [n for n in cluster.nodes if n.role == "broker"]
         self.targets = tuple(brokers or cluster.nodes)
         self._down: dict[str, int | None] = {}  # killed node -> its pid then
@@ -262,9 +289,16 @@ class Nemesis:
         """Inject one fault of `kind`, on a node or links chosen at random; says what was done."""
         if kind in PROXY_KINDS:
             return self._inject_on_links(kind)
+        if kind == "kill" and self.rng.random() < LEADER_KILL_CHANCE:
+            aimed = self._kill_leaders()
+            if aimed is not None:
+                return aimed
         node = self.rng.choice(self.targets)
+        return self._signal_node(kind, node)
+
+    def _signal_node(self, kind: str, node: Node, **why: object) -> str:
         pid = self.cluster.pids().get(node.name, node.pid)
-        value = {"fault": kind, "node": node.name, "pid": pid}
+        value = {"fault": kind, "node": node.name, "pid": pid, **why}
         self.recorder.record(NEMESIS, "invoke", NEMESIS, value)
         try:
             if kind == "kill":
@@ -279,6 +313,46 @@ class Nemesis:
         self.faults += 1
         self.recorder.record(NEMESIS, "ok", NEMESIS, value)
         return f"{kind} {node.name} (pid {pid})"
+
+    def _by_broker_id(self) -> dict[int, Node]:
+        return {n.broker_id: n for n in self.targets if n.broker_id is not None}
+
+    def _current_leaders(self) -> dict[int, int]:
+        assert self.leaders is not None
+        try:
+            return self.leaders()
+        except Exception:  # a cluster in trouble answers no metadata: aim at random instead
+            return {}
+
+    def _kill_leaders(self) -> str | None:
+        """Kill the leader of a random partition, and sometimes its successor as soon as one
+        is elected; None when no leader can be learned (the kill goes to a random node)."""
+        nodes = self._by_broker_id()
+        if self.leaders is None or not nodes:
+            return None
+        leaders = self._current_leaders()
+        known = sorted(
+            p for p, b in leaders.items() if b in nodes and nodes[b].name not in self._down
+        )
+        if not known:
+            return None
+        partition = self.rng.choice(known)
+        first = nodes[leaders[partition]]
+        said = [self._signal_node("kill", first, leader_of=partition)]
+        if self.rng.random() >= CASCADE_CHANCE:
+            return said[0]
+        deadline = time.monotonic() + CASCADE_WAIT_S
+        while time.monotonic() < deadline:
+            successor = self._current_leaders().get(partition)
+            if (
+                successor is not None
+                and successor in nodes
+                and nodes[successor].name not in self._down
+            ):
+                said.append(self._signal_node("kill", nodes[successor], leader_of=partition))
+                break
+            time.sleep(0.05)
+        return "; then ".join(said)
 
     def _inject_on_links(self, kind: str) -> str:
         if self.proxy is None:

@@ -120,7 +120,12 @@ class Workload:
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
         self.nemesis = (
-            Nemesis(options.cluster, self.recorder, random.Random(self.rng.random()))
+            Nemesis(
+                options.cluster,
+                self.recorder,
+                random.Random(self.rng.random()),
+                leaders=lambda: self.factory.leaders(options.topic),
+            )
             if options.cluster is not None and options.nemesis
             else None
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -322,3 +323,45 @@ def test_a_seeded_bug_under_the_kill_nemesis_is_reported(tmp_path: Path) -> None
         assert data["valid"] is False
         assert {"lost-write", "inconsistent-offsets"} & set(data["anomaly_types"])
         assert (reports / "report.md").exists()
+
+
+class _AlwaysLow(random.Random):
+    """A generator whose every draw is below every chance: each aimed kill cascades."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+def test_the_kill_nemesis_aims_at_a_leader_then_at_the_leader_after_it(
+    cluster: ServedCluster,
+) -> None:
+    from kafka_verify.workload import ClusterFile, Nemesis, Recorder
+    from kafka_verify.workload.clients import ClientFactory
+
+    factory = ClientFactory("confluent", cluster.bootstrap, {})
+    before = factory.leaders("t")
+    assert sorted(before) == [0, 1, 2]
+    recorder = Recorder()
+    nemesis = Nemesis(
+        ClusterFile.load(cluster.data_dir / "cluster.json"),
+        recorder,
+        _AlwaysLow(),
+        leaders=lambda: factory.leaders("t"),
+    )
+    try:
+        said = nemesis.inject("kill")
+        kills = [
+            line["value"]
+            for line in recorder.lines()
+            if line["type"] == "ok" and line["value"]["fault"] == "kill"  # type: ignore[index]
+        ]
+        assert len(kills) == 2, said
+        first, second = kills
+        partition = first["leader_of"]  # type: ignore[index]
+        assert first["node"] == f"b{before[partition]}"  # type: ignore[index]
+        assert second["leader_of"] == partition  # type: ignore[index]
+        assert second["node"] != first["node"]  # type: ignore[index]
+        assert not process_alive(int(first["pid"]))  # type: ignore[index]
+    finally:
+        nemesis.heal_all()
+    _assert_every_node_running(cluster)
