@@ -432,8 +432,14 @@ class LayeredSearch:
         """Which rows break the property compiled at node `root`."""
         return np.asarray(self.program.run([root], self._columns(layer), len(layer))[0], dtype=bool)
 
-    def run(self, breaks: Violation | None, max_depth: int | None = None) -> LayeredResult:
-        """Layer by layer from the initial state, until a violation, the depth, or the end.
+    def run(
+        self,
+        breaks: Violation | None,
+        max_depth: int | None = None,
+        max_states: int | None = None,
+    ) -> LayeredResult:
+        """Layer by layer from the initial state, until a violation, the depth, the state cap
+        (checked after each layer), or the end.
 
         A layer is built from its parents a chunk at a time, and each chunk's new
         states are checked before the next chunk is expanded: the search stops
@@ -446,7 +452,10 @@ class LayeredSearch:
         parents: list[np.ndarray] = [np.zeros(1, dtype=np.intp)]
         if root is not None and self.violating(start, root).any():
             return self._found(layers, parents, 0)
+        total = 1
         while len(layers[-1]) and (max_depth is None or len(layers) <= max_depth):
+            if max_states is not None and total >= max_states:
+                break
             frontier = layers[-1]
             # The states of the new layer so far: chunks of rows, parents and sorted keys.
             rows: list[np.ndarray] = []
@@ -473,6 +482,7 @@ class LayeredSearch:
             layers.append(np.concatenate(rows) if rows else frontier[:0])
             parents.append(np.concatenate(origins) if origins else np.zeros(0, dtype=np.intp))
             seen = np.sort(np.concatenate([seen, layer_keys]))
+            total += len(layers[-1])
         complete = len(layers[-1]) == 0
         if complete:
             layers.pop()
@@ -551,6 +561,7 @@ def layered_search(
     breaks: Violation | None = None,
     max_depth: int | None = None,
     symmetry: bool = True,
+    max_states: int | None = None,
 ) -> LayeredResult:
     """Breadth-first search of the encoding from the initial state (see the module docstring)."""
-    return LayeredSearch(config, symmetry).run(breaks, max_depth)
+    return LayeredSearch(config, symmetry).run(breaks, max_depth, max_states)
