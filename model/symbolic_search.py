@@ -399,14 +399,16 @@ class LayeredSearch:
     def canonical(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row replaced by the member of its class with the least key, and those keys."""
         keys = self.packing.keys(matrix)
+        best = matrix
+        # Every renaming is applied to the rows as given: the class is the orbit of each row.
         for renaming in self.renamings:
             other = renaming.apply(matrix)
             other_keys = self.packing.keys(other)
             smaller = _less(other_keys, keys)
             if smaller.any():
-                matrix = np.where(smaller[:, None], other, matrix)
+                best = np.where(smaller[:, None], other, best)
                 keys = np.where(smaller[:, None] if keys.ndim == 2 else smaller, other_keys, keys)
-        return matrix, _sortable(keys)
+        return best, _sortable(keys)
 
     def successors(self, layer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every successor of every row (instance by instance), and the row each came from."""
