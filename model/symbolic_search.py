@@ -62,7 +62,7 @@ _PREFIX = "s"
 # Keys are packed into signed 64-bit words: each word holds at most this many distinct values.
 _WORD_CAPACITY = 1 << 62
 # Parent states expanded at a time: large enough for numpy, small enough to stop early.
-_CHUNK = 1 << 15
+_CHUNK = 1 << 14
 
 
 class UnsupportedConfig(ValueError):

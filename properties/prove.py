@@ -83,7 +83,8 @@ class ProofResult:
     actions: tuple[Action, ...] = ()  # the counterexample, for `violated`
     message: str = ""  # the Python predicate's sentence, or why the result is unknown
     notes: tuple[str, ...] = field(default=())
-    engine: str = "bmc"  # which engine answered: "bmc" (Z3) or "bfs" (explicit search)
+    # Which engine answered: "bmc" (Z3), "layered" or "bfs" (explicit search).
+    engine: str = "bmc"
 
 
 class EncodingMismatch(RuntimeError):

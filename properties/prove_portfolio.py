@@ -52,6 +52,9 @@ from kafka_verify.properties.prove_explicit import LAYERED, layered, search
 # What the portfolio races by default, and every engine `--engine` may name.
 ENGINES = (LAYERED, "bmc")
 ALL_ENGINES = (LAYERED, "bfs", "bmc")
+# Engines that run at a lower priority while they race others, and by how much.
+_YIELDING = frozenset({"bmc", "bfs"})
+_YIELD_NICENESS = 10
 # Time an engine's process gets after the deadline to send the answer it has reached.
 _GRACE_S = 2.0
 
@@ -93,7 +96,7 @@ def portfolio(
                 left = max(0.1, deadline - time.perf_counter())
                 process = context.Process(
                     target=_engine_process,
-                    args=(sender, name, engine, config, depth, left),
+                    args=(sender, name, engine, config, depth, left, len(engines) > 1),
                     daemon=True,
                 )
                 process.start()
@@ -119,9 +122,19 @@ def portfolio(
 
 
 def _engine_process(
-    sender: Connection, name: str, engine: str, config: Config, depth: int, timeout_s: float
+    sender: Connection,
+    name: str,
+    engine: str,
+    config: Config,
+    depth: int,
+    timeout_s: float,
+    racing: bool,
 ) -> None:
     """The body of an engine's process: run it, send the answer as JSON."""
+    if racing and engine in _YIELDING and hasattr(os, "nice"):
+        # On a machine with fewer free cores than engines, the layered search (which
+        # answers every counterexample first) gets the CPU; Z3 still runs on an idle core.
+        os.nice(_YIELD_NICENESS)
     try:
         result = run_engine(name, engine, config, depth, timeout_s)
         payload: dict[str, Any] = {
