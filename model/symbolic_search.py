@@ -15,15 +15,18 @@ Rules of this module:
   `model.step` by the tests of `model.symbolic`, and this search to
   `model.explore` by its own tests (the same state counts per layer, with and
   without symmetry, and the same shortest depths). A path found here is
-  decoded into model states, replayed action by action on `model.step` from
-  the initial state, and must end in a state the Python predicate rejects;
-  otherwise it is an error, never a report.
+  decoded into model states and replayed action by action on `model.step`
+  from the initial state (a step it cannot take is an error, never a
+  report); the caller (properties/prove_explicit.py) then confirms the last
+  state with the property's Python predicate.
 - Keys are exact: each variable's value is packed into its own range (mixed
   radix), and a value outside its range stops the search with an error, so two
   different states never share a key (no fingerprints, no collisions).
-- Layers are searched in order and each is checked whole before the next one
-  is built, so the first violating layer is the minimal depth, and within it the
-  first violating state (in a fixed order) is reported: same config, same path.
+- Layers are searched in order, each finished before the next is started;
+  within a layer, each chunk of parents' new states is checked before the next
+  chunk is expanded. So the first violation found is at the minimal depth, and
+  the first violating state of the first violating chunk (in a fixed order) is
+  reported: same config, same path.
 - No clock, no randomness, no files: a time limit is the caller's.
 """
 
@@ -248,21 +251,14 @@ class _Packing:
         sizes = self.high - self.low + 1
         self.sizes = sizes.tolist()
         # Greedy: consecutive variables share a word while the product of their sizes fits.
-        self.words: list[tuple[int, int, np.ndarray]] = []
+        self.words: list[tuple[int, int]] = []
         start, capacity = 0, 1
-        for j, size in enumerate(sizes.tolist()):
+        for j, size in enumerate(self.sizes):
             if capacity * size > _WORD_CAPACITY:
-                self.words.append(self._word(start, j, sizes))
+                self.words.append((start, j))
                 start, capacity = j, 1
             capacity *= size
-        self.words.append(self._word(start, len(names), sizes))
-
-    @staticmethod
-    def _word(start: int, stop: int, sizes: np.ndarray) -> tuple[int, int, np.ndarray]:
-        multipliers = np.ones(stop - start, dtype=np.int64)
-        for k in range(stop - start - 2, -1, -1):
-            multipliers[k] = multipliers[k + 1] * sizes[start + k + 1]
-        return (start, stop, multipliers)
+        self.words.append((start, len(names)))
 
     def check(self, matrix: np.ndarray) -> None:
         if len(matrix) == 0:
@@ -273,7 +269,8 @@ class _Packing:
     def keys(self, matrix: np.ndarray) -> np.ndarray:
         """One key per row: an int64 for a single word, else a row of int64 words."""
         words = []
-        for a, b, _ in self.words:
+        for a, b in self.words:
+            # Horner's rule, one column at a time (integer matrix products have no BLAS).
             word = np.zeros(len(matrix), dtype=np.int64)
             for j in range(a, b):
                 word *= self.sizes[j]

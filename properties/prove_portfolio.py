@@ -52,18 +52,30 @@ from kafka_verify.properties.prove_explicit import LAYERED, layered, search
 # What the portfolio races by default, and every engine `--engine` may name.
 ENGINES = (LAYERED, "bmc")
 ALL_ENGINES = (LAYERED, "bfs", "bmc")
-# Engines that run at a lower priority while they race others, and by how much.
-_YIELDING = frozenset({"bmc", "bfs"})
+# How much lower the priority of the engines that yield the CPU while racing is.
 _YIELD_NICENESS = 10
 # Time an engine's process gets after the deadline to send the answer it has reached.
 _GRACE_S = 2.0
 
 
-def run_engine(name: str, engine: str, config: Config, depth: int, timeout_s: float) -> ProofResult:
-    """One engine, in this process (the explicit search has no time limit of its own)."""
+def run_engine(
+    name: str, engine: str, config: Config, depth: int, timeout_s: float, racing: bool = False
+) -> ProofResult:
+    """One engine, in this process (the explicit search has no time limit of its own).
+
+    When `racing` (other engines run beside it), Z3's bounded model checking and the
+    one-state-at-a-time search run niced: on a machine with fewer free cores than
+    engines, the layered search, which answers every design bug first, keeps the CPU.
+    Z3's proof attempts (the inductive invariant) keep their priority: they answer the
+    fixed protocol, where no search can.
+    """
     if engine == "bmc":
-        return prove(name, config, depth=depth, timeout_s=timeout_s)
+        return prove(
+            name, config, depth=depth, timeout_s=timeout_s, before_bmc=_yield if racing else None
+        )
     if engine == "bfs":
+        if racing:
+            _yield()
         return search(name, config, depth)
     if engine == LAYERED:
         return layered(name, config, depth)
@@ -121,6 +133,11 @@ def portfolio(
     return _timed(_best(name, answers, timeout_s), started)
 
 
+def _yield() -> None:
+    if hasattr(os, "nice"):
+        os.nice(_YIELD_NICENESS)
+
+
 def _engine_process(
     sender: Connection,
     name: str,
@@ -131,12 +148,8 @@ def _engine_process(
     racing: bool,
 ) -> None:
     """The body of an engine's process: run it, send the answer as JSON."""
-    if racing and engine in _YIELDING and hasattr(os, "nice"):
-        # On a machine with fewer free cores than engines, the layered search (which
-        # answers every counterexample first) gets the CPU; Z3 still runs on an idle core.
-        os.nice(_YIELD_NICENESS)
     try:
-        result = run_engine(name, engine, config, depth, timeout_s)
+        result = run_engine(name, engine, config, depth, timeout_s, racing)
         payload: dict[str, Any] = {
             "status": result.status,
             "depth": result.depth,
