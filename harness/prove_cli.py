@@ -1,7 +1,7 @@
 """`kafka-verify prove`: proofs of the model's state properties (see DESIGN.md, "CLI contract").
 
 Each replication property goes to the engine `--engine` names: by default a
-portfolio of the explicit search and Z3, whichever answers first (the JSON and
+portfolio of the layered explicit search and Z3, whichever answers first (the JSON and
 the table say which, under `engine`). Group properties have their own prover.
 
 Exit codes: 0 when nothing is violated, 1 on a counterexample (a trace file is
@@ -35,8 +35,9 @@ from kafka_verify.properties.prove import (
     default_config,
     prove,
 )
+from kafka_verify.properties.prove_explicit import LAYERED
 from kafka_verify.properties.prove_groups import DEFAULT_DEPTH as GROUP_DEFAULT_DEPTH
-from kafka_verify.properties.prove_portfolio import ENGINES, portfolio
+from kafka_verify.properties.prove_portfolio import ALL_ENGINES, ENGINES, portfolio
 from kafka_verify.properties.symbolic import BREAKS
 from rich.console import Console
 from rich.table import Table
@@ -77,11 +78,12 @@ def add_prove_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="largest leader epoch (1-7)")
     parser.add_argument(
         "--engine",
-        choices=[PORTFOLIO, *ENGINES],
+        choices=[PORTFOLIO, *ALL_ENGINES],
         default=PORTFOLIO,
         help=(
-            "portfolio (default): explicit search (bfs) and Z3 (bmc) side by side, one process "
-            "each, the first proof or minimal counterexample wins; or one engine alone"
+            "portfolio (default): breadth-first search a layer at a time (layered) and Z3 (bmc) "
+            "side by side, one process each, the first proof or minimal counterexample wins; "
+            "or one engine alone (bfs: the same search one state at a time)"
         ),
     )
     parser.add_argument(
@@ -120,9 +122,9 @@ def _selected(args: argparse.Namespace) -> tuple[list[str], Config]:
             raise _BadInput(f"{flag} must be between {low} and {high}, not {value}")
     if args.timeout_s <= 0:
         raise _BadInput(f"--timeout-s must be positive, not {args.timeout_s}")
-    if args.engine == "bfs" and args.property in GROUP_PROPERTIES:
+    if args.engine in ("bfs", LAYERED) and args.property in GROUP_PROPERTIES:
         raise _BadInput(
-            f"--engine bfs searches the replication properties; {args.property} is a group "
+            f"--engine {args.engine} searches the replication properties; {args.property} is a group "
             "property, proved by the group prover (use --engine portfolio or bmc)"
         )
     if args.property == "all" and only_group_variants(bugs):

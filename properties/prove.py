@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import z3
@@ -83,7 +83,8 @@ class ProofResult:
     actions: tuple[Action, ...] = ()  # the counterexample, for `violated`
     message: str = ""  # the Python predicate's sentence, or why the result is unknown
     notes: tuple[str, ...] = field(default=())
-    engine: str = "bmc"  # which engine answered: "bmc" (Z3) or "bfs" (explicit search)
+    # Which engine answered: "bmc" (Z3), "layered" or "bfs" (explicit search).
+    engine: str = "bmc"
 
 
 class EncodingMismatch(RuntimeError):
@@ -262,9 +263,13 @@ def prove(
     depth: int = DEFAULT_DEPTH,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     induction_k: int = 2,
+    before_bmc: Callable[[], None] | None = None,
 ) -> ProofResult:
     """Proved if the property is in the config's inductive invariant, or k-inductive with it
-    (k <= `induction_k`); else the shortest counterexample within `depth` steps, or bounded."""
+    (k <= `induction_k`); else the shortest counterexample within `depth` steps, or bounded.
+
+    `before_bmc` is called once the proof attempts have failed, before bounded model
+    checking starts (the portfolio lowers this process's priority there)."""
     if name not in BREAKS:
         raise KeyError(f"no formula for property {name!r}")
     started = time.perf_counter()
@@ -281,6 +286,8 @@ def prove(
             unrolling = _Unrolling(config, invariant.formula)
             if _base_holds(name, unrolling, k - 1, deadline):
                 return ProofResult(name, PROVED, k, time.perf_counter() - started)
+    if before_bmc is not None:
+        before_bmc()
     return _bounded_search(name, config, invariant, depth, started, deadline, induction_k)
 
 

@@ -1,11 +1,14 @@
 """A portfolio of the prover's engines: each in a process of its own, the first definitive answer wins.
 
 Rules of this module:
-- The engines are "bfs" (properties/prove_explicit.py: explicit search reduced
-  by broker symmetry) and "bmc" (properties/prove.py: Z3 induction and bounded
-  model checking). At most one process per core runs at a time.
-- A definitive answer is a proof, or a counterexample. Both engines only
-  report a counterexample once nothing shorter exists (BFS searched every
+- The engines are "layered" and "bfs" (properties/prove_explicit.py:
+  breadth-first search reduced by broker symmetry, whole layers in numpy or
+  one state at a time in Python) and "bmc" (properties/prove.py: Z3 induction
+  and bounded model checking). The portfolio races "layered" and "bmc" (one
+  per core on two cores); "bfs" is the slower ground truth, run on request.
+  At most one process per core runs at a time.
+- A definitive answer is a proof, or a counterexample. Every engine only
+  reports a counterexample once nothing shorter exists (a BFS searched every
   shorter path; BMC found none below it), so the first one is minimal. A
   bounded or unknown answer waits for the other engines.
 - An engine's process sends back JSON, never pickled objects: the status, the
@@ -44,20 +47,39 @@ from kafka_verify.properties.prove import (
     prove,
     remember_invariant,
 )
-from kafka_verify.properties.prove_explicit import search
+from kafka_verify.properties.prove_explicit import LAYERED, layered, search
 
-ENGINES = ("bfs", "bmc")
+# What the portfolio races by default, and every engine `--engine` may name.
+ENGINES = (LAYERED, "bmc")
+ALL_ENGINES = (LAYERED, "bfs", "bmc")
+# How much lower the priority of the engines that yield the CPU while racing is.
+_YIELD_NICENESS = 10
 # Time an engine's process gets after the deadline to send the answer it has reached.
 _GRACE_S = 2.0
 
 
-def run_engine(name: str, engine: str, config: Config, depth: int, timeout_s: float) -> ProofResult:
-    """One engine, in this process (the explicit search has no time limit of its own)."""
+def run_engine(
+    name: str, engine: str, config: Config, depth: int, timeout_s: float, racing: bool = False
+) -> ProofResult:
+    """One engine, in this process (the explicit search has no time limit of its own).
+
+    When `racing` (other engines run beside it), Z3's bounded model checking and the
+    one-state-at-a-time search run niced: on a machine with fewer free cores than
+    engines, the layered search, which answers every design bug first, keeps the CPU.
+    Z3's proof attempts (the inductive invariant) keep their priority: they answer the
+    fixed protocol, where no search can.
+    """
     if engine == "bmc":
-        return prove(name, config, depth=depth, timeout_s=timeout_s)
+        return prove(
+            name, config, depth=depth, timeout_s=timeout_s, before_bmc=_yield if racing else None
+        )
     if engine == "bfs":
+        if racing:
+            _yield()
         return search(name, config, depth)
-    raise ValueError(f"unknown engine {engine!r}: the engines are {', '.join(ENGINES)}")
+    if engine == LAYERED:
+        return layered(name, config, depth)
+    raise ValueError(f"unknown engine {engine!r}: the engines are {', '.join(ALL_ENGINES)}")
 
 
 def portfolio(
@@ -86,7 +108,7 @@ def portfolio(
                 left = max(0.1, deadline - time.perf_counter())
                 process = context.Process(
                     target=_engine_process,
-                    args=(sender, name, engine, config, depth, left),
+                    args=(sender, name, engine, config, depth, left, len(engines) > 1),
                     daemon=True,
                 )
                 process.start()
@@ -111,12 +133,23 @@ def portfolio(
     return _timed(_best(name, answers, timeout_s), started)
 
 
+def _yield() -> None:
+    if hasattr(os, "nice"):
+        os.nice(_YIELD_NICENESS)
+
+
 def _engine_process(
-    sender: Connection, name: str, engine: str, config: Config, depth: int, timeout_s: float
+    sender: Connection,
+    name: str,
+    engine: str,
+    config: Config,
+    depth: int,
+    timeout_s: float,
+    racing: bool,
 ) -> None:
     """The body of an engine's process: run it, send the answer as JSON."""
     try:
-        result = run_engine(name, engine, config, depth, timeout_s)
+        result = run_engine(name, engine, config, depth, timeout_s, racing)
         payload: dict[str, Any] = {
             "status": result.status,
             "depth": result.depth,

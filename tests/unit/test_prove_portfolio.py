@@ -42,7 +42,7 @@ def _violates(config: Config, name: str, actions: tuple[object, ...]) -> bool:
     return bool(STATE_PROPERTIES[name](state, config))
 
 
-@pytest.mark.parametrize("engines", [ENGINES, ("bfs",), ("bmc",)])
+@pytest.mark.parametrize("engines", [ENGINES, ("layered",), ("bfs",), ("bmc",)])
 def test_every_engine_finds_the_same_minimal_counterexample_depth(engines: tuple[str, ...]) -> None:
     result = portfolio("log-agreement", TRUNCATE_TO_HW, depth=8, timeout_s=120, engines=engines)
     assert (result.status, result.depth, len(result.actions)) == (VIOLATED, 7, 7)
@@ -78,8 +78,9 @@ def test_an_invariant_from_another_process_names_only_candidates() -> None:
 
 
 def test_out_of_time_is_unknown_and_stops_every_engine() -> None:
+    # hw-within-isr holds to depth 14 under this variant, and no engine gets there in 2.5 s.
     config = default_config(frozenset({"no-fetch-epoch-fencing"}))
-    result = portfolio("log-agreement", config, depth=14, timeout_s=0.5)
+    result = portfolio("hw-within-isr", config, depth=30, timeout_s=0.5)
     assert result.status == UNKNOWN
     assert multiprocessing.active_children() == []
 
@@ -99,7 +100,7 @@ def _args(tmp_path: Path, *flags: str) -> argparse.Namespace:
     return parser.parse_args([*flags, "--reports", str(tmp_path / "reports")])
 
 
-@pytest.mark.parametrize("engine", ["portfolio", "bfs", "bmc"])
+@pytest.mark.parametrize("engine", ["portfolio", "layered", "bfs", "bmc"])
 def test_cli_names_the_engine_that_answered(tmp_path: Path, engine: str) -> None:
     out = tmp_path / "out.json"
     flags = ("--bug", "truncate-to-hw", "--property", "log-agreement", "--depth", "8")
