@@ -99,3 +99,104 @@ def test_acked_write_read_in_either_order() -> None:
     coverage.observe_op(Op(3, 0, "p0", "info", "send", ["t", 0, None, 3]))
     coverage.observe_op(Op(4, 0, "c0", "ok", "poll", {"t/0": [[0, 1], [2, 3]]}))
     assert coverage.counts["acked-write-read"] == 2
+
+
+def committed_unflushed(state: State, broker: int, records: int) -> State:
+    """`state` with `records` records on `broker`'s replica, all below its high watermark, none flushed."""
+    part = state.partitions[0]
+    log = tuple(Record(i, 0) for i in range(records))
+    replica = replace(part.replica(broker), log=log, hw=records, flushed=0)
+    return state.with_partition(0, part.with_replica(replica))
+
+
+def test_crash_lost_acked_unflushed_needs_unflushed_records_below_the_high_watermark() -> None:
+    coverage = Coverage()
+    state = written(initial_state(CONFIG), 2)  # unflushed, but none acknowledged (hw 0)
+    apply(coverage, state, Crash(0))
+    assert coverage.counts["crash-lost-acked-unflushed"] == 0
+    assert coverage.counts["crash-lost-unflushed"] == 1
+    apply(coverage, committed_unflushed(state, 0, 2), Crash(0))
+    assert coverage.counts["crash-lost-acked-unflushed"] == 1
+
+
+def test_sole_isr_leader_crashed_unflushed_needs_the_leader_alone_in_the_isr() -> None:
+    coverage = Coverage()
+    state = committed_unflushed(initial_state(CONFIG), 0, 2)
+    apply(coverage, state, Crash(0))  # ISR {0, 1, 2}: other copies may exist
+    assert coverage.counts["sole-isr-leader-crashed-unflushed"] == 0
+    alone = state.with_partition(0, replace(state.partitions[0], isr=frozenset({0})))
+    apply(coverage, alone, Crash(1))  # a follower, not the leader
+    assert coverage.counts["sole-isr-leader-crashed-unflushed"] == 0
+    apply(coverage, alone, Crash(0))
+    assert coverage.counts["sole-isr-leader-crashed-unflushed"] == 1
+
+
+def test_epoch_changed_same_leader_only_when_the_leader_stays() -> None:
+    coverage = Coverage()
+    state = apply(coverage, initial_state(CONFIG), ElectLeader(0, 0, frozenset({0, 1, 2}), 1))
+    assert coverage.counts["epoch-changed-same-leader"] == 1  # leader 0 again, epoch bumped
+    apply(coverage, state, ElectLeader(0, 1, frozenset({1, 2}), 1))
+    assert coverage.counts["epoch-changed-same-leader"] == 1
+
+
+def test_readmitted_follower_crashed_only_while_still_in_the_isr() -> None:
+    coverage = Coverage()
+    state = apply(coverage, initial_state(CONFIG), ShrinkIsr(0, 0, frozenset({0, 1})))
+    readmitted = apply(coverage, state, ExpandIsr(0, 0, frozenset({0, 1, 2})))
+    apply(coverage, readmitted, Crash(1))  # never left the ISR: not readmitted
+    assert coverage.counts["readmitted-follower-crashed"] == 0
+    dropped = apply(coverage, readmitted, ShrinkIsr(0, 0, frozenset({0, 1})))
+    apply(coverage, dropped, Crash(2))  # readmitted, but dropped again before the crash
+    assert coverage.counts["readmitted-follower-crashed"] == 0
+    again = apply(coverage, dropped, ExpandIsr(0, 0, frozenset({0, 1, 2})))
+    apply(coverage, again, Crash(2))
+    assert coverage.counts["readmitted-follower-crashed"] == 1
+    apply(coverage, again, Crash(2))  # one readmission ends with one crash
+    assert coverage.counts["readmitted-follower-crashed"] == 1
+
+
+def test_follower_truncated_replicated_only_for_records_another_replica_holds() -> None:
+    coverage = Coverage()
+    state = initial_state(CONFIG)
+    part = state.partitions[0]
+    own = replace(part.replica(1), log=(Record(7, 0),), role=Role.TRUNCATING)
+    state = state.with_partition(0, part.with_replica(own))
+    apply(coverage, state, Truncate(0, 1, 0))  # a record no one else has
+    assert coverage.counts["follower-truncated-replicated"] == 0
+    copy = replace(state.partitions[0].replica(2), log=(Record(7, 0),))
+    state = state.with_partition(0, state.partitions[0].with_replica(copy))
+    apply(coverage, state, Truncate(0, 1, 0))
+    assert coverage.counts["follower-truncated-replicated"] == 1
+
+
+def test_coordinator_moved_commits_in_flight_reads_the_groups_offsets_partition() -> None:
+    from kafka_verify.model.actions import CoordinatorFailover
+    from kafka_verify.model.state import GroupState
+
+    config = Config(brokers=3, replication=3, min_insync=1, groups=1)
+    state = replace(initial_state(config), groups=(GroupState("g0"),))
+    coverage = Coverage({"g0": 0})
+    failover = CoordinatorFailover("g0")
+    coverage.observe_step(state, failover, step(state, failover, config))
+    assert coverage.counts["coordinator-moved-commits-in-flight"] == 0  # nothing appended
+    part = state.partitions[0]
+    leader = replace(part.replica(0), log=(Record(1, 0),), hw=0)
+    pending = state.with_partition(0, part.with_replica(leader))
+    coverage.observe_step(pending, failover, step(pending, failover, config))
+    assert coverage.counts["coordinator-moved-commits-in-flight"] == 1
+
+
+def test_thresholds_scale_with_the_run_and_name_what_is_short() -> None:
+    from kafka_verify.properties.coverage import (
+        COVERAGE_TARGETS,
+        TARGET_EXAMPLES,
+        coverage_short,
+        coverage_thresholds,
+    )
+
+    assert coverage_thresholds(TARGET_EXAMPLES) == COVERAGE_TARGETS
+    assert all(least == 0 for least in coverage_thresholds(1).values())
+    thresholds = {"crash-lost-unflushed": 5, "leader-crashed": 1}
+    counts = {"crash-lost-unflushed": 4, "leader-crashed": 1}
+    assert coverage_short(counts, thresholds) == ["crash-lost-unflushed"]
+    assert coverage_short({"crash-lost-unflushed": 5, "leader-crashed": 9}, thresholds) == []
