@@ -65,7 +65,8 @@ def test_follower_truncated_only_when_records_are_cut() -> None:
     coverage = Coverage()
     state = initial_state(CONFIG)
     part = state.partitions[0]
-    follower = replace(part.replica(1), log=(Record(1, 0),), role=Role.TRUNCATING)
+    # Its leader unknown, so the model takes any truncation offset (the counter is the point).
+    follower = replace(part.replica(1), log=(Record(1, 0),), role=Role.TRUNCATING, leader=None)
     state = state.with_partition(0, part.with_replica(follower))
     apply(coverage, state, Truncate(0, 1, 1))
     assert coverage.counts["follower-truncated"] == 0
@@ -109,14 +110,21 @@ def committed_unflushed(state: State, broker: int, records: int) -> State:
     return state.with_partition(0, part.with_replica(replica))
 
 
-def test_crash_lost_acked_unflushed_needs_unflushed_records_below_the_high_watermark() -> None:
+def test_crash_lost_acked_unflushed_needs_records_acted_on() -> None:
     coverage = Coverage()
-    state = written(initial_state(CONFIG), 2)  # unflushed, but none acknowledged (hw 0)
+    state = written(initial_state(CONFIG), 2)  # unflushed, unacknowledged, on no other replica
     apply(coverage, state, Crash(0))
     assert coverage.counts["crash-lost-acked-unflushed"] == 0
     assert coverage.counts["crash-lost-unflushed"] == 1
-    apply(coverage, committed_unflushed(state, 0, 2), Crash(0))
+    apply(coverage, committed_unflushed(state, 0, 2), Crash(0))  # acknowledged, unflushed
     assert coverage.counts["crash-lost-acked-unflushed"] == 1
+    part = state.partitions[0]
+    served = replace(part.replica(1), log=part.replica(0).log[:1], flushed=1)
+    apply(coverage, state.with_partition(0, part.with_replica(served)), Crash(0))
+    assert coverage.counts["crash-lost-acked-unflushed"] == 2  # a follower copied one
+    flushed = step(state.with_partition(0, part.with_replica(served)), Flush(0, 0), CONFIG)
+    apply(coverage, flushed, Crash(0))
+    assert coverage.counts["crash-lost-acked-unflushed"] == 2
 
 
 def test_sole_isr_leader_crashed_unflushed_needs_the_leader_alone_in_the_isr() -> None:
@@ -129,6 +137,14 @@ def test_sole_isr_leader_crashed_unflushed_needs_the_leader_alone_in_the_isr() -
     assert coverage.counts["sole-isr-leader-crashed-unflushed"] == 0
     apply(coverage, alone, Crash(0))
     assert coverage.counts["sole-isr-leader-crashed-unflushed"] == 1
+    durable = step(alone, Flush(0, 0), CONFIG)  # records and high watermark checkpointed
+    apply(coverage, durable, Crash(0))
+    assert coverage.counts["sole-isr-leader-crashed-unflushed"] == 1
+    leader = durable.partitions[0].replica(0)
+    advanced = replace(leader, log=(*leader.log, Record(9, 0)), flushed=3, hw=3)
+    unchecked = durable.with_partition(0, durable.partitions[0].with_replica(advanced))
+    apply(coverage, unchecked, Crash(0))  # records durable, the high watermark not
+    assert coverage.counts["sole-isr-leader-crashed-unflushed"] == 2
 
 
 def test_epoch_changed_same_leader_only_when_the_leader_stays() -> None:
@@ -155,17 +171,20 @@ def test_readmitted_follower_crashed_only_while_still_in_the_isr() -> None:
     assert coverage.counts["readmitted-follower-crashed"] == 1
 
 
-def test_follower_truncated_replicated_only_for_records_another_replica_holds() -> None:
+def test_follower_truncated_replicated_only_for_records_another_leader_wrote() -> None:
     coverage = Coverage()
-    state = initial_state(CONFIG)
+    state = initial_state(CONFIG)  # broker 0 leads epoch 0
+    state = apply(coverage, state, ElectLeader(0, 1, frozenset({1, 2}), 1))  # broker 1: epoch 1
     part = state.partitions[0]
-    own = replace(part.replica(1), log=(Record(7, 0),), role=Role.TRUNCATING)
+    own = replace(part.replica(1), log=(Record(7, 1),), role=Role.TRUNCATING, leader=None)
     state = state.with_partition(0, part.with_replica(own))
-    apply(coverage, state, Truncate(0, 1, 0))  # a record no one else has
+    apply(coverage, state, Truncate(0, 1, 0))  # a record broker 1 wrote itself, as leader
     assert coverage.counts["follower-truncated-replicated"] == 0
-    copy = replace(state.partitions[0].replica(2), log=(Record(7, 0),))
-    state = state.with_partition(0, state.partitions[0].with_replica(copy))
-    apply(coverage, state, Truncate(0, 1, 0))
+    fetched = replace(own, log=(Record(6, 0), Record(7, 1)))
+    state = state.with_partition(0, state.partitions[0].with_replica(fetched))
+    apply(coverage, state, Truncate(0, 1, 1))  # cuts only its own again
+    assert coverage.counts["follower-truncated-replicated"] == 0
+    apply(coverage, state, Truncate(0, 1, 0))  # cuts broker 0's record of epoch 0 too
     assert coverage.counts["follower-truncated-replicated"] == 1
 
 
