@@ -39,8 +39,9 @@ STORIES: tuple[BugStory, ...] = (
         "RF 2, B leads and A follows. A fetches record m2 and B commits it, but A learns "
         "the new high watermark only on its next fetch. A restarts and truncates to its "
         "stale high watermark, dropping m2. B fails and A is elected: a committed record "
-        "is gone. The model's shortest path is 7 actions.",
-        frozenset({"log-agreement"}),
+        "is gone. The model's shortest path is 7 actions; the campaign sees A cut its log "
+        "at the restart, before it has learned its role, a step the protocol does not allow.",
+        frozenset({"refinement"}),
     ),
     BugStory(
         "epoch-end-offset-hole",
@@ -53,8 +54,9 @@ STORIES: tuple[BugStory, ...] = (
         "of its own epoch, asks the next leader for that epoch's end offset, gets the end "
         "of a later epoch and keeps its record. Two replicas then hold different records "
         "at one offset below the high watermark, forever. The model's shortest path is 10 "
-        "actions.",
-        frozenset({"log-agreement"}),
+        "actions; the campaign sees the truncation that keeps the record, where the protocol "
+        "dictates a deeper cut.",
+        frozenset({"refinement"}),
     ),
     BugStory(
         "no-fetch-epoch-fencing",
