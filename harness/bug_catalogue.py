@@ -146,6 +146,34 @@ STORIES: tuple[BugStory, ...] = (
         frozenset({"refinement"}),
     ),
     BugStory(
+        "leader-counts-unflushed",
+        "Replication",
+        "The leader advances the high watermark to the smallest log end among the ISR, its "
+        "own included, without first flushing what it appended: it counts records it holds "
+        "only in memory as replicated to itself.",
+        "Kafka's own design (acks=all waits for the ISR's fetches, not for an fsync), whose "
+        "cost shows when the ISR shrinks to the leader: a crash of a one-replica ISR loses "
+        "acknowledged records (KAFKA-3410-era data-loss reports, min.insync.replicas advice).",
+        "RF 3: a group coordinator appends two offset-commit records, its followers fetch "
+        "them, and on their next fetch its high watermark passes them, unflushed. It crashes "
+        "on that event and loses them: an ISR member lacks records the partition committed. "
+        "With the ISR shrunk to the leader alone, no other replica holds them at all.",
+        frozenset({"log-agreement"}),
+    ),
+    BugStory(
+        "fetch-before-flush",
+        "Replication",
+        "A follower sends its next fetch, whose offset tells the leader how far it has "
+        "replicated, before it flushes the records it just appended.",
+        "The follower half of the durability contract: the fetch offset is what the leader "
+        "counts toward the high watermark and ISR membership (Kafka relies on replication, "
+        "so the same gap opens when every ISR member loses power at once).",
+        "RF 3: both followers append a record and fetch again at once, advertising it; the "
+        "leader commits it. A follower crashes before its flush timer and restarts without "
+        "the record, still an ISR member: an ISR member lacks a committed record.",
+        frozenset({"log-agreement"}),
+    ),
+    BugStory(
         "non-idempotent-retry",
         "Producers and retention",
         "The leader appends a retried record again instead of deduplicating it by the "
