@@ -39,8 +39,9 @@ STORIES: tuple[BugStory, ...] = (
         "RF 2, B leads and A follows. A fetches record m2 and B commits it, but A learns "
         "the new high watermark only on its next fetch. A restarts and truncates to its "
         "stale high watermark, dropping m2. B fails and A is elected: a committed record "
-        "is gone. The model's shortest path is 7 actions.",
-        frozenset({"log-agreement"}),
+        "is gone. The model's shortest path is 7 actions; the campaign sees A cut its log "
+        "at the restart, before it has learned its role, a step the protocol does not allow.",
+        frozenset({"refinement"}),
     ),
     BugStory(
         "epoch-end-offset-hole",
@@ -53,8 +54,9 @@ STORIES: tuple[BugStory, ...] = (
         "of its own epoch, asks the next leader for that epoch's end offset, gets the end "
         "of a later epoch and keeps its record. Two replicas then hold different records "
         "at one offset below the high watermark, forever. The model's shortest path is 10 "
-        "actions.",
-        frozenset({"log-agreement"}),
+        "actions; the campaign sees the truncation that keeps the record, where the protocol "
+        "dictates a deeper cut.",
+        frozenset({"refinement"}),
     ),
     BugStory(
         "no-fetch-epoch-fencing",
@@ -142,6 +144,34 @@ STORIES: tuple[BugStory, ...] = (
         "The controller loses its lease while partitioned; a new controller elects a "
         "leader, and the old one elects another for the same partition: two brokers lead.",
         frozenset({"refinement"}),
+    ),
+    BugStory(
+        "leader-counts-unflushed",
+        "Replication",
+        "The leader advances the high watermark to the smallest log end among the ISR, its "
+        "own included, without first flushing what it appended: it counts records it holds "
+        "only in memory as replicated to itself.",
+        "Kafka's own design (acks=all waits for the ISR's fetches, not for an fsync), whose "
+        "cost shows when the ISR shrinks to the leader: a crash of a one-replica ISR loses "
+        "acknowledged records (KAFKA-3410-era data-loss reports, min.insync.replicas advice).",
+        "RF 3: a group coordinator appends two offset-commit records, its followers fetch "
+        "them, and on their next fetch its high watermark passes them, unflushed. It crashes "
+        "on that event and loses them: an ISR member lacks records the partition committed. "
+        "With the ISR shrunk to the leader alone, no other replica holds them at all.",
+        frozenset({"log-agreement"}),
+    ),
+    BugStory(
+        "fetch-before-flush",
+        "Replication",
+        "A follower sends its next fetch, whose offset tells the leader how far it has "
+        "replicated, before it flushes the records it just appended.",
+        "The follower half of the durability contract: the fetch offset is what the leader "
+        "counts toward the high watermark and ISR membership (Kafka relies on replication, "
+        "so the same gap opens when every ISR member loses power at once).",
+        "RF 3: both followers append a record and fetch again at once, advertising it; the "
+        "leader commits it. A follower crashes before its flush timer and restarts without "
+        "the record, still an ISR member: an ISR member lacks a committed record.",
+        frozenset({"log-agreement"}),
     ),
     BugStory(
         "non-idempotent-retry",

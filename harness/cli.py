@@ -65,6 +65,11 @@ def _build_parser() -> Parser:
         "--save-regression", action="store_true", help="add a found trace to tests/regressions/"
     )
     run.add_argument(
+        "--strict-coverage",
+        action="store_true",
+        help="exit 1 when a SOMETIMES property is reached fewer times than its threshold",
+    )
+    run.add_argument(
         "--example-db",
         default=None,
         metavar="SPEC",

@@ -23,6 +23,7 @@ from kafka_verify.harness.example_db import parse_example_db, parse_shard, shard
 from kafka_verify.harness.failures import write_failure
 from kafka_verify.harness.profiles import PROFILES, selected_profile_name
 from kafka_verify.harness.trace import violation_record
+from kafka_verify.properties.coverage import coverage_short, coverage_thresholds
 
 
 @contextmanager
@@ -108,7 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.save_regression:
             saved = _save_regression(trace_path)
             print(f"  saved regression trace {saved}", file=sys.stderr)
-    status = "violation" if violations else "pass"
+    thresholds = coverage_thresholds(budget)
+    short = coverage_short(result.coverage, thresholds)
+    status = "violation" if violations else ("pass, coverage short" if short else "pass")
     payload = {
         "status": status,
         "steps": result.steps,
@@ -116,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "seconds": round(result.seconds, 3),
         "violations": violations,
         "coverage": result.coverage,
+        "coverage_thresholds": thresholds,
+        "coverage_short": short,
     }
     unreached = sorted(name for name, count in result.coverage.items() if count == 0)
     print(
@@ -128,9 +133,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(
             f"warning: SOMETIMES properties never reached: {', '.join(unreached)}", file=sys.stderr
         )
+    for name in short:
+        print(
+            f"coverage short: {name} reached {result.coverage.get(name, 0)} times, "
+            f"below its threshold of {thresholds[name]}",
+            file=sys.stderr,
+        )
     _write_summary(reports_root, payload, config)
     write_json(args.json, payload)
-    return 1 if violations else 0
+    return 1 if violations or (short and args.strict_coverage) else 0
 
 
 def _write_summary(root: Path, payload: dict[str, Any], config: Any) -> None:
@@ -160,9 +171,18 @@ def _write_summary(root: Path, payload: dict[str, Any], config: Any) -> None:
         except ValueError:
             link = report
         lines.append(f"- `{v['property']}`: {v['message']} ([report]({link}), {v['steps']} events)")
-    lines += ["", "## SOMETIMES coverage", "", "| property | reached |", "|---|---|"]
+    lines += [
+        "",
+        "## SOMETIMES coverage",
+        "",
+        "| property | reached | threshold |",
+        "|---|---|---|",
+    ]
+    thresholds = payload["coverage_thresholds"]
     for name, count in sorted(payload["coverage"].items()):
-        lines.append(f"| {name} | {count} |")
+        least = thresholds.get(name)
+        shown = "" if least is None else f"{least}{' (short)' if count < least else ''}"
+        lines.append(f"| {name} | {count} | {shown} |")
     write_text(root / "summary.md", "\n".join(lines) + "\n")
 
 

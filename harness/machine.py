@@ -18,6 +18,15 @@ coordinator of a group killed, a consumer restarted. `run_network` lets the
 protocol work normally for a while between faults, since most exchanges (an
 election, a fetch round trip, a group join) need several deliveries in a row.
 
+Volatile-window nemeses crash a node (always losing what it had not flushed) at
+the moment it holds state it has acted on but not made durable: a leader just
+after its high watermark rose, a leader alone in its ISR, a follower just
+readmitted to the ISR or just after it appended a fetch, a group coordinator
+that applied a commit its followers have not learned of, a broker still
+reloading its log after a restart. Each runs the network one event at a time
+and reads the checked state after every event, so it stops at the first event
+that opens the window, whatever the broker's timing; none knows any seeded bug.
+
 Teardown is the liveness phase: heal, restart every node, drain messages and
 timers (with polls) until the cluster settles, then check EVENTUALLY.
 """
@@ -45,6 +54,7 @@ from kafka_verify.impl import events as ev
 from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.coordinator import offsets_partition
+from kafka_verify.model.state import Replica, Role
 from kafka_verify.properties.catalogue import Violation
 
 TICKS_MS = (1, 10, 50, 200, 1_000, 5_000)
@@ -78,7 +88,13 @@ FAULT_MIXES: dict[str, frozenset[str]] = {
     "nemesis": frozenset(
         {"churn", "coordinator", "steady", "crash", "partition", "tick", "clock-jump"}
     ),
+    # Crashes aimed at the moments a node holds acted-on state that is not yet durable.
+    "volatile": frozenset({"volatile", "steady", "crash", "tick"}),
 }
+# How many events a volatile-window nemesis runs the network for, at most, to reach its moment.
+WINDOW_EVENTS = 120
+# The virtual time one idle step of a volatile-window nemesis lets pass (nothing in flight).
+WINDOW_TICK_MS = 50
 
 
 class PropertyViolated(AssertionError):
@@ -199,12 +215,45 @@ class ClusterMachine(RuleBasedStateMachine):
     def _write_to_leader(self, partition: int) -> None:
         """A producer sends one record to `partition` and the network delivers that request at once."""
         producers = self._nodes("p", True)
-        if not producers:
-            return
+        if not producers or partition >= self.cluster_config.partitions:
+            return  # the internal offsets topic takes no producer's records
         self._do(ev.Produce(producers[0], "t", partition))
         sent = [e for e in self.checker.world.inflight() if e.src == producers[0]]
         if sent and not self.idle:
             self._do(ev.Deliver(sent[-1].id))
+
+    def _replica(self, partition: int, broker: int) -> Replica:
+        return self.checker.state.partitions[partition].replica(broker)
+
+    def _run_until(self, reached: Callable[[], bool], limit: int = WINDOW_EVENTS) -> bool:
+        """Normal operation one event at a time (the oldest delivery, else a short tick) until
+        `reached` holds: the caller acts on the very event that made it true."""
+        world = self.checker.world
+        for _ in range(limit):
+            if self.idle:
+                return False
+            if reached():
+                return True
+            inflight = world.inflight()
+            self._do(ev.Deliver(inflight[0].id) if inflight else ev.Tick(WINDOW_TICK_MS))
+        return not self.idle and reached()
+
+    def _crash_losing(self, node: str, restart: bool) -> None:
+        """Crash `node` at the moment found, with what it never flushed lost (the point of it)."""
+        if not self.checker.world.is_up(node):
+            return
+        self._do(ev.Crash(node, lose_unflushed=True))
+        if restart:
+            self._do(ev.Restart(node))
+
+    def _out_of_isr(self, partition: int, brokers: set[int]) -> bool:
+        """Crash `brokers` and run until none is in the partition's ISR (their sessions or lag expire)."""
+        for broker in sorted(brokers):
+            self._crash_losing(f"b{broker}", restart=False)
+        return self._run_until(
+            lambda: not brokers & self.checker.state.partitions[partition].isr,
+            limit=4 * WINDOW_EVENTS,
+        )
 
     def _bounce(self, node: str, lose_unflushed: bool) -> None:
         self._do(ev.Crash(node, lose_unflushed))
@@ -470,6 +519,153 @@ class ClusterMachine(RuleBasedStateMachine):
             if fresh and world.is_up(node):
                 self._bounce(node, lose_unflushed)
                 return
+
+    # -- volatile-window nemeses: crash at the moment acted-on state is not yet durable ---------
+
+    @precondition(lambda self: "volatile" in self.mix)
+    @rule(partition=st.integers(0, 7), restart=st.booleans())
+    def crash_leader_after_commit(self, partition: int, restart: bool) -> None:
+        """A write reaches a leader; crash the leader on the event its high watermark passes the
+        write: the acknowledgements are on their way, the new high watermark is not checkpointed."""
+        index = partition % len(self.checker.state.partitions)
+        leader = self._leader(index)
+        if leader is None:
+            return
+        hw = self._replica(index, leader).hw
+        self._write_to_leader(index)
+
+        def committed_or_deposed() -> bool:
+            part = self.checker.state.partitions[index]
+            return part.leader != leader or part.replica(leader).hw > hw
+
+        reached = self._run_until(committed_or_deposed)
+        if reached and self.checker.state.partitions[index].leader == leader:
+            self._crash_losing(f"b{leader}", restart)
+
+    @precondition(lambda self: "volatile" in self.mix)
+    @rule(partition=st.integers(0, 7), restart=st.booleans())
+    def crash_sole_isr_leader(self, partition: int, restart: bool) -> None:
+        """A leader's followers crash while it takes a write; crash the leader on the event that
+        leaves it alone in its ISR, when it commits what it holds: the one copy there is."""
+        index = partition % len(self.checker.state.partitions)
+        leader = self._leader(index)
+        if leader is None:
+            return
+        others = set(self.checker.state.partitions[index].isr) - {leader}
+        for broker in sorted(others):
+            self._crash_losing(f"b{broker}", restart=False)
+        self._write_to_leader(index)
+
+        def alone_or_deposed() -> bool:
+            part = self.checker.state.partitions[index]
+            return part.leader != leader or part.isr == frozenset({leader})
+
+        reached = self._run_until(alone_or_deposed, limit=4 * WINDOW_EVENTS)
+        if reached and self.checker.state.partitions[index].leader == leader:
+            self._crash_losing(f"b{leader}", restart)
+        for broker in sorted(others):
+            if not self.checker.world.is_up(f"b{broker}") and not self.idle:
+                self._do(ev.Restart(f"b{broker}"))
+
+    @precondition(lambda self: "volatile" in self.mix)
+    @rule(partition=st.integers(0, 7), pick=st.integers(0, 7), restart=st.booleans())
+    def crash_readmitted_follower(self, partition: int, pick: int, restart: bool) -> None:
+        """A follower drops out of the ISR and comes back; crash it on the event that readmits it,
+        before anything it counted on to be readmitted is known durable."""
+        index = partition % len(self.checker.state.partitions)
+        part = self.checker.state.partitions[index]
+        followers = [r.broker for r in part.replicas if r.broker != part.leader]
+        if part.leader is None or not followers:
+            return
+        follower = followers[pick % len(followers)]
+        node = f"b{follower}"
+        if follower in part.isr and not self._out_of_isr(index, {follower}):
+            return
+        if not self.checker.world.is_up(node):
+            self._do(ev.Restart(node))
+        self._write_to_leader(index)
+        if self._run_until(lambda: follower in self.checker.state.partitions[index].isr):
+            self._crash_losing(node, restart)
+
+    @precondition(lambda self: "volatile" in self.mix)
+    @rule(partition=st.integers(0, 7), crash_leader=st.booleans(), restart=st.booleans())
+    def crash_after_fetch(self, partition: int, crash_leader: bool, restart: bool) -> None:
+        """A write reaches a leader; on the event a follower appends it from a fetch, crash the
+        follower (its append fresh) or the leader (which served records it has not flushed)."""
+        index = partition % len(self.checker.state.partitions)
+        leader = self._leader(index)
+        if leader is None:
+            return
+        ends = {r.broker: r.leo for r in self.checker.state.partitions[index].replicas}
+        self._write_to_leader(index)
+
+        def appended() -> int | None:
+            part = self.checker.state.partitions[index]
+            grown = [
+                r.broker for r in part.replicas if r.broker != leader and r.leo > ends[r.broker]
+            ]
+            return grown[0] if grown else None
+
+        if self._run_until(lambda: appended() is not None):
+            follower = appended()
+            assert follower is not None
+            self._crash_losing(f"b{leader if crash_leader else follower}", restart)
+
+    @precondition(
+        lambda self: (
+            "volatile" in self.mix
+            and self.cluster_config.groups > 0
+            and bool(self._consumers(True))
+        )
+    )
+    @rule(consumer=st.integers(0, 7), restart=st.booleans())
+    def crash_coordinator_mid_commit(self, consumer: int, restart: bool) -> None:
+        """A reading consumer commits; crash its group's coordinator on the event it applies the
+        commit (its high watermark passed the commit record) before its followers learn of it."""
+        consumers = self._consumers(True)
+        chosen = consumers[consumer % len(consumers)]
+        group = self.group_of.get(chosen)
+        if group is None:
+            return
+        index = offsets_partition(group, self.cluster_config)
+        self._until_reading(chosen)
+        leader = self._leader(index)
+        if leader is None or not self.checker.world.is_up(chosen):
+            return
+        hw = self._replica(index, leader).hw
+        self._do(ev.CommitOffsets(chosen))
+
+        def applied_ahead() -> bool:
+            part = self.checker.state.partitions[index]
+            if part.leader != leader:
+                return True
+            ahead = part.replica(leader).hw
+            return ahead > hw and any(r.hw < ahead for r in part.replicas if r.broker != leader)
+
+        if self._run_until(applied_ahead) and self._leader(index) == leader:
+            self._crash_losing(f"b{leader}", restart)
+
+    @precondition(lambda self: "volatile" in self.mix and bool(self._nodes("b", True)))
+    @rule(pick=st.integers(0, 15), events=st.integers(0, 12))
+    def crash_during_restart(self, pick: int, events: int) -> None:
+        """Bounce a broker, and crash it again while it is still reloading: before its replicas
+        have all taken up their roles (or after `events` more events), then start it once more."""
+        up = self._nodes("b", True)
+        node = up[pick % len(up)]
+        broker = int(node[1:])
+        self._bounce(node, lose_unflushed=True)
+
+        def reloaded() -> bool:
+            return all(
+                r.role is Role.FOLLOWING or p.leader == broker
+                for p in self.checker.state.partitions
+                for r in p.replicas
+                if r.broker == broker
+            )
+
+        self._run_until(reloaded, limit=events)
+        if self.checker.world.is_up(node):
+            self._crash_losing(node, restart=True)
 
     @precondition(lambda self: "coordinator" in self.mix and self.cluster_config.groups > 0)
     @rule(group=st.integers(0, 7), lose_unflushed=st.booleans(), restart=st.booleans())

@@ -29,6 +29,7 @@ from kafka_verify.impl.abstraction import (
     world_matches,
 )
 from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.coordinator import group_names, offsets_partition
 from kafka_verify.impl.world import ZK_GROUPS, ClientOp, Envelope, InvalidEvent, World
 from kafka_verify.model import Action, NotAllowed, State, initial_state, step
 from kafka_verify.model.actions import ControllerFailover
@@ -158,7 +159,9 @@ class Checker:
         self.state = initial_state(self.model_config)
         self.history = HistoryChecker(self.model_config)
         self.ownership = OwnershipChecker()
-        self.coverage = Coverage()
+        self.coverage = Coverage(
+            {g: offsets_partition(g, self.config) for g in group_names(self.config)}
+        )
 
     def _note_progress(self, op: Op) -> None:
         """Track how far each reader (a group, or an unsubscribed consumer) has read."""

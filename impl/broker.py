@@ -386,7 +386,8 @@ class Broker:
                 yield Send(f"b{r.leader}", query)
                 return
         if r.role is Role.FOLLOWING:
-            yield Flush(r.partition, r.hw)  # advertise only durable offsets
+            if not bugs.enabled(self.config, bugs.FETCH_BEFORE_FLUSH):
+                yield Flush(r.partition, r.hw)  # advertise only durable offsets
             r.outstanding, r.outstanding_ms = self._request_id(), now_ms
             fetch = m.Fetch(
                 r.outstanding,
@@ -584,9 +585,11 @@ class Broker:
             target = min(target, progress.fetch_offset)
         if target <= r.hw:
             return
-        if r.log.flushed < target:
-            yield Flush(r.partition, r.hw)  # the leader counts itself only up to what is durable
-        target = min(target, r.log.flushed)
+        if not bugs.enabled(self.config, bugs.LEADER_COUNTS_UNFLUSHED):
+            # The leader counts itself only up to what is durable.
+            if r.log.flushed < target:
+                yield Flush(r.partition, r.hw)
+            target = min(target, r.log.flushed)
         if target > r.hw:
             r.hw = target
             yield Observe(IncHighWatermark(r.partition, self.index, target))

@@ -30,6 +30,8 @@ ZOMBIE_COMMIT = "zombie-commit"
 DOUBLE_ASSIGNMENT = "double-assignment"
 OFFSETS_IN_MEMORY = "offsets-in-memory"
 NO_GENERATION_FENCING_ON_FETCH = "no-generation-fencing-on-fetch"
+LEADER_COUNTS_UNFLUSHED = "leader-counts-unflushed"
+FETCH_BEFORE_FLUSH = "fetch-before-flush"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,16 @@ BUGS: dict[str, Bug] = {
             CONTROLLER_SPLIT_BRAIN,
             "a deposed controller keeps electing and sending LeaderAndIsr, unfenced by controller epoch",
             "controller epoch, KIP-380",
+        ),
+        _bug(
+            LEADER_COUNTS_UNFLUSHED,
+            "the leader counts its own log end toward the high watermark, flushed or not",
+            "durability of acks=all with a one-replica ISR",
+        ),
+        _bug(
+            FETCH_BEFORE_FLUSH,
+            "a follower's fetch advertises its log end before the records it appended are flushed",
+            "follower durability",
         ),
         _bug(
             NON_IDEMPOTENT_RETRY,

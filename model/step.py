@@ -150,12 +150,24 @@ def _become_follower(state: State, a: BecomeFollower, config: Config) -> State:
 
 def _truncate(state: State, a: Truncate, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(r.role in (Role.TRUNCATING, Role.UNKNOWN), a, f"broker {a.broker} is {r.role.value}")
+    before_role = variants.TRUNCATE_TO_HW in config.bugs  # it cuts at restart, role unknown
+    allowed = (Role.TRUNCATING, Role.UNKNOWN) if before_role else (Role.TRUNCATING,)
+    _require(r.role in allowed, a, f"broker {a.broker} is {r.role.value}")
     _require(
         r.log_start <= a.offset <= r.leo,
         a,
         f"offset {a.offset} is outside [{r.log_start}, {r.leo}]",
     )
+    dictated = _truncation_point(state, part, r, config.bugs)
+    if dictated is not None:
+        offset, complete = dictated
+        _require(
+            (a.offset, a.complete) == dictated,
+            a,
+            f"the protocol cuts broker {a.broker}'s log at {offset}"
+            f"{'' if complete else ' and asks again'}, not at {a.offset}"
+            f"{'' if a.complete else ' asking again'} (its log ends at {r.leo})",
+        )
     kept = r.log[: a.offset - r.log_start]
     updated = Replica(
         r.broker,
@@ -170,6 +182,25 @@ def _truncate(state: State, a: Truncate, config: Config) -> State:
         r.isr,
     )
     return _put(state, a.partition, part, updated, config)
+
+
+def _truncation_point(
+    state: State, part: Partition, r: Replica, bugs: frozenset[str]
+) -> tuple[int, bool] | None:
+    """Where the protocol cuts a truncating follower's log: (offset, complete).
+
+    The leader's answer for the follower's last epoch (KIP-279), clipped to the
+    follower's log end, or the variant's historical rule. None when the follower
+    asked a leader that has since crashed or been deposed: what that leader
+    answered is not in the state, so any offset within the log is accepted.
+    """
+    if variants.TRUNCATE_TO_HW in bugs:
+        return variants.truncation_offset(r, r, bugs)
+    leader = _fetch_source(state, part, r, bugs)
+    if leader is None:
+        return None
+    offset, complete = variants.truncation_offset(r, leader, bugs)
+    return max(r.log_start, offset), complete
 
 
 def _reset_log(state: State, a: ResetLog, config: Config) -> State:

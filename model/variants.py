@@ -1,9 +1,11 @@
 """Protocol variants: historical design mistakes that the exhaustive engines can switch on.
 
 Each variant changes how `enabled()` (and the symbolic encoding) computes one
-choice, at a single point of deviation. `step()` never consults variants for
-local rules: the correct model is the specification that the reference broker
-is checked against, whatever bugs the broker has switched on.
+choice, at a single point of deviation. Where `step()` checks a value the
+protocol dictates (the truncation offset), it applies the same rule, so an
+exhaustive engine exploring a variant can take the variant's steps. The
+reference broker is checked against a model config with no variants: the
+correct model is its specification, whatever bugs it has switched on.
 """
 
 from __future__ import annotations

@@ -10,21 +10,27 @@ Rules of this module:
   counted here too.
 - Sibling modules are imported as modules, not names: the catalogue loads
   every property module, so any of them may be the one being imported first.
+- Some situations are the ones durability bugs need, and a run that reaches
+  them only a handful of times has not really tested them: those have a
+  target (`COVERAGE_TARGETS`, counts a ci-length run must reach), and a run
+  below a target passes with "coverage short". A target judges the run, it
+  is not a property of the broker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from kafka_verify.model.actions import (
     ControllerFailover,
+    CoordinatorFailover,
     Crash,
     ElectLeader,
     RetentionDelete,
     Truncate,
 )
 from kafka_verify.model.groups import GROUP_ACTION_TYPES
-from kafka_verify.model.state import State
+from kafka_verify.model.state import Partition, Replica, State
 from kafka_verify.properties import groups, history
 from kafka_verify.properties.catalogue import PROPERTIES, Kind, prop
 
@@ -99,6 +105,122 @@ def isr_shrank_and_grew_back(
     return back
 
 
+@prop("crash-lost-acked-unflushed", Kind.SOMETIMES, "coverage")
+def crash_lost_acked_unflushed(before: State, action: object, after: State) -> bool:
+    """Reaches: a crash that loses unflushed records the broker had already acted on: below its
+    high watermark (acknowledged), or served to another replica that now holds them.
+
+    A correct broker flushes before it acknowledges, so the second kind is what it reaches;
+    a broker that acknowledges too early reaches the first.
+    """
+    if not isinstance(action, Crash):
+        return False
+    for part in before.partitions:
+        for mine in part.replicas:
+            if mine.broker != action.broker:
+                continue
+            for offset in range(mine.flushed, mine.leo):
+                if offset < mine.hw or _held_elsewhere(part, mine, offset):
+                    return True
+    return False
+
+
+def _held_elsewhere(part: Partition, mine: Replica, offset: int) -> bool:
+    """Another replica of `part` holds the record `mine` has at `offset`."""
+    record = mine.record_at(offset)
+    return record is not None and any(
+        r.broker != mine.broker and r.record_at(offset) == record for r in part.replicas
+    )
+
+
+@prop("sole-isr-leader-crashed-unflushed", Kind.SOMETIMES, "coverage")
+def sole_isr_leader_crashed_unflushed(before: State, action: object, after: State) -> bool:
+    """Reaches: a crash of a leader alone in its ISR whose commit is not yet durable (records
+    below its high watermark unflushed, or the high watermark past its last checkpoint)."""
+    if not isinstance(action, Crash):
+        return False
+    for part in before.partitions:
+        if part.leader == action.broker and part.isr == frozenset({action.broker}):
+            r = part.replica(action.broker)
+            if min(r.flushed, r.checkpoint_hw) < min(r.hw, r.leo):
+                return True
+    return False
+
+
+@prop("epoch-changed-same-leader", Kind.SOMETIMES, "coverage")
+def epoch_changed_same_leader(before: State, action: object, after: State) -> bool:
+    """Reaches: an election that bumps a partition's leader epoch and keeps its leader (a leader
+    restarted before anyone took over): followers must still truncate to the new epoch."""
+    if not isinstance(action, ElectLeader) or action.leader is None:
+        return False
+    old = before.partitions[action.partition]
+    return old.leader == action.leader and after.partitions[action.partition].epoch > old.epoch
+
+
+@prop("follower-truncated-replicated", Kind.SOMETIMES, "coverage")
+def follower_truncated_replicated(
+    leader_of_epoch: Mapping[tuple[int, int], int | None],
+    before: State,
+    action: object,
+    after: State,
+) -> bool:
+    """Reaches: a follower truncation that cuts records it had fetched from a leader, not only
+    records it wrote itself as a deposed leader.
+
+    `leader_of_epoch` maps (partition, leader epoch) to the broker elected in it,
+    the only one that writes records of that epoch.
+    """
+    if not isinstance(action, Truncate):
+        return False
+    mine = before.partitions[action.partition].replica(action.broker)
+    for offset in range(max(action.offset, mine.log_start), mine.leo):
+        record = mine.record_at(offset)
+        assert record is not None
+        writer = leader_of_epoch.get((action.partition, record.epoch), action.broker)
+        if writer != action.broker:
+            return True
+    return False
+
+
+@prop("readmitted-follower-crashed", Kind.SOMETIMES, "coverage")
+def readmitted_follower_crashed(
+    readmitted: set[tuple[int, int]], before: State, action: object, after: State
+) -> int:
+    """Reaches: a follower added back to a partition's ISR that crashes while still in it.
+
+    `readmitted` remembers the (partition, broker) pairs added to an ISR and not
+    removed since; the result is how many of them this step's crash ends.
+    """
+    if isinstance(action, Crash):
+        ended = {pair for pair in readmitted if pair[1] == action.broker}
+        readmitted -= ended
+        return len(ended)
+    for index, (old, new) in enumerate(zip(before.partitions, after.partitions)):
+        if old is new or old.isr == new.isr:
+            continue
+        readmitted.difference_update((index, b) for b in old.isr - new.isr)
+        readmitted.update((index, b) for b in new.isr - old.isr if b != new.leader)
+    return 0
+
+
+def _commits_in_flight(part: Partition) -> bool:
+    """Some replica of an offsets partition has not learned that its last commit record is committed."""
+    longest = max(r.leo for r in part.replicas)
+    return any(r.hw < longest for r in part.replicas)
+
+
+@prop("coordinator-moved-commits-in-flight", Kind.SOMETIMES, "coverage")
+def coordinator_moved_commits_in_flight(
+    offsets_of_group: Mapping[str, int], before: State, action: object, after: State | None
+) -> bool:
+    """Reaches: a group coordinator moving while offset commit records of its partition are not
+    yet known committed on every replica: the new coordinator must apply exactly those."""
+    if not isinstance(action, CoordinatorFailover) or after is None:
+        return False
+    partition = offsets_of_group.get(action.group)
+    return partition is not None and _commits_in_flight(before.partitions[partition])
+
+
 @prop("acked-write-read", Kind.SOMETIMES, "coverage")
 def acked_write_read(acked: set[object], read: set[object], op: history.Op) -> int:
     """Reaches: a consumer reading a record whose send was acknowledged.
@@ -132,13 +254,45 @@ _STEP_PREDICATES: tuple[tuple[str, StepPredicate, type], ...] = (
     ("crash-lost-unflushed", crash_lost_unflushed, Crash),
     ("leader-crashed", leader_crashed, Crash),
     ("controller-failover", controller_failover, ControllerFailover),
+    ("crash-lost-acked-unflushed", crash_lost_acked_unflushed, Crash),
+    ("sole-isr-leader-crashed-unflushed", sole_isr_leader_crashed_unflushed, Crash),
+    ("epoch-changed-same-leader", epoch_changed_same_leader, ElectLeader),
 )
+
+# The counts a run of the ci profile's length (TARGET_EXAMPLES examples) must reach for the
+# durability situations. Each is about a third of what `run --profile ci --seed 7` reaches
+# with the volatile-window nemeses (823, 412, 23, 655, 569, 50 and 396), so a change that
+# stops reaching a situation shows, and ordinary drift does not.
+TARGET_EXAMPLES = 300
+COVERAGE_TARGETS: dict[str, int] = {
+    "crash-lost-unflushed": 250,
+    "crash-lost-acked-unflushed": 120,
+    "sole-isr-leader-crashed-unflushed": 8,
+    "readmitted-follower-crashed": 200,
+    "epoch-changed-same-leader": 150,
+    "coordinator-moved-commits-in-flight": 15,
+    "follower-truncated-replicated": 120,
+}
+
+
+def coverage_thresholds(examples: int) -> dict[str, int]:
+    """The targets scaled to a run of `examples` examples (a shorter run is owed less)."""
+    return {name: target * examples // TARGET_EXAMPLES for name, target in COVERAGE_TARGETS.items()}
+
+
+def coverage_short(counts: Mapping[str, int], thresholds: Mapping[str, int]) -> list[str]:
+    """The SOMETIMES properties a run reached fewer times than their threshold, sorted."""
+    return sorted(name for name, least in thresholds.items() if counts.get(name, 0) < least)
 
 
 class Coverage:
     """Counts, per SOMETIMES property, how often a run reached it (0 if never)."""
 
-    def __init__(self) -> None:
+    def __init__(self, offsets_of_group: Mapping[str, int] | None = None) -> None:
+        # group -> the model index of its offsets partition (empty: no groups).
+        self._offsets_of_group: Mapping[str, int] = dict(offsets_of_group or {})
+        self._readmitted: set[tuple[int, int]] = set()
+        self._leader_of_epoch: dict[tuple[int, int], int | None] = {}
         self.counts: dict[str, int] = {
             name: 0 for name, info in PROPERTIES.items() if info.kind is Kind.SOMETIMES
         }
@@ -166,10 +320,25 @@ class Coverage:
         if before.partitions is not after.partitions:  # else no ISR changed
             grew_back = isr_shrank_and_grew_back(self._removed_from_isr, before, action, after)
             self.counts["isr-shrank-and-grew-back"] += grew_back
+        if isinstance(action, ElectLeader):
+            old, new = before.partitions[action.partition], after.partitions[action.partition]
+            self._leader_of_epoch.setdefault((action.partition, old.epoch), old.leader)
+            self._leader_of_epoch[(action.partition, new.epoch)] = new.leader
+        elif isinstance(action, Truncate) and follower_truncated_replicated(
+            self._leader_of_epoch, before, action, after
+        ):
+            self.counts["follower-truncated-replicated"] += 1
+        if isinstance(action, Crash) or before.partitions is not after.partitions:
+            ended = readmitted_follower_crashed(self._readmitted, before, action, after)
+            self.counts["readmitted-follower-crashed"] += ended
         # The group situations are all reached by group actions.
         if isinstance(action, GROUP_ACTION_TYPES):
             for name in groups.group_coverage(before, action, after):
                 self.counts[name] = self.counts.get(name, 0) + 1
+            moved = coordinator_moved_commits_in_flight(
+                self._offsets_of_group, before, action, after
+            )
+            self.counts["coordinator-moved-commits-in-flight"] += moved
 
     def observe_refused(self, before: State, action: object) -> None:
         """Count an action the system was asked to take and refused (the state did not change)."""

@@ -165,15 +165,16 @@ def test_epoch_end_offset_hole_scenario_is_clean_on_the_correct_broker() -> None
     assert all(r.hw == 1 for r in part.replicas)
 
 
-def test_epoch_end_offset_hole_is_reported_as_log_agreement() -> None:
+def test_epoch_end_offset_hole_is_refused_on_the_truncation_that_keeps_too_much() -> None:
     config = with_bugs("epoch-end-offset-hole")
     replay = Replay(config, epoch_end_offset_hole_events(config))
-    # The model allows every step the broker names (a truncation may stop anywhere in the
-    # log); what it forbids is the state reached: two replicas differ below the high watermark.
-    assert replay.properties() == {"log-agreement"}, replay.violations
+    # The protocol dictates the cut (KIP-279: b1 has no epoch 0, so its whole log goes), so
+    # the very step where b1 keeps record 2 is refused; the damage it leads to is seen after.
     first = replay.violations[0]
-    assert dict(first.details)["records"] == ((2, 1), (1, 0))  # (record, epoch) at b1 and at b0
-    assert Truncate(0, 1, offset=1, complete=True) in replay.story()  # b1 kept record 2
+    assert first.property == "refinement", replay.violations
+    assert dict(first.details)["action"] == repr(Truncate(0, 1, offset=1, complete=True))
+    assert "the protocol cuts broker 1's log at 0, not at 1" in first.message
+    assert "log-agreement" in replay.properties()
 
 
 # -- duplicate-offset --------------------------------------------------------------------------

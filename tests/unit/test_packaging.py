@@ -77,4 +77,5 @@ def test_run_works_beside_packages_named_like_the_rooms(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "pass:" in done.stderr
+    # A run this short may pass with its coverage short of the targets: a pass all the same.
+    assert "\npass:" in done.stderr or "\npass, coverage short:" in done.stderr

@@ -148,14 +148,14 @@ def test_deliveries_that_matter_survive_and_the_result_replays_exactly() -> None
     b0 takes a record the followers never get; a bounce makes b1 leader, which
     takes a record of its own; another bounce makes b0 leader again and b1
     keeps its record where b0 has another (the scenario of
-    tests/scenarios/test_epoch_and_offset_bugs.py).
+    tests/scenarios/test_epoch_and_offset_bugs.py); refinement refuses that truncation.
     """
     config = ClusterConfig(bugs=frozenset({"epoch-end-offset-hole"}))
     events = _epoch_end_offset_hole_schedule(config)
-    shorter = shrink_events(config, events, "log-agreement", False, budget_s=60)
+    shorter = shrink_events(config, events, "refinement", False, budget_s=60)
     assert len(shorter) <= len(events) // 2
     outcome = execute(config, shorter)
-    assert outcome.violation is not None and outcome.violation.property == "log-agreement"
+    assert outcome.violation is not None and outcome.violation.property == "refinement"
     assert len(outcome.steps) == len(shorter)  # every event applied: ids and all are exact
     assert execute(ClusterConfig(), shorter, skip_diverged=True).violation is None
 
