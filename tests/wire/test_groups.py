@@ -27,6 +27,7 @@ from served import ServedCluster
 
 PARTITIONS = 3
 REPO = Path(__file__).resolve().parents[2]
+KAFKA_PYTHON_POLL_MS = 3_000
 SETTLE_TIMEOUT_S = 90.0
 
 
@@ -123,7 +124,13 @@ def kafka_python_member(cluster: ServedCluster, topic: str, group: str, name: st
     )
 
     def poll() -> list[tuple[int, int, bytes]]:
-        batches = consumer.poll(timeout_ms=200)
+        # Long polls: kafka-python 3.0.12 can lose a rebalance when a poll's deadline passes
+        # while its JoinGroup/SyncGroup task is in flight and the task then completes: the
+        # next poll reads need_rejoin() as False and never takes the task's assignment, so
+        # the member stops heartbeating, is expelled, and never rejoins
+        # (docs/findings/2026-12-01-kafka-python-lost-rebalance.md). A poll that outlasts a
+        # rebalance round on a loaded machine gives that race little room.
+        batches = consumer.poll(timeout_ms=KAFKA_PYTHON_POLL_MS)
         return [(m.partition, m.offset, m.value) for b in batches.values() for m in b]
 
     def commit() -> None:
