@@ -179,8 +179,14 @@ def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def _free_port() -> int:
-    return free_port_run(1)
+def _free_port(taken: set[int]) -> int:
+    """A free port that is none of `taken` (the cluster's other ports, bound or not yet)."""
+    for _ in range(100):
+        port = free_port_run(1)
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise ClusterError("found no free port for a node")
 
 
 def _advertised_host(bind: str) -> str:
@@ -208,8 +214,12 @@ def prepare(directory: Path, settings: ServeSettings) -> ClusterFile:
         return dataclasses.replace(existing, config=dataclasses.replace(existing.config, **policy))
     if kafka_ports[-1] > 65_535:
         raise ClusterError(f"--port {settings.port} leaves no room for {settings.brokers} brokers")
-    nodes = [NodeSpec(ZK, "zk", _free_port(), None)]
-    nodes += [NodeSpec(f"b{i}", "broker", _free_port(), port) for i, port in enumerate(kafka_ports)]
+    # Node ports are picked from the same range as a user's Kafka ports may be: never one of them.
+    taken = set(kafka_ports)
+    nodes = [NodeSpec(ZK, "zk", _free_port(taken), None)]
+    nodes += [
+        NodeSpec(f"b{i}", "broker", _free_port(taken), port) for i, port in enumerate(kafka_ports)
+    ]
     return ClusterFile(config, settings.bind, _advertised_host(settings.bind), tuple(nodes))
 
 

@@ -47,7 +47,7 @@ def _port_free(port: int) -> bool:
 
 def _free_base_port(count: int) -> int:
     for _ in range(200):
-        # Below Linux's ephemeral range, where node ports are picked, so they never meet.
+        # Below Linux's ephemeral range, as serve picks its node ports (never one of these).
         base = random.randrange(20_000, 32_000)
         if all(_port_free(base + i) for i in range(count)):
             return base
