@@ -219,16 +219,17 @@ def test_every_nemesis_through_the_proxy_leaves_a_valid_history(
     _assert_every_node_running(proxied)
 
 
-def test_an_interrupt_mid_partition_heals_the_proxy_and_leaves_no_process(
-    proxied: ServedCluster, tmp_path: Path
-) -> None:
-    history = tmp_path / "history.jsonl"
-    process = subprocess.Popen(
+def _workload_held_in_a_fault(
+    cluster: ServedCluster, kind: str, history: Path
+) -> subprocess.Popen[str]:
+    """A long workload whose one nemesis holds each fault for a minute: an interrupt lands
+    mid-fault."""
+    return subprocess.Popen(
         [
             _console_script(), "workload",
-            "--cluster", str(proxied.data_dir / "cluster.json"),
+            "--cluster", str(cluster.data_dir / "cluster.json"),
             "--duration-s", "120",
-            "--nemesis", "partition",
+            "--nemesis", kind,
             "--quiet-s", "1",
             "--fault-s", "60",
             "--history", str(history),
@@ -237,6 +238,13 @@ def test_an_interrupt_mid_partition_heals_the_proxy_and_leaves_no_process(
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
+
+
+def test_an_interrupt_mid_partition_heals_the_proxy_and_leaves_no_process(
+    proxied: ServedCluster, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.jsonl"
+    process = _workload_held_in_a_fault(proxied, "partition", history)
     try:
         seen = _wait_for_fault(process, "partition")
         faults = _proxy_faults(proxied)
@@ -265,20 +273,7 @@ def test_an_interrupt_mid_fault_heals_every_node(
     cluster: ServedCluster, tmp_path: Path, kind: str
 ) -> None:
     history = tmp_path / "history.jsonl"
-    process = subprocess.Popen(
-        [
-            _console_script(), "workload",
-            "--cluster", str(cluster.data_dir / "cluster.json"),
-            "--duration-s", "120",
-            "--nemesis", kind,
-            "--quiet-s", "1",
-            "--fault-s", "60",
-            "--history", str(history),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    process = _workload_held_in_a_fault(cluster, kind, history)
     try:
         seen = _wait_for_fault(process, kind)
         process.send_signal(signal.SIGINT)
