@@ -1,0 +1,315 @@
+"""The swarm engine: seeded schedules drawn straight from the machine's rules, no Hypothesis in the loop.
+
+`kafka-verify run --engine swarm` explores as TigerBeetle's VOPR does: each
+example is one `random.Random` seeded from the run seed and the example's
+number, which picks the fault mix, the length, the rules and their arguments.
+The rules are `ClusterMachine`'s own methods, called on an instance of the
+machine class, so the swarm runs the same fault mixes, example lengths,
+nemeses, `Checker`, liveness phase (`settle`, in the machine's teardown) and
+EVENTUALLY checks as the Hypothesis engine; only who draws the choices differs.
+A failure is shrunk by the event shrinker (`harness/shrink.py`) alone and
+becomes the same `CampaignResult`, trace and report.
+
+Rules of this module:
+- Never the global random: one `random.Random(example_seed(seed, n))` per
+  example, so a run is deterministic for its seed, and example n of seed S can
+  be re-run alone (`run_swarm(..., first_example=n, examples=1)`).
+- The rules are found as Hypothesis finds them (`setup_state()`: the `@rule`,
+  `@initialize` and `@invariant` functions with their preconditions) and each
+  argument's strategy is translated into a draw (`draw_for`). A strategy the
+  translation does not know is an error naming the rule and argument, never a
+  skipped rule; `ARGUMENT_DRAWS` is where such an argument gets its draw.
+- Rule choice follows Hypothesis's: per example a share of the rules is
+  switched off (its swarm of feature flags), and each step picks uniformly among
+  the enabled rules whose preconditions hold. A step whose enabled rules all
+  fail their preconditions picks among every rule that holds (Hypothesis would
+  discard the example instead).
+- Coverage and step counts go through the machine's `Recorder`, exactly as
+  under Hypothesis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis.strategies import SearchStrategy
+from hypothesis.strategies._internal.lazy import LazyStrategy
+from hypothesis.strategies._internal.misc import BooleansStrategy
+from hypothesis.strategies._internal.numbers import IntegersStrategy
+from hypothesis.strategies._internal.strategies import OneOfStrategy, SampledFromStrategy
+from kafka_verify.harness.campaign import CampaignResult, shrink_failure
+from kafka_verify.harness.machine import ClusterMachine, PropertyViolated, Recorder, make_machine
+from kafka_verify.harness.profiles import Profile
+from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.properties.catalogue import Violation
+
+Draw = Callable[[random.Random], object]
+
+# Draws for rule arguments whose strategy `draw_for` cannot translate, keyed by
+# (rule name, argument name); e.g. a per-example cluster shape drawn by an
+# `@initialize` rule from a composite strategy: ("choose_fault_mix", "shape"): draw_shape.
+ARGUMENT_DRAWS: dict[tuple[str, str], Draw] = {}
+
+
+class UnknownStrategy(ValueError):
+    """A rule argument's strategy has no swarm draw: add one to ARGUMENT_DRAWS."""
+
+
+def draw_for(strategy: SearchStrategy[Any]) -> Draw | None:
+    """A draw over the same values as `strategy` (uniform, not Hypothesis's bias), if it is one
+    of the plain kinds the machine uses: integers in bounds, booleans, sampled_from, just and
+    one_of those. None for anything else."""
+    while isinstance(strategy, LazyStrategy):
+        strategy = strategy.wrapped_strategy
+    if isinstance(strategy, IntegersStrategy):
+        low, high = strategy.start, strategy.end
+        if low is None or high is None:
+            return None
+        return lambda rng: rng.randint(low, high)
+    if isinstance(strategy, BooleansStrategy):
+        return lambda rng: rng.random() < 0.5
+    if isinstance(strategy, SampledFromStrategy):  # also just(), and so none()
+        if strategy._transformations:  # a map or filter over the elements
+            return None
+        elements = tuple(strategy.elements)
+        if len(elements) == 1:
+            only = elements[0]
+            return lambda rng: only
+        return lambda rng: elements[rng.randrange(len(elements))]
+    if isinstance(strategy, OneOfStrategy):
+        branches = [draw_for(branch) for branch in strategy.original_strategies]
+        known = [branch for branch in branches if branch is not None]
+        if len(known) < len(branches):
+            return None
+        return lambda rng: known[rng.randrange(len(known))](rng)
+    return None
+
+
+@dataclass(frozen=True)
+class SwarmRule:
+    """One rule of the machine as the swarm calls it: the method, its preconditions, its draws."""
+
+    name: str
+    function: Callable[..., object]
+    preconditions: tuple[Callable[[Any], bool], ...]
+    arguments: tuple[tuple[str, Draw], ...]
+    # Invariants only: whether it runs while initialize rules are still to run.
+    during_init: bool = False
+
+    def holds(self, machine: object) -> bool:
+        return all(precondition(machine) for precondition in self.preconditions)
+
+    def call(self, machine: object, rng: random.Random) -> None:
+        self.function(machine, **{name: draw(rng) for name, draw in self.arguments})
+
+
+@dataclass(frozen=True)
+class SwarmRules:
+    """Everything the swarm calls on a machine class: initialize rules, rules, invariants."""
+
+    initializers: tuple[SwarmRule, ...]
+    rules: tuple[SwarmRule, ...]
+    invariants: tuple[SwarmRule, ...]
+
+    def names(self) -> dict[str, tuple[str, ...]]:
+        """Rule name -> its argument names, initialize rules included."""
+        return {r.name: tuple(n for n, _ in r.arguments) for r in self.initializers + self.rules}
+
+
+def swarm_rules(
+    machine_class: type[RuleBasedStateMachine],
+    overrides: Mapping[tuple[str, str], Draw] = ARGUMENT_DRAWS,
+) -> SwarmRules:
+    """The machine's rules with a draw for every argument; UnknownStrategy if one has none."""
+    state = machine_class.setup_state()
+
+    def translated(rule: Any) -> SwarmRule:
+        name = rule.function.__name__
+        if rule.bundles or rule.targets:
+            raise UnknownStrategy(f"rule {name} uses bundles, which the swarm engine cannot draw")
+        arguments: list[tuple[str, Draw]] = []
+        for argument, strategy in sorted(rule.arguments.items()):
+            draw = overrides.get((name, argument)) or draw_for(strategy)
+            if draw is None:
+                raise UnknownStrategy(
+                    f"rule {name}'s argument {argument} is drawn from {strategy!r}, which the "
+                    f"swarm engine cannot translate: add a draw for ({name!r}, {argument!r}) "
+                    "to ARGUMENT_DRAWS in harness/swarm.py"
+                )
+            arguments.append((argument, draw))
+        return SwarmRule(name, rule.function, tuple(rule.preconditions), tuple(arguments))
+
+    invariants = tuple(
+        SwarmRule(
+            inv.function.__name__,
+            inv.function,
+            tuple(inv.preconditions),
+            (),
+            during_init=inv.check_during_init,
+        )
+        for inv in state.invariants
+    )
+    # Hypothesis's own order (by name), so a draw picks the same rule on every platform.
+    by_name = sorted(state.rules, key=lambda rule: rule.function.__name__)
+    return SwarmRules(
+        initializers=tuple(translated(r) for r in state.initializers),
+        rules=tuple(translated(r) for r in by_name),
+        invariants=invariants,
+    )
+
+
+def example_seed(run_seed: int, example: int) -> int:
+    """The seed of example number `example` of a run seeded `run_seed` (stable across platforms)."""
+    text = f"kafka-verify swarm {run_seed} {example}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+# How many random picks a step tries before listing the rules whose preconditions hold.
+PICK_TRIES = 8
+
+
+def run_example(
+    machine: ClusterMachine, rules: SwarmRules, rng: random.Random, max_steps: int
+) -> None:
+    """One example on a fresh machine: its initialize rules, rules until the drawn length (or
+    `max_steps`) is spent, then its teardown (the liveness phase). PropertyViolated on a failure.
+
+    As under Hypothesis, `max_steps` counts the initialize rules, and the teardown runs
+    whatever happened (the machine's teardown does nothing after a failure)."""
+    try:
+        steps = 0
+        pending = list(rules.initializers)
+        _check_invariants(machine, rules.invariants, initializing=bool(pending))
+        while pending:  # Hypothesis runs them first, in an order it draws
+            pending.pop(rng.randrange(len(pending))).call(machine, rng)
+            steps += 1
+            _check_invariants(machine, rules.invariants, initializing=bool(pending))
+        enabled = _enabled_rules(rules.rules, rng)
+        while steps < max_steps and not machine.idle:
+            rule = _pick(machine, enabled, rng) or _pick(machine, rules.rules, rng)
+            if rule is None:
+                break
+            rule.call(machine, rng)
+            steps += 1
+            _check_invariants(machine, rules.invariants, initializing=False)
+    finally:
+        machine.teardown()
+
+
+def _check_invariants(
+    machine: object, invariants: Sequence[SwarmRule], *, initializing: bool
+) -> None:
+    for invariant in invariants:
+        if (invariant.during_init or not initializing) and invariant.holds(machine):
+            invariant.function(machine)
+
+
+def _enabled_rules(rules: Sequence[SwarmRule], rng: random.Random) -> tuple[SwarmRule, ...]:
+    """Hypothesis's feature flags: a share drawn per example (0 to 254/255) of the rules is off,
+    at least one stays on."""
+    p_disabled = rng.randrange(255) / 255
+    enabled = tuple(rule for rule in rules if rng.random() >= p_disabled)
+    return enabled or (rules[rng.randrange(len(rules))],)
+
+
+def _pick(machine: object, rules: Sequence[SwarmRule], rng: random.Random) -> SwarmRule | None:
+    """A rule uniformly among those of `rules` whose preconditions hold (None if none does)."""
+    for _ in range(PICK_TRIES):
+        rule = rules[rng.randrange(len(rules))]
+        if rule.holds(machine):
+            return rule
+    valid = [rule for rule in rules if rule.holds(machine)]
+    return valid[rng.randrange(len(valid))] if valid else None
+
+
+@dataclass
+class SwarmResult(CampaignResult):
+    """A campaign result, with the run seed and, after a failure, the failing example."""
+
+    seed: int = 0
+    failing_example: int | None = None
+    failing_example_seed: int | None = None
+
+
+def run_swarm(
+    config: ClusterConfig,
+    profile: Profile,
+    *,
+    seed: int | None = None,
+    examples: int | None = None,
+    steps: int | None = None,
+    on_example: Callable[[Recorder], None] | None = None,
+    shrink_budget_s: float | None = 120.0,
+    event_shrink_budget_s: float = 20.0,
+    budget_s: float | None = None,
+    first_example: int = 0,
+) -> SwarmResult:
+    """Run seeded examples until a property fails, the examples are done or `budget_s` is spent.
+
+    Examples `first_example`, `first_example + 1`, ... of the run `seed` (None: 0 under a
+    derandomized profile, else a fresh one) are run; `examples` defaults to the profile's,
+    and `steps` (rules per example at most) too. With `budget_s`, no example starts once
+    that many seconds have passed, and `examples` (if given) still caps the run. The swarm
+    has no rule-level shrinking, so the event shrinker gets both budgets.
+    """
+    if seed is None:
+        seed = 0 if profile.derandomize else random.SystemRandom().randrange(2**32)
+    count = examples if examples is not None else (None if budget_s else profile.examples)
+    max_steps = steps if steps is not None else profile.steps
+    recorder = Recorder(on_example=on_example)
+    machine_class = make_machine(config, recorder)
+    rules = swarm_rules(machine_class)
+    started = time.perf_counter()
+    recorder.started = started
+    violation: Violation | None = None
+    events: list[object] = []
+    failing: int | None = None
+    number = first_example
+    while count is None or number < first_example + count:
+        if budget_s is not None and time.perf_counter() - started >= budget_s:
+            break
+        machine: ClusterMachine | None = None
+        try:
+            machine = machine_class()  # checks the initial state: a failure is possible already
+            rng = random.Random(example_seed(seed, number))
+            run_example(machine, rules, rng, max_steps)
+        except PropertyViolated as failure:
+            violation = failure.violation
+            events = list(recorder.failure_events)
+        except Exception as unexpected:  # an error of the harness itself is a finding too
+            violation = Violation(
+                property="internal-error",
+                message=f"{type(unexpected).__name__}: {unexpected}",
+                details=(("traceback", traceback.format_exc(limit=8)),),
+            )
+            events = [] if machine is None else list(machine.events)
+            recorder.first_failure_seconds = time.perf_counter() - started
+            recorder.first_failure_at_step = recorder.steps
+        if violation is not None:
+            failing = number
+            break
+        number += 1
+    if violation is not None:
+        budget = event_shrink_budget_s + (shrink_budget_s or 0.0)
+        if budget > 0:
+            violation, events = shrink_failure(config, violation, events, budget)
+    return SwarmResult(
+        config=config,
+        seconds=time.perf_counter() - started,
+        examples=recorder.examples,
+        steps=recorder.steps,
+        coverage=dict(recorder.coverage),
+        violation=violation,
+        events=events,
+        seconds_to_detect=recorder.first_failure_seconds,
+        seed=seed,
+        failing_example=failing,
+        failing_example_seed=None if failing is None else example_seed(seed, failing),
+    )
