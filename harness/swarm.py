@@ -7,8 +7,9 @@ The rules are `ClusterMachine`'s own methods, called on an instance of the
 machine class, so the swarm runs the same fault mixes, example lengths,
 nemeses, `Checker`, liveness phase (`settle`, in the machine's teardown) and
 EVENTUALLY checks as the Hypothesis engine; only who draws the choices differs.
-A failure is shrunk by the event shrinker (`harness/shrink.py`) alone and
-becomes the same `CampaignResult`, trace and report.
+A failure is shrunk as Hypothesis's is, in two passes: whole rules of the
+recorded script (`shrink_script`), then single events (`harness/shrink.py`);
+it becomes the same `CampaignResult`, trace and report.
 
 Rules of this module:
 - Never the global random: one `random.Random(example_seed(seed, n))` per
@@ -25,7 +26,8 @@ Rules of this module:
   fail their preconditions picks among every rule that holds (Hypothesis would
   discard the example instead).
 - Coverage and step counts go through the machine's `Recorder`, exactly as
-  under Hypothesis.
+  under Hypothesis; shrinking replays run on a recorder of their own, so a
+  run's totals are its search alone.
 """
 
 from __future__ import annotations
@@ -106,8 +108,19 @@ class SwarmRule:
     def holds(self, machine: object) -> bool:
         return all(precondition(machine) for precondition in self.preconditions)
 
-    def call(self, machine: object, rng: random.Random) -> None:
-        self.function(machine, **{name: draw(rng) for name, draw in self.arguments})
+    def draw(self, rng: random.Random) -> Step:
+        return Step(self, {name: draw(rng) for name, draw in self.arguments})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rule call of an example, with the arguments drawn for it: a script is a list of them."""
+
+    rule: SwarmRule
+    arguments: dict[str, object]
+
+    def run(self, machine: object) -> None:
+        self.rule.function(machine, **self.arguments)
 
 
 @dataclass(frozen=True)
@@ -171,36 +184,81 @@ def example_seed(run_seed: int, example: int) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
+# A rule shrink without a budget (`shrink_budget_s=None`) still ends: it is a finite sweep.
+SHRINK_FOREVER_S = 3_600.0
 # How many random picks a step tries before listing the rules whose preconditions hold.
 PICK_TRIES = 8
 
 
 def run_example(
-    machine: ClusterMachine, rules: SwarmRules, rng: random.Random, max_steps: int
+    machine: ClusterMachine,
+    rules: SwarmRules,
+    rng: random.Random,
+    max_steps: int,
+    script: list[Step] | None = None,
 ) -> None:
     """One example on a fresh machine: its initialize rules, rules until the drawn length (or
-    `max_steps`) is spent, then its teardown (the liveness phase). PropertyViolated on a failure.
+    `max_steps`) is spent, then its teardown (the liveness phase). PropertyViolated on a failure;
+    the rules called so far (`script`, filled as they run) are then the failing script.
 
     As under Hypothesis, `max_steps` counts the initialize rules, and the teardown runs
     whatever happened (the machine's teardown does nothing after a failure)."""
+    pending = list(rules.initializers)
+    initial = [pending.pop(rng.randrange(len(pending))).draw(rng) for _ in rules.initializers]
+    enabled = _enabled_rules(rules.rules, rng)
+
+    def choose() -> Step | None:
+        rule = _pick(machine, enabled, rng) or _pick(machine, rules.rules, rng)
+        return None if rule is None else rule.draw(rng)
+
+    _drive(machine, rules, initial, choose, max_steps, [] if script is None else script)
+
+
+def replay_script(
+    machine: ClusterMachine,
+    rules: SwarmRules,
+    script: Sequence[Step],
+    liveness: bool = True,
+    ran: list[Step] | None = None,
+) -> None:
+    """Run a recorded script again on a fresh machine, leaving out the rules whose preconditions
+    no longer hold (a shortened script changes the states the later rules meet); without
+    `liveness`, the teardown's liveness phase is left out too. `ran` is filled with the
+    steps that ran, up to a failure."""
+    initial = [step for step in script if step.rule in rules.initializers]
+    rest = iter([step for step in script if step.rule not in rules.initializers])
+
+    def choose() -> Step | None:
+        return next((step for step in rest if step.rule.holds(machine)), None)
+
+    _drive(machine, rules, initial, choose, len(script), [] if ran is None else ran, liveness)
+
+
+def _drive(
+    machine: ClusterMachine,
+    rules: SwarmRules,
+    initial: Sequence[Step],
+    choose: Callable[[], Step | None],
+    max_steps: int,
+    script: list[Step],
+    liveness: bool = True,
+) -> None:
     try:
-        steps = 0
-        pending = list(rules.initializers)
-        _check_invariants(machine, rules.invariants, initializing=bool(pending))
-        while pending:  # Hypothesis runs them first, in an order it draws
-            pending.pop(rng.randrange(len(pending))).call(machine, rng)
-            steps += 1
-            _check_invariants(machine, rules.invariants, initializing=bool(pending))
-        enabled = _enabled_rules(rules.rules, rng)
-        while steps < max_steps and not machine.idle:
-            rule = _pick(machine, enabled, rng) or _pick(machine, rules.rules, rng)
-            if rule is None:
+        _check_invariants(machine, rules.invariants, initializing=bool(initial))
+        for index, step in enumerate(initial):  # Hypothesis runs them first
+            script.append(step)
+            step.run(machine)
+            _check_invariants(machine, rules.invariants, initializing=index + 1 < len(initial))
+        while len(script) < max_steps and not machine.idle:
+            chosen = choose()
+            if chosen is None:
                 break
-            rule.call(machine, rng)
-            steps += 1
+            script.append(chosen)
+            chosen.run(machine)
             _check_invariants(machine, rules.invariants, initializing=False)
     finally:
-        machine.teardown()
+        if liveness:
+            machine.teardown()
 
 
 def _check_invariants(
@@ -227,6 +285,82 @@ def _pick(machine: object, rules: Sequence[SwarmRule], rng: random.Random) -> Sw
             return rule
     valid = [rule for rule in rules if rule.holds(machine)]
     return valid[rng.randrange(len(valid))] if valid else None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failing script, with the violation it ends in and the events it applied."""
+
+    violation: Violation
+    events: list[object]
+    script: list[Step]
+    # Whether it failed in the liveness phase (the machine's teardown) rather than in a rule.
+    in_liveness: bool
+
+
+def _failure(
+    violation: Violation, machine: ClusterMachine | None, script: Sequence[Step]
+) -> Failure:
+    events = [] if machine is None else list(machine.events)
+    return Failure(violation, events, list(script), machine is not None and machine.settling)
+
+
+def _try_script(
+    machine_class: type[ClusterMachine],
+    rules: SwarmRules,
+    script: Sequence[Step],
+    liveness: bool,
+) -> Failure | None:
+    machine: ClusterMachine | None = None
+    ran: list[Step] = []
+    try:
+        machine = machine_class()
+        replay_script(machine, rules, script, liveness, ran)
+    except PropertyViolated as failure:
+        return _failure(failure.violation, machine, ran)
+    except Exception as unexpected:
+        violation = Violation("internal-error", f"{type(unexpected).__name__}: {unexpected}")
+        return _failure(violation, machine, ran)
+    return None
+
+
+def shrink_script(
+    machine_class: type[ClusterMachine], rules: SwarmRules, found: Failure, budget_s: float
+) -> Failure:
+    """Delete rules from a failing script while the same property still fails in no more events.
+
+    The swarm's counterpart of Hypothesis's shrinking of rule choices: a nemesis rule is
+    dozens of events, so whole rules go first (chunks of half the script, a quarter, ...
+    down to single rules, from the end), and the event shrinker then works on the events of
+    a much shorter run. Each try replays the script on a fresh machine (the initialize rules
+    always kept), with the liveness phase only if that is where the failure was found;
+    deterministic until the budget runs out.
+    """
+    deadline = time.perf_counter() + budget_s
+    best = found
+    chunk = max(1, len(best.script) // 2)
+    while chunk >= 1 and time.perf_counter() < deadline:
+        start = len(best.script) - chunk
+        while start >= 0 and time.perf_counter() < deadline:
+            candidate = [
+                step
+                for index, step in enumerate(best.script)
+                if not start <= index < start + chunk or step.rule in rules.initializers
+            ]
+            tried = (
+                _try_script(machine_class, rules, candidate, found.in_liveness)
+                if candidate != best.script
+                else None
+            )
+            if (
+                tried is not None
+                and tried.violation.property == best.violation.property
+                and len(tried.events) <= len(best.events)
+            ):
+                best = tried
+            start -= chunk
+        chunk //= 2
+    return best
 
 
 @dataclass
@@ -256,8 +390,9 @@ def run_swarm(
     Examples `first_example`, `first_example + 1`, ... of the run `seed` (None: 0 under a
     derandomized profile, else a fresh one) are run; `examples` defaults to the profile's,
     and `steps` (rules per example at most) too. With `budget_s`, no example starts once
-    that many seconds have passed, and `examples` (if given) still caps the run. The swarm
-    has no rule-level shrinking, so the event shrinker gets both budgets.
+    that many seconds have passed, and `examples` (if given) still caps the run. A failure
+    is shrunk as `run_campaign` shrinks one: rules first (`shrink_script`, within
+    `shrink_budget_s`), then events (`harness/shrink.py`, within `event_shrink_budget_s`).
     """
     if seed is None:
         seed = 0 if profile.derandomize else random.SystemRandom().randrange(2**32)
@@ -271,18 +406,21 @@ def run_swarm(
     violation: Violation | None = None
     events: list[object] = []
     failing: int | None = None
+    in_liveness = False
     number = first_example
     while count is None or number < first_example + count:
         if budget_s is not None and time.perf_counter() - started >= budget_s:
             break
         machine: ClusterMachine | None = None
+        script: list[Step] = []
         try:
             machine = machine_class()  # checks the initial state: a failure is possible already
             rng = random.Random(example_seed(seed, number))
-            run_example(machine, rules, rng, max_steps)
+            run_example(machine, rules, rng, max_steps, script)
         except PropertyViolated as failure:
             violation = failure.violation
             events = list(recorder.failure_events)
+            in_liveness = machine is not None and machine.settling
         except Exception as unexpected:  # an error of the harness itself is a finding too
             violation = Violation(
                 property="internal-error",
@@ -296,10 +434,14 @@ def run_swarm(
             failing = number
             break
         number += 1
-    if violation is not None:
-        budget = event_shrink_budget_s + (shrink_budget_s or 0.0)
-        if budget > 0:
-            violation, events = shrink_failure(config, violation, events, budget)
+    if violation is not None and shrink_budget_s != 0:
+        # Shrinking tries run on a recorder of their own: the run's totals are its search.
+        shrinking = make_machine(config, Recorder())
+        found = Failure(violation, events, script, in_liveness)
+        smaller = shrink_script(shrinking, rules, found, shrink_budget_s or SHRINK_FOREVER_S)
+        violation, events = smaller.violation, smaller.events
+    if violation is not None and event_shrink_budget_s > 0:
+        violation, events = shrink_failure(config, violation, events, event_shrink_budget_s)
     return SwarmResult(
         config=config,
         seconds=time.perf_counter() - started,

@@ -24,9 +24,11 @@ from kafka_verify.harness.machine import ClusterMachine, Recorder, make_machine
 from kafka_verify.harness.profiles import PROFILES
 from kafka_verify.harness.replay import run_trace
 from kafka_verify.harness.swarm import (
+    Step,
     UnknownStrategy,
     draw_for,
     example_seed,
+    replay_script,
     run_example,
     run_swarm,
     swarm_rules,
@@ -101,6 +103,18 @@ def _example_events(seed: int, number: int) -> list[object]:
     return machine.events
 
 
+def test_a_recorded_script_replays_to_the_same_events() -> None:
+    machine_class = make_machine(reference_cluster(), Recorder())
+    rules = swarm_rules(machine_class)
+    script: list[Step] = []
+    machine = machine_class()
+    run_example(machine, rules, random.Random(example_seed(2, 0)), 200, script)
+    assert script[0].rule.name == "choose_fault_mix" and len(script) > 1
+    again = machine_class()
+    replay_script(again, rules, script)
+    assert again.events == machine.events
+
+
 def test_the_same_seed_draws_the_same_events_and_another_seed_others() -> None:
     first = [_example_events(5, n) for n in range(3)]
     assert first == [_example_events(5, n) for n in range(3)]
@@ -132,7 +146,13 @@ def test_a_seeded_bug_is_caught_and_its_trace_replays_to_the_same_violation(
     assert (again.violation, again.events) == (found.violation, found.events)
     # The failing example alone, shrunk (shrinking stops on the clock, so it is run once).
     result = run_swarm(
-        config, CI, seed=0, first_example=found.failing_example, examples=1, shrink_budget_s=5
+        config,
+        CI,
+        seed=0,
+        first_example=found.failing_example,
+        examples=1,
+        shrink_budget_s=4,
+        event_shrink_budget_s=4,
     )
     assert result.violation is not None and result.violation.property == "refinement"
     assert 0 < len(result.events) <= len(found.events)
