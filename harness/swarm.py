@@ -53,6 +53,8 @@ from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.properties.catalogue import Violation
 
 Draw = Callable[[random.Random], object]
+# A value's simpler alternatives in the same strategy, simplest first (for shrinking).
+Simpler = Callable[[object], list[object]]
 
 # Draws for rule arguments whose strategy `draw_for` cannot translate, keyed by
 # (rule name, argument name); e.g. a per-example cluster shape drawn by an
@@ -94,6 +96,29 @@ def draw_for(strategy: SearchStrategy[Any]) -> Draw | None:
     return None
 
 
+def simpler_for(strategy: SearchStrategy[Any]) -> Simpler:
+    """What shrinking tries in place of a drawn value: the strategy's first value and the value
+    halfway there, for integers, booleans (False) and sampled_from (the first element); nothing
+    for other strategies."""
+    while isinstance(strategy, LazyStrategy):
+        strategy = strategy.wrapped_strategy
+    if isinstance(strategy, IntegersStrategy) and strategy.start is not None:
+        low = strategy.start
+
+        def smaller(value: object) -> list[object]:
+            if not isinstance(value, int) or value <= low:
+                return []
+            return list(dict.fromkeys((low, (low + value) // 2)))
+
+        return smaller
+    if isinstance(strategy, BooleansStrategy):
+        return lambda value: [False] if value is True else []
+    if isinstance(strategy, SampledFromStrategy) and not strategy._transformations:
+        first = tuple(strategy.elements)[:1]
+        return lambda value: [first[0]] if first and value != first[0] else []
+    return lambda value: []
+
+
 @dataclass(frozen=True)
 class SwarmRule:
     """One rule of the machine as the swarm calls it: the method, its preconditions, its draws."""
@@ -104,6 +129,7 @@ class SwarmRule:
     arguments: tuple[tuple[str, Draw], ...]
     # Invariants only: whether it runs while initialize rules are still to run.
     during_init: bool = False
+    simpler: tuple[tuple[str, Simpler], ...] = ()
 
     def holds(self, machine: object) -> bool:
         return all(precondition(machine) for precondition in self.preconditions)
@@ -157,7 +183,12 @@ def swarm_rules(
                     "to ARGUMENT_DRAWS in harness/swarm.py"
                 )
             arguments.append((argument, draw))
-        return SwarmRule(name, rule.function, tuple(rule.preconditions), tuple(arguments))
+        simpler = tuple(
+            (argument, simpler_for(s)) for argument, s in sorted(rule.arguments.items())
+        )
+        return SwarmRule(
+            name, rule.function, tuple(rule.preconditions), tuple(arguments), simpler=simpler
+        )
 
     invariants = tuple(
         SwarmRule(
@@ -327,40 +358,85 @@ def _try_script(
 def shrink_script(
     machine_class: type[ClusterMachine], rules: SwarmRules, found: Failure, budget_s: float
 ) -> Failure:
-    """Delete rules from a failing script while the same property still fails in no more events.
+    """Delete rules from a failing script, and simplify their arguments, while the same property
+    still fails, in fewer rules (or as many, and no more events).
 
     The swarm's counterpart of Hypothesis's shrinking of rule choices: a nemesis rule is
     dozens of events, so whole rules go first (chunks of half the script, a quarter, ...
-    down to single rules, from the end), and the event shrinker then works on the events of
-    a much shorter run. Each try replays the script on a fresh machine (the initialize rules
-    always kept), with the liveness phase only if that is where the failure was found;
-    deterministic until the budget runs out.
+    down to single rules, from the end), then each rule's arguments are tried at simpler
+    values (fewer rounds, the first partition, no lost writes), and the event shrinker then
+    works on the events of a much shorter run. Each try replays the script on a fresh
+    machine (the initialize rules always kept), with the liveness phase only if that is
+    where the failure was found; deterministic until the budget runs out.
     """
-    deadline = time.perf_counter() + budget_s
-    best = found
-    chunk = max(1, len(best.script) // 2)
-    while chunk >= 1 and time.perf_counter() < deadline:
-        start = len(best.script) - chunk
-        while start >= 0 and time.perf_counter() < deadline:
-            candidate = [
-                step
-                for index, step in enumerate(best.script)
-                if not start <= index < start + chunk or step.rule in rules.initializers
+    search = _ScriptSearch(machine_class, rules, found, time.perf_counter() + budget_s)
+    while not search.expired():
+        before = (len(search.best.script), len(search.best.events))
+        search.delete_rules()
+        search.simplify_arguments()
+        if (len(search.best.script), len(search.best.events)) == before:
+            break
+    return search.best
+
+
+@dataclass
+class _ScriptSearch:
+    machine_class: type[ClusterMachine]
+    rules: SwarmRules
+    best: Failure
+    deadline: float
+
+    def expired(self) -> bool:
+        return time.perf_counter() >= self.deadline
+
+    def _keep_if_failing(self, candidate: list[Step]) -> None:
+        if candidate == self.best.script:
+            return
+        tried = _try_script(self.machine_class, self.rules, candidate, self.best.in_liveness)
+        if (
+            tried is not None
+            and tried.violation.property == self.best.violation.property
+            and (len(tried.script), len(tried.events))
+            <= (len(self.best.script), len(self.best.events))
+        ):
+            self.best = tried
+
+    def delete_rules(self) -> None:
+        chunk = max(1, len(self.best.script) // 2)
+        while chunk >= 1 and not self.expired():
+            start = len(self.best.script) - chunk
+            while start >= 0 and not self.expired():
+                self._keep_if_failing(
+                    [
+                        step
+                        for index, step in enumerate(self.best.script)
+                        if not start <= index < start + chunk
+                        or step.rule in self.rules.initializers
+                    ]
+                )
+                start -= chunk
+            chunk //= 2
+
+    def simplify_arguments(self) -> None:
+        for index in range(len(self.best.script) - 1, -1, -1):
+            if index >= len(self.best.script):
+                continue  # a simpler argument let the failure come sooner
+            step = self.best.script[index]
+            if step.rule in self.rules.initializers:
+                continue
+            script = self.best.script
+            options = [
+                (argument, value)
+                for argument, simpler in step.rule.simpler
+                for value in simpler(step.arguments[argument])
             ]
-            tried = (
-                _try_script(machine_class, rules, candidate, found.in_liveness)
-                if candidate != best.script
-                else None
-            )
-            if (
-                tried is not None
-                and tried.violation.property == best.violation.property
-                and len(tried.events) <= len(best.events)
-            ):
-                best = tried
-            start -= chunk
-        chunk //= 2
-    return best
+            for argument, value in options:
+                if self.expired():
+                    return
+                replaced = Step(step.rule, {**step.arguments, argument: value})
+                self._keep_if_failing([*script[:index], replaced, *script[index + 1 :]])
+                if self.best.script is not script:
+                    break  # kept: the script (and what stands at this index) has changed
 
 
 @dataclass

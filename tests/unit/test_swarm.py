@@ -17,6 +17,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 from kafka_verify.harness import machine as machine_module
+from kafka_verify.harness.bench import engine_throughput
 from kafka_verify.harness.cli import main
 from kafka_verify.harness.cluster import reference_cluster
 from kafka_verify.harness.failures import write_failure
@@ -31,6 +32,7 @@ from kafka_verify.harness.swarm import (
     replay_script,
     run_example,
     run_swarm,
+    simpler_for,
     swarm_rules,
 )
 from kafka_verify.harness.trace import load_trace
@@ -94,6 +96,15 @@ def test_draws_cover_exactly_the_strategies_values() -> None:
     assert values(st.just("x")) == {"x"}
     for unknown in (st.text(), st.integers(min_value=0), st.sampled_from([1, 2]).map(str)):
         assert draw_for(unknown) is None
+
+
+def test_shrinking_tries_simpler_values_of_the_same_strategy() -> None:
+    assert simpler_for(st.integers(1, 12))(9) == [1, 5]
+    assert simpler_for(st.integers(1, 12))(1) == []
+    assert simpler_for(st.booleans())(True) == [False]
+    assert simpler_for(st.booleans())(False) == []
+    assert simpler_for(st.sampled_from((7_000, 31_000)))(31_000) == [7_000]
+    assert simpler_for(st.text())("abc") == []
 
 
 def _example_events(seed: int, number: int) -> list[object]:
@@ -192,3 +203,11 @@ def test_bad_engine_flags_exit_2_with_one_sentence(
     assert main(argv) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and fragment in lines[0]
+
+
+def test_bench_measures_both_engines_on_the_same_campaign() -> None:
+    figures = engine_throughput(examples=3, repeats=1)
+    assert set(figures) == {"hypothesis", "swarm", "swarm_over_hypothesis"}
+    assert figures["hypothesis"] > 0 and figures["swarm"] > 0
+    ratio = figures["swarm"] / figures["hypothesis"]
+    assert figures["swarm_over_hypothesis"] == pytest.approx(ratio, abs=0.01)
