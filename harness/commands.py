@@ -22,7 +22,6 @@ from kafka_verify.harness.cli_common import (
 from kafka_verify.harness.example_db import parse_example_db, parse_shard, shard_seed
 from kafka_verify.harness.failures import write_failure
 from kafka_verify.harness.profiles import PROFILES, selected_profile_name
-from kafka_verify.harness.swarm import SwarmResult, run_swarm
 from kafka_verify.harness.trace import violation_record
 from kafka_verify.properties.coverage import coverage_short, coverage_thresholds
 
@@ -91,6 +90,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "on_example": on_example,
         }
         if swarm:
+            # Imported here: the swarm reads Hypothesis's strategy classes, which the
+            # Hypothesis engine itself never needs.
+            from kafka_verify.harness.swarm import run_swarm
+
             result = run_swarm(
                 config,
                 profile,
@@ -106,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(result.error)
     violations = []
     if result.violation is not None:
-        meta = {"seed": seed, "profile": profile.name, **_engine_meta(result)}
+        meta = {"seed": seed, "profile": profile.name, **(_engine_meta(result) if swarm else {})}
         report_path, trace_path = write_failure(result, reports_root, meta)
         violations.append(
             {
@@ -144,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "coverage_short": short,
     }
     unreached = sorted(name for name, count in result.coverage.items() if count == 0)
-    swarm_seed = f", swarm seed {result.seed}" if isinstance(result, SwarmResult) else ""
+    swarm_seed = f", swarm seed {_engine_meta(result)['seed']}" if swarm else ""
     print(
         f"{status}: {result.examples} examples, {result.steps} steps in {result.seconds:.1f} s "
         f"({result.steps / max(result.seconds, 1e-9):.0f} steps/s){swarm_seed}",
@@ -177,6 +180,8 @@ def _check_engine_flags(args: argparse.Namespace, swarm: bool) -> None:
 
 def _engine_meta(result: CampaignResult) -> dict[str, Any]:
     """The trace's meta for a swarm result: the engine and the failing example, to re-run it."""
+    from kafka_verify.harness.swarm import SwarmResult
+
     if not isinstance(result, SwarmResult):
         return {}
     return {
