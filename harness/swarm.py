@@ -483,6 +483,7 @@ def run_swarm(
     events: list[object] = []
     failing: int | None = None
     in_liveness = False
+    failed_config = config
     number = first_example
     while count is None or number < first_example + count:
         if budget_s is not None and time.perf_counter() - started >= budget_s:
@@ -508,6 +509,9 @@ def run_swarm(
             recorder.first_failure_at_step = recorder.steps
         if violation is not None:
             failing = number
+            # The failing example's own cluster (an initialize rule may draw one per example).
+            if machine is not None:
+                failed_config = machine.checker.config
             break
         number += 1
     if violation is not None and shrink_budget_s != 0:
@@ -517,9 +521,9 @@ def run_swarm(
         smaller = shrink_script(shrinking, rules, found, shrink_budget_s or SHRINK_FOREVER_S)
         violation, events = smaller.violation, smaller.events
     if violation is not None and event_shrink_budget_s > 0:
-        violation, events = shrink_failure(config, violation, events, event_shrink_budget_s)
+        violation, events = shrink_failure(failed_config, violation, events, event_shrink_budget_s)
     return SwarmResult(
-        config=config,
+        config=failed_config,
         seconds=time.perf_counter() - started,
         examples=recorder.examples,
         steps=recorder.steps,
