@@ -123,10 +123,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  shrunk to {len(result.events)} events; report: {report_path}", file=sys.stderr)
         print(f"  replay: kafka-verify replay {trace_path}", file=sys.stderr)
         if meta.get("example") is not None:
+            bug_flags = "".join(f" --bug {bug}" for bug in sorted(config.bugs))
             print(
                 f"  example {meta['example']} of seed {meta['seed']} alone: kafka-verify run "
-                f"--engine swarm --seed {meta['seed']} --first-example {meta['example']} "
-                "--examples 1 (with this run's cluster flags)",
+                f"--engine swarm --profile {profile.name} --seed {meta['seed']} "
+                f"--first-example {meta['example']} --examples 1{bug_flags} "
+                "(and this run's cluster shape flags)",
                 file=sys.stderr,
             )
         if args.save_regression:
