@@ -12,6 +12,11 @@ therefore alternate, `REPEATS` of each, and every figure is the best one seen
 (the shortest time for a whole replay or for a window): the replay least
 disturbed, measured the same way for both.
 
+`engine_steps_per_s` measures the campaign as `kafka-verify run` drives it: the
+ci profile's examples on the reference cluster, seed 7, drawn by Hypothesis and
+by the swarm (`harness/swarm.py`), alternating, best of `ENGINE_REPEATS`. Their
+steps are the same checked events, so the ratio is the cost of drawing them.
+
 `bench --prove` measures the prover alone (`run_prove_bench`): each engine
 and the portfolio on the deep design bugs, and proofs of the correct protocol.
 """
@@ -124,6 +129,7 @@ def run_bench(steps: int = 12_000) -> dict[str, Any]:
     groups) under `with_groups`, and the prover's under `prove`."""
     figures = _throughput(ClusterConfig(), steps)
     figures["with_groups"] = _throughput(reference_cluster(), steps)
+    figures["engine_steps_per_s"] = engine_throughput()
     figures["prove"] = _prove_figures()
     return figures
 
@@ -151,6 +157,35 @@ def _throughput(config: ClusterConfig, steps: int, repeats: int = REPEATS) -> di
         figures["late_checked_steps_per_s"] / figures["early_checked_steps_per_s"], 3
     )
     return figures
+
+
+ENGINE_EXAMPLES = 50
+ENGINE_REPEATS = 2
+
+
+def engine_throughput(
+    examples: int = ENGINE_EXAMPLES, repeats: int = ENGINE_REPEATS
+) -> dict[str, float]:
+    """Checked steps per second of `run --profile ci --seed 7` with each engine (the best of
+    `repeats` alternating runs of `examples` examples), and the swarm's over Hypothesis's."""
+    from kafka_verify.harness.campaign import run_campaign
+    from kafka_verify.harness.profiles import PROFILES
+    from kafka_verify.harness.swarm import run_swarm
+
+    config = reference_cluster()
+    profile = PROFILES["ci"]
+    rates: dict[str, float] = {"hypothesis": 0.0, "swarm": 0.0}
+    for _ in range(repeats):
+        for name, campaign in (("hypothesis", run_campaign), ("swarm", run_swarm)):
+            result = campaign(config, profile, seed=7, examples=examples)
+            if result.violation is not None:
+                raise AssertionError(f"the {name} engine found {result.violation.property}")
+            rates[name] = max(rates[name], result.steps / result.seconds)
+    return {
+        "hypothesis": round(rates["hypothesis"], 1),
+        "swarm": round(rates["swarm"], 1),
+        "swarm_over_hypothesis": round(rates["swarm"] / rates["hypothesis"], 2),
+    }
 
 
 PROVE_BENCH_DEPTH = 6

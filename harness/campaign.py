@@ -96,7 +96,7 @@ def run_campaign(
         )
     events = list(recorder.failure_events) if violation else []
     if violation is not None and event_shrink_budget_s > 0:
-        violation, events = _shrink_events(config, violation, events, event_shrink_budget_s)
+        violation, events = shrink_failure(config, violation, events, event_shrink_budget_s)
     seconds = time.perf_counter() - started
     detected = recorder.first_failure_seconds
     return CampaignResult(
@@ -112,7 +112,7 @@ def run_campaign(
     )
 
 
-def _shrink_events(
+def shrink_failure(
     config: ClusterConfig, violation: Violation, events: list[object], budget_s: float
 ) -> tuple[Violation, list[object]]:
     """Delete events while the same property still fails; the violation as the shorter run shows it."""

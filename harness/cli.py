@@ -21,6 +21,9 @@ from kafka_verify.harness.cli_common import (
     positive,
 )
 
+# Who draws the simulation campaign's schedules (`run --engine`, `mutants --engine`).
+ENGINES = ("hypothesis", "swarm")
+
 
 def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -58,6 +61,26 @@ def _build_parser() -> Parser:
     run.add_argument("--seed", type=non_negative, default=None)
     run.add_argument("--examples", type=positive, default=None)
     run.add_argument("--steps", type=positive, default=None)
+    run.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="hypothesis",
+        help="who draws the schedules: Hypothesis, or the seeded swarm (harness/swarm.py)",
+    )
+    run.add_argument(
+        "--budget-s",
+        type=positive,
+        default=None,
+        metavar="S",
+        help="with --engine swarm: start examples for S seconds (capped by --examples if given)",
+    )
+    run.add_argument(
+        "--first-example",
+        type=non_negative,
+        default=0,
+        metavar="N",
+        help="with --engine swarm: start at example N of the seed (re-run one with --examples 1)",
+    )
     _add_cluster_arguments(run)
     run.add_argument("--reports", type=Path, default=None, metavar="DIR")
     run.add_argument("--json", type=Path, default=None, metavar="FILE")
@@ -103,6 +126,12 @@ def _build_parser() -> Parser:
     mutants = sub.add_parser("mutants", help="run the campaign against every seeded bug")
     mutants.add_argument("--bug", action="append", default=[], metavar="NAME")
     mutants.add_argument("--budget-s", type=positive, default=60)
+    mutants.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="hypothesis",
+        help="the simulation campaign's engine (not for --wire)",
+    )
     mutants.add_argument("--json", type=Path, default=None, metavar="FILE")
     mutants.add_argument("--reports", type=Path, default=None, metavar="DIR")
     mutants.add_argument(

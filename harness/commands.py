@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kafka_verify.harness.campaign import run_campaign
+from kafka_verify.harness.campaign import CampaignResult, run_campaign
 from kafka_verify.harness.cli_common import (
     UsageError,
     cluster_config_from,
@@ -62,6 +62,8 @@ def _coverage_line(coverage: dict[str, int]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    swarm = args.engine == "swarm"
+    _check_engine_flags(args, swarm)
     profile = PROFILES[selected_profile_name(args.profile)]
     config = cluster_config_from(args, args.bug)
     database = parse_example_db(args.example_db) if args.example_db is not None else None
@@ -75,25 +77,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"kafka-verify run: profile {profile.name}, {config.brokers} brokers, {config.partitions} partitions, "
         f"RF {config.replication}, min ISR {config.min_insync}, bugs {sorted(config.bugs) or 'none'}"
-        f"{shard_note}",
+        f"{shard_note}, engine {args.engine}",
         file=sys.stderr,
     )
     budget = args.examples or profile.examples
+    result: CampaignResult
     with _progress(budget) as on_example:
-        result = run_campaign(
-            config,
-            profile,
-            seed=seed,
-            examples=args.examples,
-            steps=args.steps,
-            on_example=on_example,
-            database=database,
-        )
+        common: dict[str, Any] = {
+            "seed": seed,
+            "examples": args.examples,
+            "steps": args.steps,
+            "on_example": on_example,
+        }
+        if swarm:
+            # Imported here: the swarm reads Hypothesis's strategy classes, which the
+            # Hypothesis engine itself never needs.
+            from kafka_verify.harness.swarm import run_swarm
+
+            result = run_swarm(
+                config,
+                profile,
+                budget_s=args.budget_s,
+                first_example=args.first_example,
+                **common,
+            )
+        else:
+            result = run_campaign(config, profile, database=database, **common)
+    if args.budget_s is not None and args.examples is None:
+        budget = result.examples  # a timed run is owed the coverage of what it ran
     if result.error:
         raise UsageError(result.error)
     violations = []
     if result.violation is not None:
-        meta = {"seed": seed, "profile": profile.name}
+        meta = {"seed": seed, "profile": profile.name, **(_engine_meta(result) if swarm else {})}
         report_path, trace_path = write_failure(result, reports_root, meta)
         violations.append(
             {
@@ -106,6 +122,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"VIOLATION {result.violation.property}: {result.violation.message}", file=sys.stderr)
         print(f"  shrunk to {len(result.events)} events; report: {report_path}", file=sys.stderr)
         print(f"  replay: kafka-verify replay {trace_path}", file=sys.stderr)
+        if meta.get("example") is not None:
+            bug_flags = "".join(f" --bug {bug}" for bug in sorted(config.bugs))
+            print(
+                f"  example {meta['example']} of seed {meta['seed']} alone: kafka-verify run "
+                f"--engine swarm --profile {profile.name} --seed {meta['seed']} "
+                f"--first-example {meta['example']} --examples 1{bug_flags} "
+                "(and this run's cluster shape flags)",
+                file=sys.stderr,
+            )
         if args.save_regression:
             saved = _save_regression(trace_path)
             print(f"  saved regression trace {saved}", file=sys.stderr)
@@ -114,6 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     status = "violation" if violations else ("pass, coverage short" if short else "pass")
     payload = {
         "status": status,
+        "engine": args.engine,
         "steps": result.steps,
         "examples": result.examples,
         "seconds": round(result.seconds, 3),
@@ -123,9 +149,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         "coverage_short": short,
     }
     unreached = sorted(name for name, count in result.coverage.items() if count == 0)
+    swarm_seed = f", swarm seed {_engine_meta(result)['seed']}" if swarm else ""
     print(
         f"{status}: {result.examples} examples, {result.steps} steps in {result.seconds:.1f} s "
-        f"({result.steps / max(result.seconds, 1e-9):.0f} steps/s)",
+        f"({result.steps / max(result.seconds, 1e-9):.0f} steps/s){swarm_seed}",
         file=sys.stderr,
     )
     print(f"coverage: {_coverage_line(result.coverage)}", file=sys.stderr)
@@ -142,6 +169,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     _write_summary(reports_root, payload, config)
     write_json(args.json, payload)
     return 1 if violations or (short and args.strict_coverage) else 0
+
+
+def _check_engine_flags(args: argparse.Namespace, swarm: bool) -> None:
+    if swarm and args.example_db is not None:
+        raise UsageError("--example-db stores Hypothesis examples: it is for --engine hypothesis")
+    if not swarm and args.budget_s is not None:
+        raise UsageError("--budget-s is for --engine swarm (Hypothesis counts --examples)")
+    if not swarm and args.first_example:
+        raise UsageError("--first-example is for --engine swarm")
+
+
+def _engine_meta(result: CampaignResult) -> dict[str, Any]:
+    """The trace's meta for a swarm result: the engine and the failing example, to re-run it."""
+    from kafka_verify.harness.swarm import SwarmResult
+
+    if not isinstance(result, SwarmResult):
+        return {}
+    return {
+        "engine": "swarm",
+        "seed": result.seed,
+        "example": result.failing_example,
+        "example_seed": result.failing_example_seed,
+    }
 
 
 def _write_summary(root: Path, payload: dict[str, Any], config: Any) -> None:
@@ -208,6 +258,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_mutants(args: argparse.Namespace) -> int:
     if args.wire:
+        if args.engine != "hypothesis":
+            raise UsageError("--engine chooses the simulation's engine: it is not for --wire")
         from kafka_verify.harness.mutants_wire import run_mutants_wire
         from kafka_verify.workload.nemesis import parse_kinds
 
@@ -220,7 +272,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         )
     from kafka_verify.harness.mutants import run_mutants
 
-    return run_mutants(args.bug, args.budget_s, args.json, args.reports)
+    return run_mutants(args.bug, args.budget_s, args.json, args.reports, args.engine)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -39,9 +39,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from hypothesis import event as hypothesis_event
-from hypothesis import note, target
+from hypothesis import currently_in_test_context
+from hypothesis import event as _hypothesis_event
+from hypothesis import note as _hypothesis_note
 from hypothesis import strategies as st
+from hypothesis import target as _hypothesis_target
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -95,6 +97,23 @@ FAULT_MIXES: dict[str, frozenset[str]] = {
 WINDOW_EVENTS = 120
 # The virtual time one idle step of a volatile-window nemesis lets pass (nothing in flight).
 WINDOW_TICK_MS = 50
+
+
+# Hypothesis's reporting calls refuse to run outside a Hypothesis test; the swarm engine
+# (harness/swarm.py) calls the rules directly, where they have nothing to report to.
+def hypothesis_event(value: str) -> None:
+    if currently_in_test_context():
+        _hypothesis_event(value)
+
+
+def note(value: str) -> None:
+    if currently_in_test_context():
+        _hypothesis_note(value)
+
+
+def target(observation: float, *, label: str) -> None:
+    if currently_in_test_context():
+        _hypothesis_target(observation, label=label)
 
 
 class PropertyViolated(AssertionError):

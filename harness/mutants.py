@@ -52,8 +52,12 @@ def hunt(
     *,
     shrink_budget_s: float = SHRINK_BUDGET_S,
     event_shrink_budget_s: float = EVENT_SHRINK_BUDGET_S,
+    engine: str = "hypothesis",
 ) -> dict[str, Any]:
-    """Run rounds of the CI campaign against one bug until it is caught or the budget is gone."""
+    """Run rounds of the CI campaign against one bug until it is caught or the budget is gone.
+
+    The swarm engine needs no rounds (every example has its own seed): one run of
+    seed 0 until a failure or the budget's end."""
     bugs = frozenset({bug}) if bug else frozenset()
     config = reference_cluster(bugs)
     profile = dataclasses.replace(PROFILES["ci"], targeting=False)
@@ -61,18 +65,33 @@ def hunt(
     round_index = 0
     while True:
         round_started = time.perf_counter()
-        result = run_campaign(
-            config,
-            profile,
-            seed=round_index,
-            examples=ROUND_EXAMPLES,
-            shrink_budget_s=shrink_budget_s,
-            event_shrink_budget_s=event_shrink_budget_s,
-        )
+        result: CampaignResult
+        meta: dict[str, Any] = {"seed": round_index, "profile": "ci"}
+        if engine == "swarm":
+            from kafka_verify.harness.swarm import run_swarm
+
+            result = run_swarm(
+                config,
+                profile,
+                seed=round_index,
+                budget_s=budget_s,
+                shrink_budget_s=shrink_budget_s,
+                event_shrink_budget_s=event_shrink_budget_s,
+            )
+            meta.update(engine="swarm", example=result.failing_example)
+        else:
+            result = run_campaign(
+                config,
+                profile,
+                seed=round_index,
+                examples=ROUND_EXAMPLES,
+                shrink_budget_s=shrink_budget_s,
+                event_shrink_budget_s=event_shrink_budget_s,
+            )
         if result.violation is not None:
             offset = round_started - started
             detect = offset + (result.seconds_to_detect or result.seconds)
-            report, _ = write_failure(result, reports_root, {"seed": round_index, "profile": "ci"})
+            report, _ = write_failure(result, reports_root, meta)
             counts = model_actions(result)
             return {
                 "name": bug or "none",
@@ -87,7 +106,7 @@ def hunt(
                 "violation": violation_record(result.violation, len(result.events)),
             }
         round_index += 1
-        if time.perf_counter() - started >= budget_s:
+        if engine == "swarm" or time.perf_counter() - started >= budget_s:
             return {
                 "name": bug or "none",
                 "caught": False,
@@ -292,7 +311,11 @@ def _kill_matrix(rows: list[dict[str, Any]], root: Path) -> str:
 
 
 def run_mutants(
-    requested: list[str], budget_s: int, json_path: Path | None, reports: Path | None
+    requested: list[str],
+    budget_s: int,
+    json_path: Path | None,
+    reports: Path | None,
+    engine: str = "hypothesis",
 ) -> int:
     from kafka_verify.impl.bugs import BUGS
 
@@ -305,7 +328,7 @@ def run_mutants(
     root = reports or Path("reports")
     rows = []
     for name in names:
-        row = hunt(name, budget_s, root)
+        row = hunt(name, budget_s, root, engine=engine)
         rows.append(row)
         verdict = (
             f"caught by {row['property']} in {row['seconds_to_detect']} s"
@@ -313,7 +336,7 @@ def run_mutants(
             else "NOT caught"
         )
         print(f"{name:32} {verdict}", file=sys.stderr)
-    clean = hunt(None, budget_s, root)
+    clean = hunt(None, budget_s, root, engine=engine)
     print(
         f"{'(no bug)':32} {'FALSE ALARM: ' + str(clean['property']) if clean['caught'] else 'clean'}",
         file=sys.stderr,
@@ -322,6 +345,7 @@ def run_mutants(
     root.mkdir(parents=True, exist_ok=True)
     write_text(root / "mutants.md", _kill_matrix(rows, root))
     payload = {
+        "engine": engine,
         "bugs": rows,
         "caught": caught,
         "total": len(rows),
