@@ -174,6 +174,23 @@ STORIES: tuple[BugStory, ...] = (
         frozenset({"log-agreement"}),
     ),
     BugStory(
+        "isr-expand-at-hw",
+        "Replication",
+        "The leader readmits a follower to the ISR as soon as its fetch offset reaches the "
+        "leader's high watermark, without also asking it to reach the offset where the "
+        "leader's current epoch began.",
+        "KAFKA-7128 (lagging high watermark can lead to committed data loss after ISR "
+        "expansion), fixed in Kafka 2.1 by requiring the follower to reach the leader epoch's "
+        "start offset too.",
+        "RF 3: b2 lags out of the ISR; b0 commits record 1 with b1, whose fetch answer "
+        "carrying the new high watermark is lost. b0 crashes and b1 leads epoch 1 with high "
+        "watermark 0, the committed record being above it. b2 fetches at offset 0, which "
+        "reaches that lagging high watermark, and is readmitted without record 1: an ISR "
+        "member lacks a committed record, and b2 may be elected next. The campaign's "
+        "readmitted-follower nemesis crashes the follower on the event that readmits it.",
+        frozenset({"log-agreement"}),
+    ),
+    BugStory(
         "non-idempotent-retry",
         "Producers and retention",
         "The leader appends a retried record again instead of deduplicating it by the "

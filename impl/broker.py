@@ -561,8 +561,13 @@ class Broker:
         progress.fetch_offset, progress.last_fetch_ms = offset, now_ms
         if offset >= r.log.leo:
             progress.last_caught_up_ms = now_ms
-        # In sync means caught up to the high watermark and to where this epoch began (KAFKA-7128).
-        if follower not in r.isr and offset >= max(r.hw, r.epoch_start_offset):
+        # In sync means caught up to the high watermark and to where this epoch began (KAFKA-7128):
+        # a new leader's high watermark can lag what the previous leader committed.
+        if bugs.enabled(self.config, bugs.ISR_EXPAND_AT_HW):
+            in_sync = r.hw
+        else:
+            in_sync = max(r.hw, r.epoch_start_offset)
+        if follower not in r.isr and offset >= in_sync:
             yield from self._change_isr(r, r.isr | {follower})
         yield from self._advance_hw(r, now_ms)
 

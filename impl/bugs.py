@@ -32,6 +32,7 @@ OFFSETS_IN_MEMORY = "offsets-in-memory"
 NO_GENERATION_FENCING_ON_FETCH = "no-generation-fencing-on-fetch"
 LEADER_COUNTS_UNFLUSHED = "leader-counts-unflushed"
 FETCH_BEFORE_FLUSH = "fetch-before-flush"
+ISR_EXPAND_AT_HW = "isr-expand-at-hw"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,11 @@ BUGS: dict[str, Bug] = {
             FETCH_BEFORE_FLUSH,
             "a follower's fetch advertises its log end before the records it appended are flushed",
             "follower durability",
+        ),
+        _bug(
+            ISR_EXPAND_AT_HW,
+            "the leader readmits a follower to the ISR once it reaches the high watermark, not where the leader's epoch began",
+            "KAFKA-7128",
         ),
         _bug(
             NON_IDEMPOTENT_RETRY,
