@@ -191,6 +191,23 @@ STORIES: tuple[BugStory, ...] = (
         frozenset({"log-agreement"}),
     ),
     BugStory(
+        "single-round-truncation",
+        "Replication",
+        "A truncating follower that does not hold the epoch its leader answered with cuts its "
+        "log to the end of its own largest earlier epoch and starts fetching, instead of "
+        "asking the leader again about that earlier epoch.",
+        "KIP-279 (KAFKA-6361, log divergence after fast leader fail-over): a follower that "
+        "lacks the leader's epoch truncates to its own end of the epoch below and keeps "
+        "truncating (`truncationCompleted = false`), since the logs may part before that end.",
+        "RF 3, three quick leader changes, each leader taking a write the next lacks: b0 "
+        "holds record 2 (epoch 0) and record 4 (epoch 2), b1 leads epoch 3 holding record 3 "
+        "(epoch 1) at offset 1. b0 asks for the end of epoch 2, b1 answers epoch 1 ending at "
+        "2, and b0, which has no epoch 1, cuts to 2 and fetches: it keeps record 2 at offset "
+        "1, where b1 has record 3. The exact truncation rule dictates a cut to 2 and a second "
+        "question, so refinement fails on the very truncation step.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
         "non-idempotent-retry",
         "Producers and retention",
         "The leader appends a retried record again instead of deduplicating it by the "

@@ -434,7 +434,10 @@ class Broker:
         if own_epoch == -1:
             return log.log_start, True
         if own_epoch != epoch:
-            return min(own_end, log.leo), False  # we never had that epoch: cut and ask again
+            # We never had that epoch: cut to the end of our own earlier one and ask again,
+            # since the leader's log may part from ours before that end too (KIP-279).
+            done = bugs.enabled(self.config, bugs.SINGLE_ROUND_TRUNCATION)
+            return min(own_end, log.leo), done
         return min(end, own_end, log.leo), True
 
     # -- leader side: epoch queries, fetches, produce -------------------------------------

@@ -33,6 +33,7 @@ NO_GENERATION_FENCING_ON_FETCH = "no-generation-fencing-on-fetch"
 LEADER_COUNTS_UNFLUSHED = "leader-counts-unflushed"
 FETCH_BEFORE_FLUSH = "fetch-before-flush"
 ISR_EXPAND_AT_HW = "isr-expand-at-hw"
+SINGLE_ROUND_TRUNCATION = "single-round-truncation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,11 @@ BUGS: dict[str, Bug] = {
             ISR_EXPAND_AT_HW,
             "the leader readmits a follower to the ISR once it reaches the high watermark, not where the leader's epoch began",
             "KAFKA-7128",
+        ),
+        _bug(
+            SINGLE_ROUND_TRUNCATION,
+            "a follower that lacks the epoch the leader answered cuts to its own end of an earlier epoch and fetches, without asking again",
+            "KAFKA-6361, KIP-279",
         ),
         _bug(
             NON_IDEMPOTENT_RETRY,

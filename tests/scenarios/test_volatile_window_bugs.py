@@ -1,6 +1,8 @@
 """Seeded bugs, each aimed at one volatile window or at the exact truncation rule.
 
 - `isr-expand-at-hw` (KAFKA-7128): a follower just readmitted to the ISR.
+- `single-round-truncation` (KIP-279): the exact truncation rule, where a
+  follower lacks the epoch its leader answered and must ask again.
 
 As in test_epoch_and_offset_bugs.py, each scenario writes its event list on an
 unchecked world (deciding message by message what the network loses), then
@@ -19,8 +21,8 @@ from kafka_verify.impl import events as ev
 from kafka_verify.impl import messages as m
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.world import Envelope
-from kafka_verify.model.actions import ElectLeader, ExpandIsr
-from test_epoch_and_offset_bugs import Replay, Schedule, with_bugs
+from kafka_verify.model.actions import ElectLeader, ExpandIsr, Truncate
+from test_epoch_and_offset_bugs import Replay, Schedule, records_to, with_bugs
 
 CAUGHT_BY = {story.name: story.caught_by for story in STORIES}
 
@@ -74,3 +76,69 @@ def test_isr_expand_at_hw_readmits_a_follower_that_lacks_a_committed_record(
     first = replay.violations[0]
     assert first.property in CAUGHT_BY[bug] and first.property == "log-agreement"
     assert "ISR member 2 must hold what broker 0 committed" in first.message
+
+
+# -- single-round-truncation (KIP-279's second round): the exact truncation rule ---------------
+
+
+def single_round_events(config: ClusterConfig) -> list[ev.Event]:
+    """b0 holds an epoch-0 record and an epoch-2 record; b1 leads epoch 3 with an epoch-1 record.
+
+    Three leader changes, each leader taking a write the next lacks: b0 writes record 2
+    (epoch 0), b1 leads epoch 1 and writes record 3, b0 leads epoch 2 (never having heard of
+    epoch 1) and writes record 4, and b1 leads epoch 3. b0 asks b1 for the end of its last
+    epoch, 2; b1 answers with its largest epoch below it, 1, ending at 2. b0 has no epoch 1,
+    so KIP-279 cuts it to the end of its own epoch 0 (offset 2, record 4 goes) and asks again:
+    b1's epoch 0 ends at 1, so record 2 goes too. With the bug b0 stops after the first cut.
+    """
+    s = Schedule(config)
+    s.do(ev.Produce("p0", partition=0))  # record 1, committed everywhere
+    s.run(1_000)
+    s.do(ev.Produce("p0", partition=0))  # record 2 at offset 1, b0's alone
+    s.run(100, lost=records_to("b1", "b2"))
+    hide_epoch_1 = leader_and_isr_to("b0", epoch=1)
+    s.bounce("b0")  # b1 leads epoch 1; b0 never hears of it
+    s.run(1_000, lost=hide_epoch_1)
+    s.do(ev.Produce("p1", partition=0))  # record 3 at offset 1 on b1 (and b2), epoch 1
+    s.run(500, lost=hide_epoch_1)
+    hide_epoch_2 = leader_and_isr_to("b1", epoch=2)
+    s.bounce("b1")  # b0 leads epoch 2; b1 never hears of it
+    s.run(1_000, lost=lambda e: hide_epoch_1(e) or hide_epoch_2(e))
+    s.do(ev.Produce("p2", partition=0))  # record 4 at offset 2, b0's alone, epoch 2
+    s.run(1_000, lost=lambda e: hide_epoch_2(e) or records_to("b1", "b2")(e))
+    s.bounce("b0")  # b1 leads epoch 3; b0 follows and truncates
+    s.run(2_000)
+    return s.events
+
+
+def three_producers(*bugs: str) -> ClusterConfig:
+    return ClusterConfig(producers=3, bugs=frozenset(bugs))
+
+
+def test_truncation_asks_again_on_the_correct_broker() -> None:
+    config = three_producers()
+    replay = Replay(config, single_round_events(config))
+    assert replay.violations == [] and replay.eventually == []
+    cuts = [a for a in replay.actions if isinstance(a, Truncate) and a.broker == 0]
+    assert cuts == [
+        Truncate(0, 0, offset=2, complete=False),  # record 4 goes; b0 asks again
+        Truncate(0, 0, offset=1, complete=True),  # record 2 goes
+    ]
+    part = replay.checker.state.partitions[0]
+    assert {r.broker: [rec.id for rec in r.log] for r in part.replicas} == {
+        0: [1, 3],
+        1: [1, 3],
+        2: [1, 3],
+    }
+
+
+def test_single_round_truncation_is_refused_on_the_truncation_step() -> None:
+    config = three_producers("single-round-truncation")
+    replay = Replay(config, single_round_events(config))
+    first = replay.violations[0]
+    assert first.property == "refinement", replay.violations
+    assert dict(first.details)["action"] == repr(Truncate(0, 0, offset=2, complete=True))
+    assert "the protocol cuts broker 0's log at 2 and asks again" in first.message
+    # b0 keeps record 2 at offset 1, where the leader has record 3.
+    b0 = replay.checker.world.broker(0)
+    assert b0 is not None and [r.record_id for r in b0.replicas[0].log.records] == [1, 2]
