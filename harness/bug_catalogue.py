@@ -269,6 +269,24 @@ STORIES: tuple[BugStory, ...] = (
         "gives its partition to another member, and both read the partition at once.",
         frozenset({"poll-by-non-owner"}),
     ),
+    BugStory(
+        "offsets-loaded-to-hw",
+        "Consumer groups",
+        "A broker that becomes leader of an offsets partition loads only the commit records "
+        "below its own high watermark, not every commit that took effect, although a new "
+        "leader's high watermark lags its predecessor's until its followers fetch again.",
+        "The offsets and transaction-state loaders of Kafka's 0.11 era read the partition "
+        "`while (currOffset < highWaterMark)`; a new leader's high watermark lags the old "
+        "leader's (the lag behind KAFKA-7128), so acknowledged commits can lie above it.",
+        "RF 3: a consumer commits; both followers fetch the commit record, the coordinator's "
+        "high watermark passes it, the commit takes effect and is answered, but the fetch "
+        "answers that would tell the followers the new high watermark are lost. The "
+        "coordinator crashes; a follower leads the offsets partition with the record in its "
+        "log above its high watermark, and loads the group without the acknowledged commit. "
+        "Refinement fails on the load. The campaign's coordinator nemesis crashes the "
+        "coordinator on exactly that event.",
+        frozenset({"refinement"}),
+    ),
 )
 
 

@@ -34,6 +34,7 @@ LEADER_COUNTS_UNFLUSHED = "leader-counts-unflushed"
 FETCH_BEFORE_FLUSH = "fetch-before-flush"
 ISR_EXPAND_AT_HW = "isr-expand-at-hw"
 SINGLE_ROUND_TRUNCATION = "single-round-truncation"
+OFFSETS_LOADED_TO_HW = "offsets-loaded-to-hw"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,11 @@ BUGS: dict[str, Bug] = {
             NO_GENERATION_FENCING_ON_FETCH,
             "a consumer whose session may have lapsed keeps fetching until the coordinator tells it",
             "group protocol",
+        ),
+        _bug(
+            OFFSETS_LOADED_TO_HW,
+            "a new group coordinator loads only the commits below its own high watermark, which may lag the commits already applied",
+            "offsets-topic loading",
         ),
     )
 }

@@ -3,6 +3,8 @@
 - `isr-expand-at-hw` (KAFKA-7128): a follower just readmitted to the ISR.
 - `single-round-truncation` (KIP-279): the exact truncation rule, where a
   follower lacks the epoch its leader answered and must ask again.
+- `offsets-loaded-to-hw`: a group coordinator between applying a commit and its
+  followers learning the new high watermark.
 
 As in test_epoch_and_offset_bugs.py, each scenario writes its event list on an
 unchecked world (deciding message by message what the network loses), then
@@ -20,8 +22,10 @@ from kafka_verify.harness.bug_catalogue import STORIES
 from kafka_verify.impl import events as ev
 from kafka_verify.impl import messages as m
 from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.coordinator import offsets_partition
 from kafka_verify.impl.world import Envelope
 from kafka_verify.model.actions import ElectLeader, ExpandIsr, Truncate
+from kafka_verify.model.groups import CommitOffset, CoordinatorFailover
 from test_epoch_and_offset_bugs import Replay, Schedule, records_to, with_bugs
 
 CAUGHT_BY = {story.name: story.caught_by for story in STORIES}
@@ -142,3 +146,55 @@ def test_single_round_truncation_is_refused_on_the_truncation_step() -> None:
     # b0 keeps record 2 at offset 1, where the leader has record 3.
     b0 = replay.checker.world.broker(0)
     assert b0 is not None and [r.record_id for r in b0.replicas[0].log.records] == [1, 2]
+
+
+# -- offsets-loaded-to-hw: a coordinator that applied a commit its followers have not learned --
+
+
+def offsets_loaded_to_hw_events(config: ClusterConfig) -> list[ev.Event]:
+    """c0's commit takes effect at the coordinator; no follower learns the new high watermark."""
+    s = Schedule(config)
+    s.do(ev.Subscribe("c0", "g0"))
+    s.run(4_000)
+    for _ in range(2):
+        s.do(ev.Produce("p0", partition=0))
+    s.run(1_000)
+    for _ in range(2):  # the first poll commits position 0, the second reads both records
+        s.do(ev.Poll("c0"))
+        s.run(500)
+    offsets = offsets_partition("g0", config)
+    coordinator = s.world.zk.partitions[offsets].leader
+    leader = s.world.broker(coordinator) if coordinator is not None else None
+    assert leader is not None
+    hw = leader.replicas[offsets].hw
+    # c0 commits position 2. Both followers fetch the commit record and the coordinator's high
+    # watermark passes it: the commit takes effect and is answered. Every fetch answer that
+    # would tell a follower the new high watermark is lost.
+    s.do(ev.CommitOffsets("c0"))
+    s.run(300, lost=_fetch_answer(lambda r, dst: r.partition == offsets and r.high_watermark > hw))
+    # The coordinator crashes; a follower leads the offsets partition with the commit record in
+    # its log but below its high watermark. Correct: it loads every commit that took effect.
+    # With the bug it loads only those below its high watermark and loses position 2.
+    s.do(ev.Crash(f"b{coordinator}", lose_unflushed=True))
+    s.run(12_000)
+    s.do(ev.Restart(f"b{coordinator}"))
+    s.run(3_000)
+    return s.events
+
+
+@pytest.mark.parametrize("bug", [None, "offsets-loaded-to-hw"])
+def test_offsets_loaded_to_hw_loses_an_acknowledged_commit(bug: str | None) -> None:
+    config = ClusterConfig(bugs=frozenset([bug] if bug else []), groups=1, consumers=1)
+    replay = Replay(config, offsets_loaded_to_hw_events(config))
+    answered = [op.value for op in replay.checker.ops if op.f == "commit" and op.type == "ok"]
+    assert answered == [{"t/0": 0}, {"t/0": 2}]  # position 2 was acknowledged
+    assert CommitOffset("g0", "c0", 1, 0, 2) in replay.actions
+    assert CoordinatorFailover("g0") in replay.actions
+    if bug is None:
+        assert replay.violations == [] and replay.eventually == []
+        assert replay.checker.state.groups[0].committed == ((0, 2),)
+        return
+    first = replay.violations[0]
+    assert first.property in CAUGHT_BY[bug] and first.property == "refinement"
+    # The new coordinator's group has position 0 where the model's has the acknowledged 2.
+    assert "committed=((0, 0),)" in first.message and "committed=((0, 2),)" in first.message
