@@ -208,6 +208,23 @@ STORIES: tuple[BugStory, ...] = (
         frozenset({"refinement"}),
     ),
     BugStory(
+        "fetch-before-recovery",
+        "Replication",
+        "A restarted follower's first fetch names the log end its segment metadata recorded "
+        "before the crash, before recovery cut the records it had never flushed, so the "
+        "leader counts it as holding records it lost.",
+        "No ticket of its own: the mistake log recovery exists to prevent (Kafka recomputes "
+        "the log end from the segments after an unclean shutdown, and a follower fetches "
+        "from the end of the log it recovered). A fetch offset is what the leader counts "
+        "toward the high watermark, so it must name only what the follower holds.",
+        "RF 3: b0 leads and appends record 1; both followers fetch it and b0 crashes on that "
+        "event, before it flushed. It restarts at once without the record, still in the ISR, "
+        "and follows b1. Its first fetch names offset 1; b1 counts it and commits record 1 "
+        "while b0, an ISR member, lacks it. The campaign's nemeses crash a leader on the "
+        "event a follower appends from it, and crash a broker again while it restarts.",
+        frozenset({"log-agreement", "hw-within-isr"}),
+    ),
+    BugStory(
         "non-idempotent-retry",
         "Producers and retention",
         "The leader appends a retried record again instead of deduplicating it by the "

@@ -139,6 +139,7 @@ class Broker:
             hw=log.checkpoint_hw,
             epoch=log.known_epoch,
             next_offset=log.appended_end if stale_offsets else log.leo,
+            end_before_crash=log.end_before_crash,
         )
 
     def _request_id(self) -> int:
@@ -388,11 +389,16 @@ class Broker:
         if r.role is Role.FOLLOWING:
             if not bugs.enabled(self.config, bugs.FETCH_BEFORE_FLUSH):
                 yield Flush(r.partition, r.hw)  # advertise only durable offsets
+            offset = r.log.leo
+            if r.end_before_crash is not None:
+                if bugs.enabled(self.config, bugs.FETCH_BEFORE_RECOVERY):
+                    offset = max(offset, r.end_before_crash)
+                r.end_before_crash = None
             r.outstanding, r.outstanding_ms = self._request_id(), now_ms
             fetch = m.Fetch(
                 r.outstanding,
                 r.partition,
-                r.log.leo,
+                offset,
                 r.epoch,
                 self.index,
                 self.config.fetch_max_records,

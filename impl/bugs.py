@@ -35,6 +35,7 @@ FETCH_BEFORE_FLUSH = "fetch-before-flush"
 ISR_EXPAND_AT_HW = "isr-expand-at-hw"
 SINGLE_ROUND_TRUNCATION = "single-round-truncation"
 OFFSETS_LOADED_TO_HW = "offsets-loaded-to-hw"
+FETCH_BEFORE_RECOVERY = "fetch-before-recovery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,11 @@ BUGS: dict[str, Bug] = {
             SINGLE_ROUND_TRUNCATION,
             "a follower that lacks the epoch the leader answered cuts to its own end of an earlier epoch and fetches, without asking again",
             "KAFKA-6361, KIP-279",
+        ),
+        _bug(
+            FETCH_BEFORE_RECOVERY,
+            "a restarted follower's first fetch advertises the log end it had before the crash, not the end of the log it recovered",
+            "log recovery on restart",
         ),
         _bug(
             NON_IDEMPOTENT_RETRY,

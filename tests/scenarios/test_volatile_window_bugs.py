@@ -5,6 +5,8 @@
   follower lacks the epoch its leader answered and must ask again.
 - `offsets-loaded-to-hw`: a group coordinator between applying a commit and its
   followers learning the new high watermark.
+- `fetch-before-recovery`: a broker restarting after it lost records it never
+  flushed.
 
 As in test_epoch_and_offset_bugs.py, each scenario writes its event list on an
 unchecked world (deciding message by message what the network loses), then
@@ -24,7 +26,7 @@ from kafka_verify.impl import messages as m
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.coordinator import offsets_partition
 from kafka_verify.impl.world import Envelope
-from kafka_verify.model.actions import ElectLeader, ExpandIsr, Truncate
+from kafka_verify.model.actions import ElectLeader, ExpandIsr, IncHighWatermark, Truncate
 from kafka_verify.model.groups import CommitOffset, CoordinatorFailover
 from test_epoch_and_offset_bugs import Replay, Schedule, records_to, with_bugs
 
@@ -198,3 +200,41 @@ def test_offsets_loaded_to_hw_loses_an_acknowledged_commit(bug: str | None) -> N
     assert first.property in CAUGHT_BY[bug] and first.property == "refinement"
     # The new coordinator's group has position 0 where the model's has the acknowledged 2.
     assert "committed=((0, 0),)" in first.message and "committed=((0, 2),)" in first.message
+
+
+# -- fetch-before-recovery: a broker restarting after it lost what it never flushed ----------
+
+
+def fetch_before_recovery_events(config: ClusterConfig) -> list[ev.Event]:
+    """b0 crashes on the event its followers append record 1, which b0 never flushed."""
+    s = Schedule(config)
+    s.do(ev.Produce("p0", partition=0))
+    for _ in range(100):
+        appended = [s.world.broker(b) for b in (1, 2)]
+        if all(b is not None and b.replicas[0].log.leo == 1 for b in appended):
+            break
+        inflight = s.world.inflight()
+        s.do(ev.Deliver(inflight[0].id) if inflight else ev.Tick(50))
+    # b0 loses record 1 and restarts at once, still in the ISR; b1 leads epoch 1 with it.
+    # Correct: b0 fetches from offset 0, the end of the log it recovered. With the bug its
+    # first fetch names offset 1, the end before the crash, and b1 counts b0 as holding
+    # record 1: the high watermark passes it while an ISR member lacks it.
+    s.do(ev.Crash("b0", lose_unflushed=True), ev.Restart("b0"))
+    s.run(2_000)
+    return s.events
+
+
+@pytest.mark.parametrize("bug", [None, "fetch-before-recovery"])
+def test_fetch_before_recovery_commits_a_record_the_restarted_follower_lost(
+    bug: str | None,
+) -> None:
+    config = with_bugs(*([bug] if bug else []))
+    replay = Replay(config, fetch_before_recovery_events(config))
+    assert ElectLeader(0, 1, frozenset({0, 1, 2}), controller_epoch=2) in replay.actions
+    assert IncHighWatermark(0, 1, 1) in replay.actions  # b1 commits record 1
+    if bug is None:
+        assert replay.violations == [] and replay.eventually == []
+        return
+    first = replay.violations[0]
+    assert first.property in CAUGHT_BY[bug] and first.property == "log-agreement"
+    assert "ISR member 0 must hold what broker 1 committed" in first.message
