@@ -191,20 +191,20 @@ STORIES: tuple[BugStory, ...] = (
         frozenset({"log-agreement"}),
     ),
     BugStory(
-        "single-round-truncation",
+        "no-epoch-keeps-log",
         "Replication",
-        "A truncating follower that does not hold the epoch its leader answered with cuts its "
-        "log to the end of its own largest earlier epoch and starts fetching, instead of "
-        "asking the leader again about that earlier epoch.",
-        "KIP-279 (KAFKA-6361, log divergence after fast leader fail-over): a follower that "
-        "lacks the leader's epoch truncates to its own end of the epoch below and keeps "
-        "truncating (`truncationCompleted = false`), since the logs may part before that end.",
-        "RF 3, three quick leader changes, each leader taking a write the next lacks: b0 "
-        "holds record 2 (epoch 0) and record 4 (epoch 2), b1 leads epoch 3 holding record 3 "
-        "(epoch 1) at offset 1. b0 asks for the end of epoch 2, b1 answers epoch 1 ending at "
-        "2, and b0, which has no epoch 1, cuts to 2 and fetches: it keeps record 2 at offset "
-        "1, where b1 has record 3. The exact truncation rule dictates a cut to 2 and a second "
-        "question, so refinement fails on the very truncation step.",
+        "A truncating follower whose leader answers that it knows no epoch as old as the "
+        "follower's last (no epoch at or below it in its log) keeps its whole log, instead of "
+        "falling back to its own high watermark, the only offset it knows committed.",
+        "KIP-279 (KAFKA-6361): when OffsetsForLeaderEpoch finds no such epoch (an undefined "
+        "epoch end offset), Kafka's fetcher truncates to its initial fetch offset, the high "
+        "watermark; a fallback to the log end keeps records that no leader vouched for.",
+        "RF 3: b0 leads epoch 0 and appends record 1, which no follower fetches. b0 bounces, "
+        "keeping it, and b1 leads epoch 1 with an empty log. b0 asks b1 for the end of epoch "
+        "0; b1 has no epoch that old and says so. Correct: b0 cuts to its high watermark, 0. "
+        "With the bug it keeps record 1 at offset 0, which b1 fills with another record. The "
+        "exact truncation rule dictates the cut to 0, so refinement fails on the very "
+        "truncation step.",
         frozenset({"refinement"}),
     ),
     BugStory(

@@ -431,19 +431,18 @@ class Broker:
         """KIP-279: cut to the smaller of the leader's and our own end of the answered epoch."""
         log = r.log
         if epoch == -1:
-            return max(
-                log.log_start, min(r.hw, log.leo)
-            ), True  # only committed records below our hw
+            # The leader knows no epoch this old: no leader vouches for any of our records,
+            # so only what our high watermark covers is known committed (KAFKA-6361).
+            if bugs.enabled(self.config, bugs.NO_EPOCH_KEEPS_LOG):
+                return log.leo, True
+            return max(log.log_start, min(r.hw, log.leo)), True
         if bugs.enabled(self.config, bugs.EPOCH_END_OFFSET_HOLE):
             return min(end, log.leo), True
         own_epoch, own_end = log.end_offset_for_epoch(epoch)
         if own_epoch == -1:
             return log.log_start, True
         if own_epoch != epoch:
-            # We never had that epoch: cut to the end of our own earlier one and ask again,
-            # since the leader's log may part from ours before that end too (KIP-279).
-            done = bugs.enabled(self.config, bugs.SINGLE_ROUND_TRUNCATION)
-            return min(own_end, log.leo), done
+            return min(own_end, log.leo), False  # we never had that epoch: cut and ask again
         return min(end, own_end, log.leo), True
 
     # -- leader side: epoch queries, fetches, produce -------------------------------------

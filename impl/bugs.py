@@ -33,7 +33,7 @@ NO_GENERATION_FENCING_ON_FETCH = "no-generation-fencing-on-fetch"
 LEADER_COUNTS_UNFLUSHED = "leader-counts-unflushed"
 FETCH_BEFORE_FLUSH = "fetch-before-flush"
 ISR_EXPAND_AT_HW = "isr-expand-at-hw"
-SINGLE_ROUND_TRUNCATION = "single-round-truncation"
+NO_EPOCH_KEEPS_LOG = "no-epoch-keeps-log"
 OFFSETS_LOADED_TO_HW = "offsets-loaded-to-hw"
 FETCH_BEFORE_RECOVERY = "fetch-before-recovery"
 
@@ -120,8 +120,8 @@ BUGS: dict[str, Bug] = {
             "KAFKA-7128",
         ),
         _bug(
-            SINGLE_ROUND_TRUNCATION,
-            "a follower that lacks the epoch the leader answered cuts to its own end of an earlier epoch and fetches, without asking again",
+            NO_EPOCH_KEEPS_LOG,
+            "a follower whose leader knows no epoch as old as its last keeps its whole log instead of cutting to its high watermark",
             "KAFKA-6361, KIP-279",
         ),
         _bug(

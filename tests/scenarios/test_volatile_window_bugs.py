@@ -1,8 +1,8 @@
 """Seeded bugs, each aimed at one volatile window or at the exact truncation rule.
 
 - `isr-expand-at-hw` (KAFKA-7128): a follower just readmitted to the ISR.
-- `single-round-truncation` (KIP-279): the exact truncation rule, where a
-  follower lacks the epoch its leader answered and must ask again.
+- `no-epoch-keeps-log` (KIP-279): the exact truncation rule, where the leader
+  knows no epoch as old as the follower's last.
 - `offsets-loaded-to-hw`: a group coordinator between applying a commit and its
   followers learning the new high watermark.
 - `fetch-before-recovery`: a broker restarting after it lost records it never
@@ -92,10 +92,43 @@ def test_isr_expand_at_hw_readmits_a_follower_that_lacks_a_committed_record(
     assert "ISR member 2 must hold what broker 0 committed" in first.message
 
 
-# -- single-round-truncation (KIP-279's second round): the exact truncation rule ---------------
+# -- no-epoch-keeps-log (KIP-279): the exact truncation rule ---------------------------------
 
 
-def single_round_events(config: ClusterConfig) -> list[ev.Event]:
+def no_epoch_events(config: ClusterConfig) -> list[ev.Event]:
+    """b0 keeps an uncommitted epoch-0 record and follows b1, whose log has no epoch that old."""
+    s = Schedule(config)
+    # 1. b0 appends record 1 at offset 0 in epoch 0; no follower fetches it.
+    s.do(ev.Produce("p0", partition=0))
+    s.run(100, lost=records_to("b1", "b2"))
+    # 2. b0 bounces keeping it: b1 leads epoch 1 with an empty log. b0 asks b1 for the end of
+    #    epoch 0 and b1 answers that it has no such epoch. Correct: b0 falls back to its high
+    #    watermark and cuts record 1. With the bug b0 keeps it and fetches from offset 1.
+    s.bounce("b0")
+    s.run(2_000)
+    return s.events
+
+
+def test_no_epoch_answer_cuts_to_the_high_watermark_on_the_correct_broker() -> None:
+    config = with_bugs()
+    replay = Replay(config, no_epoch_events(config))
+    assert replay.violations == [] and replay.eventually == []
+    assert ElectLeader(0, 1, frozenset({0, 1, 2}), controller_epoch=2) in replay.actions
+    assert Truncate(0, 0, offset=0, complete=True) in replay.actions  # b0 cuts record 1
+
+
+def test_no_epoch_keeps_log_is_refused_on_the_truncation_step() -> None:
+    config = with_bugs("no-epoch-keeps-log")
+    replay = Replay(config, no_epoch_events(config))
+    first = first_violation(replay, "no-epoch-keeps-log", "refinement")
+    assert dict(first.details)["action"] == repr(Truncate(0, 0, offset=1, complete=True))
+    assert "the protocol cuts broker 0's log at 0, not at 1" in first.message
+
+
+# -- KIP-279's second round, on the correct broker --------------------------------------------
+
+
+def second_round_events(config: ClusterConfig) -> list[ev.Event]:
     """b0 holds an epoch-0 record and an epoch-2 record; b1 leads epoch 3 with an epoch-1 record.
 
     Three leader changes, each leader taking a write the next lacks: b0 writes record 2
@@ -103,7 +136,7 @@ def single_round_events(config: ClusterConfig) -> list[ev.Event]:
     epoch 1) and writes record 4, and b1 leads epoch 3. b0 asks b1 for the end of its last
     epoch, 2; b1 answers with its largest epoch below it, 1, ending at 2. b0 has no epoch 1,
     so KIP-279 cuts it to the end of its own epoch 0 (offset 2, record 4 goes) and asks again:
-    b1's epoch 0 ends at 1, so record 2 goes too. With the bug b0 stops after the first cut.
+    b1's epoch 0 ends at 1, so record 2 goes too.
     """
     s = Schedule(config)
     s.do(ev.Produce("p0", partition=0))  # record 1, committed everywhere
@@ -125,13 +158,9 @@ def single_round_events(config: ClusterConfig) -> list[ev.Event]:
     return s.events
 
 
-def three_producers(*bugs: str) -> ClusterConfig:
-    return ClusterConfig(producers=3, bugs=frozenset(bugs))
-
-
 def test_truncation_asks_again_on_the_correct_broker() -> None:
-    config = three_producers()
-    replay = Replay(config, single_round_events(config))
+    config = ClusterConfig(producers=3)  # p2 writes record 4 while p0 and p1 still retry
+    replay = Replay(config, second_round_events(config))
     assert replay.violations == [] and replay.eventually == []
     cuts = [a for a in replay.actions if isinstance(a, Truncate) and a.broker == 0]
     assert cuts == [
@@ -141,17 +170,6 @@ def test_truncation_asks_again_on_the_correct_broker() -> None:
     assert all(
         [rec.id for rec in r.log] == [1, 3] for r in replay.checker.state.partitions[0].replicas
     )
-
-
-def test_single_round_truncation_is_refused_on_the_truncation_step() -> None:
-    config = three_producers("single-round-truncation")
-    replay = Replay(config, single_round_events(config))
-    first = first_violation(replay, "single-round-truncation", "refinement")
-    assert dict(first.details)["action"] == repr(Truncate(0, 0, offset=2, complete=True))
-    assert "the protocol cuts broker 0's log at 2 and asks again" in first.message
-    # b0 keeps record 2 at offset 1, where the leader has record 3.
-    b0 = replay.checker.world.broker(0)
-    assert b0 is not None and [r.record_id for r in b0.replicas[0].log.records] == [1, 2]
 
 
 # -- offsets-loaded-to-hw: a coordinator that applied a commit its followers have not learned --
