@@ -180,8 +180,8 @@ STORIES: tuple[BugStory, ...] = (
         "leader's high watermark, without also asking it to reach the offset where the "
         "leader's current epoch began.",
         "KAFKA-7128 (lagging high watermark can lead to committed data loss after ISR "
-        "expansion), fixed in Kafka 2.1 by requiring the follower to reach the leader epoch's "
-        "start offset too.",
+        "expansion), fixed by requiring the follower to reach the start offset of the "
+        "leader's current epoch as well.",
         "RF 3: b2 lags out of the ISR; b0 commits record 1 with b1, whose fetch answer "
         "carrying the new high watermark is lost. b0 crashes and b1 leads epoch 1 with high "
         "watermark 0, the committed record being above it. b2 fetches at offset 0, which "
@@ -292,9 +292,10 @@ STORIES: tuple[BugStory, ...] = (
         "A broker that becomes leader of an offsets partition loads only the commit records "
         "below its own high watermark, not every commit that took effect, although a new "
         "leader's high watermark lags its predecessor's until its followers fetch again.",
-        "The offsets and transaction-state loaders of Kafka's 0.11 era read the partition "
-        "`while (currOffset < highWaterMark)`; a new leader's high watermark lags the old "
-        "leader's (the lag behind KAFKA-7128), so acknowledged commits can lie above it.",
+        "An early transaction-state loader of Kafka (0.11 development) read its partition "
+        "only `while (currOffset < highWaterMark)`, the new leader's high watermark; Kafka's "
+        "loaders read to the log end. A new leader's high watermark lags the old leader's "
+        "(the lag behind KAFKA-7128), so records that already took effect can lie above it.",
         "RF 3: a consumer commits; both followers fetch the commit record, the coordinator's "
         "high watermark passes it, the commit takes effect and is answered, but the fetch "
         "answers that would tell the followers the new high watermark are lost. The "
