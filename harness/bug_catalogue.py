@@ -174,6 +174,57 @@ STORIES: tuple[BugStory, ...] = (
         frozenset({"log-agreement"}),
     ),
     BugStory(
+        "isr-expand-at-hw",
+        "Replication",
+        "The leader readmits a follower to the ISR as soon as its fetch offset reaches the "
+        "leader's high watermark, without also asking it to reach the offset where the "
+        "leader's current epoch began.",
+        "KAFKA-7128 (lagging high watermark can lead to committed data loss after ISR "
+        "expansion), fixed by requiring the follower to reach the start offset of the "
+        "leader's current epoch as well.",
+        "RF 3: b2 lags out of the ISR; b0 commits record 1 with b1, whose fetch answer "
+        "carrying the new high watermark is lost. b0 crashes and b1 leads epoch 1 with high "
+        "watermark 0, the committed record being above it. b2 fetches at offset 0, which "
+        "reaches that lagging high watermark, and is readmitted without record 1: an ISR "
+        "member lacks a committed record, and b2 may be elected next. The campaign's "
+        "readmitted-follower nemesis crashes the follower on the event that readmits it.",
+        frozenset({"log-agreement"}),
+    ),
+    BugStory(
+        "no-epoch-keeps-log",
+        "Replication",
+        "A truncating follower whose leader answers that it knows no epoch as old as the "
+        "follower's last (no epoch at or below it in its log) keeps its whole log, instead of "
+        "falling back to its own high watermark, the only offset it knows committed.",
+        "KIP-279 (KAFKA-6361): when OffsetsForLeaderEpoch finds no such epoch (an undefined "
+        "epoch end offset), Kafka's fetcher truncates to its initial fetch offset, the high "
+        "watermark; a fallback to the log end keeps records that no leader vouched for.",
+        "RF 3: b0 leads epoch 0 and appends record 1, which no follower fetches. b0 bounces, "
+        "keeping it, and b1 leads epoch 1 with an empty log. b0 asks b1 for the end of epoch "
+        "0; b1 has no epoch that old and says so. Correct: b0 cuts to its high watermark, 0. "
+        "With the bug it keeps record 1 at offset 0, which b1 fills with another record. The "
+        "exact truncation rule dictates the cut to 0, so refinement fails on the very "
+        "truncation step.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "fetch-before-recovery",
+        "Replication",
+        "A restarted follower's first fetch names the log end its segment metadata recorded "
+        "before the crash, before recovery cut the records it had never flushed, so the "
+        "leader counts it as holding records it lost.",
+        "No ticket of its own: the mistake log recovery exists to prevent (Kafka recomputes "
+        "the log end from the segments after an unclean shutdown, and a follower fetches "
+        "from the end of the log it recovered). A fetch offset is what the leader counts "
+        "toward the high watermark, so it must name only what the follower holds.",
+        "RF 3: b0 leads and appends record 1; both followers fetch it and b0 crashes on that "
+        "event, before it flushed. It restarts at once without the record, still in the ISR, "
+        "and follows b1. Its first fetch names offset 1; b1 counts it and commits record 1 "
+        "while b0, an ISR member, lacks it. The campaign's nemeses crash a leader on the "
+        "event a follower appends from it, and crash a broker again while it restarts.",
+        frozenset({"log-agreement", "hw-within-isr"}),
+    ),
+    BugStory(
         "non-idempotent-retry",
         "Producers and retention",
         "The leader appends a retried record again instead of deduplicating it by the "
@@ -234,6 +285,25 @@ STORIES: tuple[BugStory, ...] = (
         "The consumer's coordinator traffic is dropped; the coordinator expires it and "
         "gives its partition to another member, and both read the partition at once.",
         frozenset({"poll-by-non-owner"}),
+    ),
+    BugStory(
+        "offsets-loaded-to-hw",
+        "Consumer groups",
+        "A broker that becomes leader of an offsets partition loads only the commit records "
+        "below its own high watermark, not every commit that took effect, although a new "
+        "leader's high watermark lags its predecessor's until its followers fetch again.",
+        "An early transaction-state loader of Kafka (0.11 development) read its partition "
+        "only `while (currOffset < highWaterMark)`, the new leader's high watermark; Kafka's "
+        "loaders read to the log end. A new leader's high watermark lags the old leader's "
+        "(the lag behind KAFKA-7128), so records that already took effect can lie above it.",
+        "RF 3: a consumer commits; both followers fetch the commit record, the coordinator's "
+        "high watermark passes it, the commit takes effect and is answered, but the fetch "
+        "answers that would tell the followers the new high watermark are lost. The "
+        "coordinator crashes; a follower leads the offsets partition with the record in its "
+        "log above its high watermark, and loads the group without the acknowledged commit. "
+        "Refinement fails on the load. The campaign's coordinator nemesis crashes the "
+        "coordinator on exactly that event.",
+        frozenset({"refinement"}),
     ),
 )
 

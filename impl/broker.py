@@ -139,6 +139,7 @@ class Broker:
             hw=log.checkpoint_hw,
             epoch=log.known_epoch,
             next_offset=log.appended_end if stale_offsets else log.leo,
+            end_before_crash=log.end_before_crash,
         )
 
     def _request_id(self) -> int:
@@ -388,11 +389,16 @@ class Broker:
         if r.role is Role.FOLLOWING:
             if not bugs.enabled(self.config, bugs.FETCH_BEFORE_FLUSH):
                 yield Flush(r.partition, r.hw)  # advertise only durable offsets
+            offset = r.log.leo
+            if r.end_before_crash is not None:
+                if bugs.enabled(self.config, bugs.FETCH_BEFORE_RECOVERY):
+                    offset = max(offset, r.end_before_crash)
+                r.end_before_crash = None
             r.outstanding, r.outstanding_ms = self._request_id(), now_ms
             fetch = m.Fetch(
                 r.outstanding,
                 r.partition,
-                r.log.leo,
+                offset,
                 r.epoch,
                 self.index,
                 self.config.fetch_max_records,
@@ -425,9 +431,11 @@ class Broker:
         """KIP-279: cut to the smaller of the leader's and our own end of the answered epoch."""
         log = r.log
         if epoch == -1:
-            return max(
-                log.log_start, min(r.hw, log.leo)
-            ), True  # only committed records below our hw
+            # The leader knows no epoch this old: no leader vouches for any of our records,
+            # so only what our high watermark covers is known committed (KAFKA-6361).
+            if bugs.enabled(self.config, bugs.NO_EPOCH_KEEPS_LOG):
+                return log.leo, True
+            return max(log.log_start, min(r.hw, log.leo)), True
         if bugs.enabled(self.config, bugs.EPOCH_END_OFFSET_HOLE):
             return min(end, log.leo), True
         own_epoch, own_end = log.end_offset_for_epoch(epoch)
@@ -561,8 +569,13 @@ class Broker:
         progress.fetch_offset, progress.last_fetch_ms = offset, now_ms
         if offset >= r.log.leo:
             progress.last_caught_up_ms = now_ms
-        # In sync means caught up to the high watermark and to where this epoch began (KAFKA-7128).
-        if follower not in r.isr and offset >= max(r.hw, r.epoch_start_offset):
+        # In sync means caught up to the high watermark and to where this epoch began (KAFKA-7128):
+        # a new leader's high watermark can lag what the previous leader committed.
+        if bugs.enabled(self.config, bugs.ISR_EXPAND_AT_HW):
+            in_sync = r.hw
+        else:
+            in_sync = max(r.hw, r.epoch_start_offset)
+        if follower not in r.isr and offset >= in_sync:
             yield from self._change_isr(r, r.isr | {follower})
         yield from self._advance_hw(r, now_ms)
 

@@ -32,6 +32,10 @@ OFFSETS_IN_MEMORY = "offsets-in-memory"
 NO_GENERATION_FENCING_ON_FETCH = "no-generation-fencing-on-fetch"
 LEADER_COUNTS_UNFLUSHED = "leader-counts-unflushed"
 FETCH_BEFORE_FLUSH = "fetch-before-flush"
+ISR_EXPAND_AT_HW = "isr-expand-at-hw"
+NO_EPOCH_KEEPS_LOG = "no-epoch-keeps-log"
+OFFSETS_LOADED_TO_HW = "offsets-loaded-to-hw"
+FETCH_BEFORE_RECOVERY = "fetch-before-recovery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,21 @@ BUGS: dict[str, Bug] = {
             "follower durability",
         ),
         _bug(
+            ISR_EXPAND_AT_HW,
+            "the leader readmits a follower to the ISR once it reaches the high watermark, not where the leader's epoch began",
+            "KAFKA-7128",
+        ),
+        _bug(
+            NO_EPOCH_KEEPS_LOG,
+            "a follower whose leader knows no epoch as old as its last keeps its whole log instead of cutting to its high watermark",
+            "KAFKA-6361, KIP-279",
+        ),
+        _bug(
+            FETCH_BEFORE_RECOVERY,
+            "a restarted follower's first fetch advertises the log end it had before the crash, not the end of the log it recovered",
+            "log recovery on restart",
+        ),
+        _bug(
             NON_IDEMPOTENT_RETRY,
             "the leader appends a retried record again instead of deduplicating by producer sequence",
             "KIP-98 idempotence",
@@ -139,6 +158,11 @@ BUGS: dict[str, Bug] = {
             NO_GENERATION_FENCING_ON_FETCH,
             "a consumer whose session may have lapsed keeps fetching until the coordinator tells it",
             "group protocol",
+        ),
+        _bug(
+            OFFSETS_LOADED_TO_HW,
+            "a new group coordinator loads only the commits below its own high watermark, which may lag the commits already applied",
+            "offsets-topic loading",
         ),
     )
 }

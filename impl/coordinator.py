@@ -225,11 +225,16 @@ class Coordinator:
         written = yield ZkCall(GroupWrite(r.partition, self.host.index, r.epoch, groups))
         if not isinstance(written, GroupSnapshot):
             return
+        # Every commit that took effect is replayed: the applied prefix, which may reach past
+        # this new leader's high watermark (it lags the previous leader's until followers fetch).
+        loaded_up_to = snapshot.applied
+        if bugs.enabled(self.config, bugs.OFFSETS_LOADED_TO_HW):
+            loaded_up_to = min(loaded_up_to, r.hw)
         loaded = Loaded(
             r.partition,
             r.epoch,
             {g.group: g for g in groups},
-            replay_commits(r.log.records, snapshot.applied, r.log.log_start),
+            replay_commits(r.log.records, loaded_up_to, r.log.log_start),
         )
         for offset, record in r.log.producer_entries():
             if offset >= snapshot.applied and isinstance(record, OffsetRecord):

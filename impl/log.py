@@ -58,6 +58,9 @@ class PartitionLog:
         # The largest log end ever reached (kept in the segment metadata); only a buggy
         # broker would number new records from it after the log was cut back.
         self.appended_end = 0
+        # The log end before the last crash (the segment metadata's), before recovery cut
+        # what was never flushed; None until a crash.
+        self.end_before_crash: int | None = None
         # The leader epoch this replica last learned (partition metadata, written to disk
         # when it changes), so a restarted broker never leads an epoch it may have led.
         self.known_epoch = -1
@@ -188,6 +191,7 @@ class PartitionLog:
     def crash(self) -> int:
         """Lose what was never flushed; the number of records lost."""
         lost = self._end - self.flushed
+        self.end_before_crash = self._end
         if lost > 0:
             self.truncate(self.flushed)
         self.checkpoint_hw = min(self.checkpoint_hw, self._end)

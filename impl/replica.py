@@ -68,3 +68,6 @@ class ReplicaState:
         default_factory=list
     )  # follower fetches waiting for news
     outstanding_ms: int = 0
+    # The log end the segment metadata recorded before a crash, until the first fetch after
+    # the restart; only a buggy broker fetches from it rather than from the recovered log end.
+    end_before_crash: int | None = None
