@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"kafka-verify run: profile {profile.name}, {config.brokers} brokers, {config.partitions} partitions, "
         f"RF {config.replication}, min ISR {config.min_insync}, bugs {sorted(config.bugs) or 'none'}"
-        f"{shard_note}",
+        f"{shard_note}{', config swarm' if args.config_swarm else ''}",
         file=sys.stderr,
     )
     budget = args.examples or profile.examples
@@ -88,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             steps=args.steps,
             on_example=on_example,
             database=database,
+            config_swarm=args.config_swarm,
         )
     if result.error:
         raise UsageError(result.error)
@@ -121,6 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "coverage": result.coverage,
         "coverage_thresholds": thresholds,
         "coverage_short": short,
+        "config_draws": result.config_draws,
     }
     unreached = sorted(name for name, count in result.coverage.items() if count == 0)
     print(

@@ -47,6 +47,7 @@ from kafka_verify.properties.groups import (
     unsettled_group,
 )
 from kafka_verify.properties.history import HistoryChecker, Op
+from kafka_verify.properties.history.simulation import simulation_check_config
 from kafka_verify.properties.incremental import IncrementalChecker
 from kafka_verify.properties.invariants import check_state
 
@@ -157,7 +158,11 @@ class Checker:
             for position, b in enumerate(self.model_config.replicas_of(p)):
                 self._replica_slots.setdefault(f"b{b}", []).append((p, position))
         self.state = initial_state(self.model_config)
-        self.history = HistoryChecker(self.model_config)
+        # What the history may show follows the cluster's own producers (acks, idempotence).
+        self.history = HistoryChecker(
+            self.model_config,
+            simulation_check_config(acks=self.config.acks, idempotent=self.config.idempotent),
+        )
         self.ownership = OwnershipChecker()
         self.coverage = Coverage(
             {g: offsets_partition(g, self.config) for g in group_names(self.config)}
@@ -372,7 +377,7 @@ class Checker:
         if self._groups:
             found += unsettled_group(self.state, self.model_config)
             found += poll_skipped_after_resume(self.ops, self.state)
-            found += group_missed_records(self.ops, self.state)
+            found += group_missed_records(self.ops, self.state, acks=self.config.acks)
         return found
 
 
