@@ -36,7 +36,7 @@ from kafka_verify.model.actions import ControllerFailover
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Restart as RestartAction
 from kafka_verify.model.groups import GROUP_ACTION_TYPES
-from kafka_verify.model.state import Config, Partition
+from kafka_verify.model.state import Config, Partition, Role
 from kafka_verify.properties.catalogue import Violation
 from kafka_verify.properties.coverage import Coverage
 from kafka_verify.properties.groups import (
@@ -352,6 +352,10 @@ class Checker:
             if part.leader is None or part.isr != frozenset(r.broker for r in part.replicas):
                 return False
             leader = part.replica(part.leader)
+            # As `converged` asks: the quorum leader acts as leader in the quorum's epoch (after
+            # a restart of every node all replicas may agree while none has taken up its role).
+            if leader.role is not Role.LEADER or leader.epoch != part.epoch:
+                return False
             for r in part.replicas:
                 if r.leo != leader.leo or r.hw != leader.hw or r.epoch != part.epoch:
                     return False
