@@ -10,6 +10,10 @@ Rules of this module:
 - Each axis offers the base config's own value first, so Hypothesis shrinks a
   failing example's settings towards the configuration the campaign was given:
   a counterexample keeps only the departures it needs.
+- About half the examples run the base settings unchanged (`config_draws`): the
+  nemeses were tuned on the base timing, and some situations they aim at (a
+  follower readmitted then crashed, a leader alone in its ISR crashing) come up
+  mostly there, so the campaign's coverage targets still hold with the swarm on.
 - `ConfigDraw` is plain data with a valid-Python repr, as every rule argument
   of the machine, so a printed counterexample still pastes and runs.
 """
@@ -154,16 +158,19 @@ def axis_choices(axis: Axis, base: ClusterConfig) -> tuple[Setting, ...]:
     return (own, *fitting)
 
 
+def _joined(settings: tuple[Setting, ...]) -> ConfigDraw:
+    return ConfigDraw(tuple(pair for setting in settings for pair in setting))
+
+
 def config_draws(base: ClusterConfig) -> st.SearchStrategy[ConfigDraw]:
-    """Draws of one setting per axis, each fitting `base` on its own and together."""
-    axes = [st.sampled_from(axis_choices(axis, base)) for axis in CONFIG_SPACE]
-
-    def joined(settings: tuple[Setting, ...]) -> ConfigDraw:
-        return ConfigDraw(tuple(pair for setting in settings for pair in setting))
-
+    """Draws of one setting per axis, each fitting `base` on its own and together; the base's
+    own settings about half the time (the first branch, which is also what shrinking aims at)."""
+    choices = [axis_choices(axis, base) for axis in CONFIG_SPACE]
+    own = _joined(tuple(c[0] for c in choices))
     # Axes touch disjoint fields and each fits `base` alone; the one cross-axis rule
     # of ClusterConfig (heartbeat < session) lives inside one axis, so any join fits.
-    return st.tuples(*axes).map(joined)
+    swarmed = st.tuples(*(st.sampled_from(c) for c in choices)).map(_joined)
+    return st.one_of(st.just(own), swarmed)
 
 
 def drawn_values(config: ClusterConfig) -> dict[str, Any]:

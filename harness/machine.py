@@ -320,15 +320,9 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # -- the swarm ----------------------------------------------------------------
 
-    def cluster_draws(self) -> st.SearchStrategy[ConfigDraw | None]:
-        """This example's settings over the base config; None (nothing drawn) without the swarm."""
-        return config_draws(self.cluster_config) if self.config_swarm else st.none()
-
-    @initialize(
-        mix=st.sampled_from(sorted(FAULT_MIXES)),
-        length=st.sampled_from(EXAMPLE_LENGTHS),
-        cluster=st.runner().flatmap(lambda machine: machine.cluster_draws()),
-    )
+    # Without the config swarm nothing is drawn for `cluster`, so a seed generates exactly the
+    # examples it did before the swarm existed; `make_machine` redeclares the rule with a draw.
+    @initialize(mix=st.sampled_from(sorted(FAULT_MIXES)), length=st.sampled_from(EXAMPLE_LENGTHS))
     def choose_fault_mix(self, mix: str, length: int, cluster: ConfigDraw | None = None) -> None:
         """The example's swarm: its fault mix, its length and (`cluster`) its cluster settings.
 
@@ -840,8 +834,22 @@ def make_machine(
 ) -> type[ClusterMachine]:
     """A ClusterMachine subclass bound to one base config and one recorder; with `config_swarm`,
     each example draws its own settings over `config`."""
-    return type(
-        "ClusterMachine",
-        (ClusterMachine,),
-        {"cluster_config": config, "recorder": recorder, "config_swarm": config_swarm},
-    )
+    body: dict[str, object] = {
+        "cluster_config": config,
+        "recorder": recorder,
+        "config_swarm": config_swarm,
+    }
+    if config_swarm:
+
+        @initialize(
+            mix=st.sampled_from(sorted(FAULT_MIXES)),
+            length=st.sampled_from(EXAMPLE_LENGTHS),
+            cluster=config_draws(config),
+        )
+        def choose_fault_mix(
+            self: ClusterMachine, mix: str, length: int, cluster: ConfigDraw | None = None
+        ) -> None:
+            ClusterMachine.choose_fault_mix(self, mix, length, cluster)
+
+        body["choose_fault_mix"] = choose_fault_mix
+    return type("ClusterMachine", (ClusterMachine,), body)
