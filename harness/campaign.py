@@ -64,17 +64,19 @@ def run_campaign(
     event_shrink_budget_s: float = 20.0,
     database: ExampleDatabase | None = None,
     config_swarm: bool = True,
+    swarm_axes: frozenset[str] | None = None,
 ) -> CampaignResult:
     """Run the machine until a property fails or the budget is spent; shrink what fails.
 
     Hypothesis shrinks first (within `shrink_budget_s`), then `harness/shrink.py`
     deletes whole kinds of traffic, chunks and single events (within `event_shrink_budget_s`).
-    With `config_swarm`, each example draws its cluster settings over `config`.
+    With `config_swarm`, each example draws its cluster settings over `config` (only
+    on `swarm_axes`, when given: see `harness/config_swarm.py`).
     """
     if database is not None and profile.derandomize and seed is None:
         seed = 0  # the same commit still gives the same run, now with stored examples first
     recorder = Recorder(on_example=on_example, shrink_budget_s=shrink_budget_s)
-    machine = make_machine(config, recorder, config_swarm=config_swarm)
+    machine = make_machine(config, recorder, config_swarm=config_swarm, swarm_axes=swarm_axes)
     if seed is not None:
         machine = hypothesis_seed(seed)(machine)
     # Quiet: the report is the counterexample; Hypothesis's own printout of the
@@ -82,7 +84,7 @@ def run_campaign(
     if database is not None:
         config_text = json.dumps(config_to_json(config), sort_keys=True)
         if config_swarm:
-            config_text += " config-swarm"
+            config_text += " config-swarm " + ",".join(sorted(swarm_axes or ("all",)))
         database = ConfigKeyedDatabase(database, config_text)
     settings = hypothesis_settings(profile, examples, steps, database)
     settings = type(settings)(settings, verbosity=Verbosity.quiet)

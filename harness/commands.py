@@ -19,6 +19,7 @@ from kafka_verify.harness.cli_common import (
     write_json,
     write_text,
 )
+from kafka_verify.harness.config_swarm import drawn_values
 from kafka_verify.harness.example_db import parse_example_db, parse_shard, shard_seed
 from kafka_verify.harness.failures import write_failure
 from kafka_verify.harness.profiles import PROFILES, selected_profile_name
@@ -105,6 +106,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             }
         )
         print(f"VIOLATION {result.violation.property}: {result.violation.message}", file=sys.stderr)
+        if result.config != config:
+            drawn = ", ".join(
+                f"{name}={value}"
+                for name, value in drawn_values(result.config).items()
+                if getattr(config, name) != value
+            )
+            print(f"  on the example's drawn settings: {drawn}", file=sys.stderr)
         print(f"  shrunk to {len(result.events)} events; report: {report_path}", file=sys.stderr)
         print(f"  replay: kafka-verify replay {trace_path}", file=sys.stderr)
         if args.save_regression:

@@ -162,10 +162,21 @@ def _joined(settings: tuple[Setting, ...]) -> ConfigDraw:
     return ConfigDraw(tuple(pair for setting in settings for pair in setting))
 
 
-def config_draws(base: ClusterConfig) -> st.SearchStrategy[ConfigDraw]:
+def config_draws(
+    base: ClusterConfig, axes: frozenset[str] | None = None
+) -> st.SearchStrategy[ConfigDraw]:
     """Draws of one setting per axis, each fitting `base` on its own and together; the base's
-    own settings about half the time (the first branch, which is also what shrinking aims at)."""
-    choices = [axis_choices(axis, base) for axis in CONFIG_SPACE]
+    own settings about half the time (the first branch, which is also what shrinking aims at).
+
+    `axes` names the axes that vary (None: all of them); the others keep the base's setting.
+    """
+    unknown = set(axes or ()) - set(AXIS_NAMES)
+    if unknown:
+        raise ValueError(f"the config swarm has no axis named {sorted(unknown)[0]!r}")
+    choices = [
+        axis_choices(axis, base)[: None if axes is None or axis.name in axes else 1]
+        for axis in CONFIG_SPACE
+    ]
     own = _joined(tuple(c[0] for c in choices))
     # Axes touch disjoint fields and each fits `base` alone; the one cross-axis rule
     # of ClusterConfig (heartbeat < session) lives inside one axis, so any join fits.

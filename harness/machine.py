@@ -830,10 +830,14 @@ class ClusterMachine(RuleBasedStateMachine):
 
 
 def make_machine(
-    config: ClusterConfig, recorder: Recorder, *, config_swarm: bool = False
+    config: ClusterConfig,
+    recorder: Recorder,
+    *,
+    config_swarm: bool = False,
+    swarm_axes: frozenset[str] | None = None,
 ) -> type[ClusterMachine]:
     """A ClusterMachine subclass bound to one base config and one recorder; with `config_swarm`,
-    each example draws its own settings over `config`."""
+    each example draws its own settings over `config` (on `swarm_axes` only, when given)."""
     body: dict[str, object] = {
         "cluster_config": config,
         "recorder": recorder,
@@ -844,7 +848,7 @@ def make_machine(
         @initialize(
             mix=st.sampled_from(sorted(FAULT_MIXES)),
             length=st.sampled_from(EXAMPLE_LENGTHS),
-            cluster=config_draws(config),
+            cluster=config_draws(config, swarm_axes),
         )
         def choose_fault_mix(
             self: ClusterMachine, mix: str, length: int, cluster: ConfigDraw | None = None
