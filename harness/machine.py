@@ -65,8 +65,9 @@ from kafka_verify.properties.catalogue import Violation
 
 TICKS_MS = (1, 10, 50, 200, 1_000, 5_000)
 # Clock jumps: just long enough to expire a session (the reference's 6 s; the short jump
-# follows the example's session timeout) or to age records past retention (30 s). Every timer fires on the way, so a jump costs in proportion to
-# its length: longer ones buy no new states, only time.
+# follows the example's session timeout) or to age records past retention (30 s). Every
+# timer fires on the way, so a jump costs in proportion to its length: longer ones buy no
+# new states, only time.
 CLOCK_JUMPS_MS = (7_000, 31_000)
 # What a consumer sends its group coordinator (a silenced consumer loses all of it).
 GROUP_REQUESTS = (gm.FindCoordinator, gm.JoinGroup, gm.SyncGroup, gm.Heartbeat, gm.OffsetCommit)
@@ -138,6 +139,12 @@ class Recorder:
     smallest_failure: Violation | None = None
     smallest_config: ClusterConfig | None = None
     shrink_spent: bool = False
+
+    def count_draw(self, draw: ConfigDraw) -> None:
+        """Count one example's drawn settings in `config_draws`."""
+        for name, value in draw.settings:
+            counts = self.config_draws.setdefault(name, {})
+            counts[str(value)] = counts.get(str(value), 0) + 1
 
 
 def settle(checker: Checker, max_rounds: int = 160, tick_ms: int = 250) -> Iterator[object]:
@@ -339,13 +346,11 @@ class ClusterMachine(RuleBasedStateMachine):
             assert not self.events, "the cluster config is drawn before any event"
             self.checker = Checker(cluster.apply(self.cluster_config))
             self.recorder.current_config = self.checker.config
+            self.recorder.count_draw(cluster)
             if in_test:
                 note(f"cluster settings: {cluster.label()}")
-            for name, value in cluster.settings:
-                if in_test:
+                for name, value in cluster.settings:
                     hypothesis_event(f"config {name}: {value}")
-                counts = self.recorder.config_draws.setdefault(name, {})
-                counts[str(value)] = counts.get(str(value), 0) + 1
             self._raise_all(self.checker.initial_violations())
 
     @invariant()
