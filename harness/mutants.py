@@ -6,7 +6,8 @@ per-bug time budget is spent. The result is a kill matrix (bugs x properties)
 in `reports/mutants.md` and the JSON of DESIGN.md. A clean run (no bug) is
 measured too: it must find nothing, so there are no false alarms. The config
 swarm varies only the cluster's timing here (`MUTANT_SWARM_AXES`), not its shape
-or its producers' promises, which each bug's scenario needs.
+or its producers' promises, which each bug's scenario needs; three leader-churn
+bugs are hunted on the reference timing alone (`REFERENCE_TIMING_BUGS`).
 
 Beside DESIGN.md's fields, each bug's JSON carries `shrunk_actions` (the model
 actions of the shrunk run in the violation's scope, the figure set beside
@@ -48,6 +49,14 @@ ROUND_EXAMPLES = 12
 # below min ISR 2) or non-idempotent-retry (idempotent producers) does not exist elsewhere. A
 # bug must still be caught whatever the flush interval, replica lag and timeouts.
 MUTANT_SWARM_AXES = frozenset({"flush", "replica lag", "session", "request timeout"})
+# Bugs hunted on the reference timing alone (no config swarm): each needs several quick
+# leader changes, each with a write the others lack (or a truncated leader leading again),
+# which the leader-churn nemesis times for the reference session, lag and fetch timing.
+# Measured with the timing swarm on, under load, none was caught within 60 s in one full
+# `mutants` run (duplicate-offset was caught in 1 to 2.5 s when hunted alone).
+REFERENCE_TIMING_BUGS = frozenset(
+    {"epoch-end-offset-hole", "no-fetch-epoch-fencing", "duplicate-offset"}
+)
 # Shrinking after the first failure: Hypothesis on rule choices, then event deletion.
 SHRINK_BUDGET_S = 15.0
 EVENT_SHRINK_BUDGET_S = 15.0
@@ -60,12 +69,15 @@ def hunt(
     *,
     shrink_budget_s: float = SHRINK_BUDGET_S,
     event_shrink_budget_s: float = EVENT_SHRINK_BUDGET_S,
-    swarm_axes: frozenset[str] | None = MUTANT_SWARM_AXES,
+    swarm_axes: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """Run rounds of the CI campaign against one bug until it is caught or the budget is gone.
 
-    The config swarm varies `swarm_axes` (None: every axis of `harness/config_swarm.py`).
+    The config swarm varies `swarm_axes` (None: the bug's own choice, `MUTANT_SWARM_AXES`
+    or, for `REFERENCE_TIMING_BUGS`, no swarm at all; empty: no swarm).
     """
+    if swarm_axes is None:
+        swarm_axes = frozenset() if bug in REFERENCE_TIMING_BUGS else MUTANT_SWARM_AXES
     bugs = frozenset({bug}) if bug else frozenset()
     config = reference_cluster(bugs)
     profile = dataclasses.replace(PROFILES["ci"], targeting=False)
@@ -80,7 +92,8 @@ def hunt(
             examples=ROUND_EXAMPLES,
             shrink_budget_s=shrink_budget_s,
             event_shrink_budget_s=event_shrink_budget_s,
-            swarm_axes=swarm_axes,
+            config_swarm=bool(swarm_axes),
+            swarm_axes=swarm_axes or None,
         )
         if result.violation is not None:
             offset = round_started - started
