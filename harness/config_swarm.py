@@ -10,10 +10,11 @@ Rules of this module:
 - Each axis offers the base config's own value first, so Hypothesis shrinks a
   failing example's settings towards the configuration the campaign was given:
   a counterexample keeps only the departures it needs.
-- About half the examples run the base settings unchanged (`config_draws`): the
-  nemeses were tuned on the base timing, and some situations they aim at (a
-  follower readmitted then crashed, a leader alone in its ISR crashing) come up
-  mostly there, so the campaign's coverage targets still hold with the swarm on.
+- Half the draws are the base settings unchanged (`config_draws`): the nemeses
+  were tuned on the base timing, and some situations they aim at (a follower
+  readmitted then crashed, a crash losing acknowledged unflushed records) come
+  up mostly there. Hypothesis builds later examples from earlier ones, so in a
+  derandomized run the examples cluster on a few draws rather than half and half.
 - `ConfigDraw` is plain data with a valid-Python repr, as every rule argument
   of the machine, so a printed counterexample still pastes and runs.
 """
