@@ -105,6 +105,13 @@ def _build_parser() -> Parser:
         metavar="I/N",
         help="run the I-th of N disjoint slices of the campaign's seeds (a CI matrix of N jobs)",
     )
+    run.add_argument(
+        "--no-config-swarm",
+        dest="config_swarm",
+        action="store_false",
+        help="run every example on the one cluster config the flags give (by default each "
+        "example draws its flush interval, timeouts, RF and min ISR, acks and retention)",
+    )
 
     replay = sub.add_parser(
         "replay", help="re-execute a trace and report whether its violation reproduces"

@@ -19,6 +19,7 @@ from kafka_verify.harness.cli_common import (
     write_json,
     write_text,
 )
+from kafka_verify.harness.config_swarm import drawn_values
 from kafka_verify.harness.example_db import parse_example_db, parse_shard, shard_seed
 from kafka_verify.harness.failures import write_failure
 from kafka_verify.harness.profiles import PROFILES, selected_profile_name
@@ -77,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"kafka-verify run: profile {profile.name}, {config.brokers} brokers, {config.partitions} partitions, "
         f"RF {config.replication}, min ISR {config.min_insync}, bugs {sorted(config.bugs) or 'none'}"
-        f"{shard_note}, engine {args.engine}",
+        f"{shard_note}, engine {args.engine}{', config swarm' if args.config_swarm else ''}",
         file=sys.stderr,
     )
     budget = args.examples or profile.examples
@@ -88,6 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "examples": args.examples,
             "steps": args.steps,
             "on_example": on_example,
+            "config_swarm": args.config_swarm,
         }
         if swarm:
             # Imported here: the swarm reads Hypothesis's strategy classes, which the
@@ -120,6 +122,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             }
         )
         print(f"VIOLATION {result.violation.property}: {result.violation.message}", file=sys.stderr)
+        if result.config != config:
+            drawn = ", ".join(
+                f"{name}={value}"
+                for name, value in drawn_values(result.config).items()
+                if getattr(config, name) != value
+            )
+            print(f"  on the example's drawn settings: {drawn}", file=sys.stderr)
         print(f"  shrunk to {len(result.events)} events; report: {report_path}", file=sys.stderr)
         print(f"  replay: kafka-verify replay {trace_path}", file=sys.stderr)
         if meta.get("example") is not None:
@@ -147,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "coverage": result.coverage,
         "coverage_thresholds": thresholds,
         "coverage_short": short,
+        "config_draws": result.config_draws,
     }
     unreached = sorted(name for name, count in result.coverage.items() if count == 0)
     swarm_seed = f", swarm seed {_engine_meta(result)['seed']}" if swarm else ""

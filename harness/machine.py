@@ -8,7 +8,11 @@ list is the counterexample.
 
 Swarm testing: each example first draws a fault mix (crash-heavy,
 partition-heavy, drop-heavy, clock-heavy, calm) and only the faults of that mix
-are enabled, so different examples explore very different corners.
+are enabled, so different examples explore very different corners. It draws its
+cluster's settings too (`harness/config_swarm.py`: flush interval, replica lag,
+timeouts, RF and min ISR, acks and idempotence, retention) over the campaign's
+base config, and its checker is built with the drawn config before any event, so
+every property, the trace and the report speak of the cluster that ran.
 
 Nemeses, in Jepsen's sense, reach the deep states that random single faults
 rarely compose: a leader bounced while others take over (`leader_churn`, several
@@ -51,6 +55,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from kafka_verify.harness.config_swarm import ConfigDraw, config_draws
 from kafka_verify.harness.runner import Checker
 from kafka_verify.impl import events as ev
 from kafka_verify.impl import group_messages as gm
@@ -60,9 +65,10 @@ from kafka_verify.model.state import Replica, Role
 from kafka_verify.properties.catalogue import Violation
 
 TICKS_MS = (1, 10, 50, 200, 1_000, 5_000)
-# Clock jumps: just long enough to expire a session (6 s) or to age records past
-# retention (30 s). Every timer fires on the way, so a jump costs in proportion to
-# its length: longer ones buy no new states, only time.
+# Clock jumps: just long enough to expire a session (the reference's 6 s; the short jump
+# follows the example's session timeout) or to age records past retention (30 s). Every
+# timer fires on the way, so a jump costs in proportion to its length: longer ones buy no
+# new states, only time.
 CLOCK_JUMPS_MS = (7_000, 31_000)
 # What a consumer sends its group coordinator (a silenced consumer loses all of it).
 GROUP_REQUESTS = (gm.FindCoordinator, gm.JoinGroup, gm.SyncGroup, gm.Heartbeat, gm.OffsetCommit)
@@ -131,8 +137,14 @@ class Recorder:
     examples: int = 0
     steps: int = 0
     coverage: dict[str, int] = field(default_factory=dict)
+    # The config swarm's draws: per field, how many examples ran each value.
+    config_draws: dict[str, dict[str, int]] = field(default_factory=dict)
     failure_events: list[object] = field(default_factory=list)
     failure: Violation | None = None
+    # The failing example's own cluster config (the swarm's draw over the base).
+    failure_config: ClusterConfig | None = None
+    # The config of the example running now (or last run).
+    current_config: ClusterConfig | None = None
     first_failure_at_step: int | None = None
     first_failure_seconds: float | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -143,7 +155,14 @@ class Recorder:
     # The smallest failing example seen so far, kept so a stopped shrink still has a result.
     smallest_events: list[object] | None = None
     smallest_failure: Violation | None = None
+    smallest_config: ClusterConfig | None = None
     shrink_spent: bool = False
+
+    def count_draw(self, draw: ConfigDraw) -> None:
+        """Count one example's drawn settings in `config_draws`."""
+        for name, value in draw.settings:
+            counts = self.config_draws.setdefault(name, {})
+            counts[str(value)] = counts.get(str(value), 0) + 1
 
 
 def settle(checker: Checker, max_rounds: int = 160, tick_ms: int = 250) -> Iterator[object]:
@@ -185,8 +204,10 @@ def settle(checker: Checker, max_rounds: int = 160, tick_ms: int = 250) -> Itera
 class ClusterMachine(RuleBasedStateMachine):
     """Random schedules of client operations and faults against the reference cluster."""
 
-    cluster_config: ClassVar[ClusterConfig] = ClusterConfig()
+    cluster_config: ClassVar[ClusterConfig] = ClusterConfig()  # the campaign's base config
     recorder: ClassVar[Recorder] = Recorder()
+    # Whether each example draws its own settings over `cluster_config` (the config swarm).
+    config_swarm: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -211,6 +232,7 @@ class ClusterMachine(RuleBasedStateMachine):
         recorder.shrink_spent = self.inert
         if self.recorder.on_example is not None:
             self.recorder.on_example(self.recorder)
+        recorder.current_config = self.cluster_config
         self._raise_all(self.checker.initial_violations())
 
     # -- plumbing -----------------------------------------------------------------
@@ -283,10 +305,12 @@ class ClusterMachine(RuleBasedStateMachine):
             self.failed = True
             self.recorder.failure = violations[0]
             self.recorder.failure_events = list(self.events)
+            self.recorder.failure_config = self.checker.config
             smallest = self.recorder.smallest_events
             if smallest is None or len(self.events) <= len(smallest):
                 self.recorder.smallest_events = list(self.events)
                 self.recorder.smallest_failure = violations[0]
+                self.recorder.smallest_config = self.checker.config
             if self.recorder.first_failure_at_step is None:
                 self.recorder.first_failure_at_step = self.recorder.steps
                 self.recorder.first_failure_seconds = time.perf_counter() - self.recorder.started
@@ -321,12 +345,31 @@ class ClusterMachine(RuleBasedStateMachine):
 
     # -- the swarm ----------------------------------------------------------------
 
+    # Without the config swarm nothing is drawn for `cluster`, so a seed generates exactly the
+    # examples it did before the swarm existed; `make_machine` redeclares the rule with a draw.
     @initialize(mix=st.sampled_from(sorted(FAULT_MIXES)), length=st.sampled_from(EXAMPLE_LENGTHS))
-    def choose_fault_mix(self, mix: str, length: int) -> None:
+    def choose_fault_mix(self, mix: str, length: int, cluster: ConfigDraw | None = None) -> None:
+        """The example's swarm: its fault mix, its length and (`cluster`) its cluster settings.
+
+        With `cluster`, the checker is rebuilt on the drawn config; no event has run yet.
+        """
         self.mix = FAULT_MIXES[mix]
         self.rules_left = length
-        hypothesis_event(f"fault mix: {mix}")
-        hypothesis_event(f"length: {length} rules")
+        # Statistics only inside a Hypothesis test: another engine may call the rules directly.
+        in_test = currently_in_test_context()
+        if in_test:
+            hypothesis_event(f"fault mix: {mix}")
+            hypothesis_event(f"length: {length} rules")
+        if cluster is not None and not self.inert:
+            assert not self.events, "the cluster config is drawn before any event"
+            self.checker = Checker(cluster.apply(self.cluster_config))
+            self.recorder.current_config = self.checker.config
+            self.recorder.count_draw(cluster)
+            if in_test:
+                note(f"cluster settings: {cluster.label()}")
+                for name, value in cluster.settings:
+                    hypothesis_event(f"config {name}: {value}")
+            self._raise_all(self.checker.initial_violations())
 
     @invariant()
     def count_rules(self) -> None:
@@ -779,6 +822,10 @@ class ClusterMachine(RuleBasedStateMachine):
     @precondition(lambda self: "clock-jump" in self.mix)
     @rule(ms=st.sampled_from(CLOCK_JUMPS_MS))
     def clock_jump(self, ms: int) -> None:
+        # The short jump is there to expire a session: it follows the example's session
+        # timeout (the reference's 6 s gives the 7 s it was chosen as).
+        if ms == CLOCK_JUMPS_MS[0]:
+            ms = self.checker.config.session_timeout_ms + 1_000
         self._do(ev.Tick(ms))
 
     # -- the liveness phase -----------------------------------------------------------
@@ -809,10 +856,31 @@ class ClusterMachine(RuleBasedStateMachine):
                 self.recorder.coverage[name] = self.recorder.coverage.get(name, 0) + count
 
 
-def make_machine(config: ClusterConfig, recorder: Recorder) -> type[ClusterMachine]:
-    """A ClusterMachine subclass bound to one cluster config and one recorder."""
-    return type(
-        "ClusterMachine",
-        (ClusterMachine,),
-        {"cluster_config": config, "recorder": recorder},
-    )
+def make_machine(
+    config: ClusterConfig,
+    recorder: Recorder,
+    *,
+    config_swarm: bool = False,
+    swarm_axes: frozenset[str] | None = None,
+) -> type[ClusterMachine]:
+    """A ClusterMachine subclass bound to one base config and one recorder; with `config_swarm`,
+    each example draws its own settings over `config` (on `swarm_axes` only, when given)."""
+    body: dict[str, object] = {
+        "cluster_config": config,
+        "recorder": recorder,
+        "config_swarm": config_swarm,
+    }
+    if config_swarm:
+
+        @initialize(
+            mix=st.sampled_from(sorted(FAULT_MIXES)),
+            length=st.sampled_from(EXAMPLE_LENGTHS),
+            cluster=config_draws(config, swarm_axes),
+        )
+        def choose_fault_mix(
+            self: ClusterMachine, mix: str, length: int, cluster: ConfigDraw | None = None
+        ) -> None:
+            ClusterMachine.choose_fault_mix(self, mix, length, cluster)
+
+        body["choose_fault_mix"] = choose_fault_mix
+    return type("ClusterMachine", (ClusterMachine,), body)

@@ -36,7 +36,7 @@ from kafka_verify.model.actions import ControllerFailover
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Restart as RestartAction
 from kafka_verify.model.groups import GROUP_ACTION_TYPES
-from kafka_verify.model.state import Config, Partition
+from kafka_verify.model.state import Config, Partition, Role
 from kafka_verify.properties.catalogue import Violation
 from kafka_verify.properties.coverage import Coverage
 from kafka_verify.properties.groups import (
@@ -47,6 +47,7 @@ from kafka_verify.properties.groups import (
     unsettled_group,
 )
 from kafka_verify.properties.history import HistoryChecker, Op
+from kafka_verify.properties.history.simulation import simulation_check_config
 from kafka_verify.properties.incremental import IncrementalChecker
 from kafka_verify.properties.invariants import check_state
 
@@ -157,7 +158,11 @@ class Checker:
             for position, b in enumerate(self.model_config.replicas_of(p)):
                 self._replica_slots.setdefault(f"b{b}", []).append((p, position))
         self.state = initial_state(self.model_config)
-        self.history = HistoryChecker(self.model_config)
+        # What the history may show follows the cluster's own producers (acks, idempotence).
+        self.history = HistoryChecker(
+            self.model_config,
+            simulation_check_config(acks=self.config.acks, idempotent=self.config.idempotent),
+        )
         self.ownership = OwnershipChecker()
         self.coverage = Coverage(
             {g: offsets_partition(g, self.config) for g in group_names(self.config)}
@@ -347,6 +352,10 @@ class Checker:
             if part.leader is None or part.isr != frozenset(r.broker for r in part.replicas):
                 return False
             leader = part.replica(part.leader)
+            # As `converged` asks: the quorum leader acts as leader in the quorum's epoch (after
+            # a restart of every node all replicas may agree while none has taken up its role).
+            if leader.role is not Role.LEADER or leader.epoch != part.epoch:
+                return False
             for r in part.replicas:
                 if r.leo != leader.leo or r.hw != leader.hw or r.epoch != part.epoch:
                     return False
@@ -372,7 +381,7 @@ class Checker:
         if self._groups:
             found += unsettled_group(self.state, self.model_config)
             found += poll_skipped_after_resume(self.ops, self.state)
-            found += group_missed_records(self.ops, self.state)
+            found += group_missed_records(self.ops, self.state, acks=self.config.acks)
         return found
 
 

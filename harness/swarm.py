@@ -42,10 +42,15 @@ from typing import Any
 
 from hypothesis.stateful import RuleBasedStateMachine
 from hypothesis.strategies import SearchStrategy
+from hypothesis.strategies._internal.collections import TupleStrategy
 from hypothesis.strategies._internal.lazy import LazyStrategy
 from hypothesis.strategies._internal.misc import BooleansStrategy
 from hypothesis.strategies._internal.numbers import IntegersStrategy
-from hypothesis.strategies._internal.strategies import OneOfStrategy, SampledFromStrategy
+from hypothesis.strategies._internal.strategies import (
+    MappedStrategy,
+    OneOfStrategy,
+    SampledFromStrategy,
+)
 from kafka_verify.harness.campaign import CampaignResult, shrink_failure
 from kafka_verify.harness.machine import ClusterMachine, PropertyViolated, Recorder, make_machine
 from kafka_verify.harness.profiles import Profile
@@ -68,8 +73,9 @@ class UnknownStrategy(ValueError):
 
 def draw_for(strategy: SearchStrategy[Any]) -> Draw | None:
     """A draw over the same values as `strategy` (uniform, not Hypothesis's bias), if it is one
-    of the plain kinds the machine uses: integers in bounds, booleans, sampled_from, just and
-    one_of those. None for anything else."""
+    of the plain kinds the machine uses: integers in bounds, booleans, sampled_from, just,
+    and one_of, tuples and maps of those (the config swarm's draw is one). None for anything
+    else."""
     while isinstance(strategy, LazyStrategy):
         strategy = strategy.wrapped_strategy
     if isinstance(strategy, IntegersStrategy):
@@ -93,6 +99,18 @@ def draw_for(strategy: SearchStrategy[Any]) -> Draw | None:
         if len(known) < len(branches):
             return None
         return lambda rng: known[rng.randrange(len(known))](rng)
+    if isinstance(strategy, TupleStrategy):
+        parts = [draw_for(element) for element in strategy.element_strategies]
+        drawn = [part for part in parts if part is not None]
+        if len(drawn) < len(parts):
+            return None
+        return lambda rng: tuple(part(rng) for part in drawn)
+    if isinstance(strategy, MappedStrategy):
+        inner = draw_for(strategy.mapped_strategy)
+        if inner is None:
+            return None
+        pack = strategy.pack
+        return lambda rng: pack(inner(rng))
     return None
 
 
@@ -460,6 +478,8 @@ def run_swarm(
     event_shrink_budget_s: float = 20.0,
     budget_s: float | None = None,
     first_example: int = 0,
+    config_swarm: bool = False,
+    swarm_axes: frozenset[str] | None = None,
 ) -> SwarmResult:
     """Run seeded examples until a property fails, the examples are done or `budget_s` is spent.
 
@@ -475,7 +495,7 @@ def run_swarm(
     count = examples if examples is not None else (None if budget_s else profile.examples)
     max_steps = steps if steps is not None else profile.steps
     recorder = Recorder(on_example=on_example)
-    machine_class = make_machine(config, recorder)
+    machine_class = make_machine(config, recorder, config_swarm=config_swarm, swarm_axes=swarm_axes)
     rules = swarm_rules(machine_class)
     started = time.perf_counter()
     recorder.started = started
@@ -516,7 +536,9 @@ def run_swarm(
         number += 1
     if violation is not None and shrink_budget_s != 0:
         # Shrinking tries run on a recorder of their own: the run's totals are its search.
-        shrinking = make_machine(config, Recorder())
+        shrinking = make_machine(
+            config, Recorder(), config_swarm=config_swarm, swarm_axes=swarm_axes
+        )
         found = Failure(violation, events, script, in_liveness)
         smaller = shrink_script(shrinking, rules, found, shrink_budget_s or SHRINK_FOREVER_S)
         violation, events = smaller.violation, smaller.events
@@ -528,6 +550,7 @@ def run_swarm(
         examples=recorder.examples,
         steps=recorder.steps,
         coverage=dict(recorder.coverage),
+        config_draws={name: dict(counts) for name, counts in recorder.config_draws.items()},
         violation=violation,
         events=events,
         seconds_to_detect=recorder.first_failure_seconds,

@@ -128,4 +128,5 @@ class ClusterConfig:
             groups=self.groups,
             members=max(1, self.consumers),
             group_partitions=self.partitions,
+            idempotent=self.idempotent,
         )

@@ -261,6 +261,9 @@ class Config:
     group_generations: int = 3
     group_max_offset: int = 1
     explore_groups: bool = False
+    # Producers deduplicate retries (Kafka's enable.idempotence). Without it a retried
+    # record may be stored twice, and `no-duplicate-record` does not apply.
+    idempotent: bool = True
 
     def __post_init__(self) -> None:
         if self.brokers < 1:

@@ -34,6 +34,7 @@ from kafka_verify.properties.invariants import (
     _malformed,
     _max_hw,
     _single_leader_per_epoch,
+    applicable,
     check_state,
 )
 
@@ -336,14 +337,14 @@ class IncrementalChecker:
             return []  # a group step: nothing any of these properties reads has changed
         fast = _single_replica_step(before, action, after, self._ids)
         if fast is not None:
-            return fast
+            return applicable(fast, config)
         # The step properties, sharing one list of the replicas the step replaced.
         changes = _changed_replicas(before, after)
         found: list[Violation] = []
         for step_check in _STEP_CHECKS.values():
             found.extend(step_check(before, action, after, changes))
         found.extend(_state_recheck(before, action, after, config, self._ids))
-        return found
+        return applicable(found, config)
 
 
 def check_step(before: State, action: object, after: State, config: Config) -> list[Violation]:

@@ -45,6 +45,19 @@ def _without_idempotence(config: CheckConfig, case: Case) -> bool:
     return not config.idempotent
 
 
+def _leader_only_acks(config: CheckConfig, case: Case) -> bool:
+    return config.acks != -1
+
+
+# acks=1 is answered once the leader alone has appended a record. If the leader then
+# crashes (losing what it had not flushed) or is replaced before a follower copied the
+# record, the new leader's log lacks it: Kafka documents this loss as the price of acks=1.
+ACKS_ONE_LOSS = (
+    "with acks=1 a send is acknowledged once the leader alone has appended it; a leader "
+    "that crashes or is replaced before a follower copies the record loses it"
+)
+
+
 ALLOWANCES: tuple[Allowance, ...] = (
     Allowance(
         "int-send-skip",
@@ -99,6 +112,17 @@ ALLOWANCES: tuple[Allowance, ...] = (
         "duplicate",
         "a producer without idempotence (--no-idempotent) may write a retried record twice",
         _without_idempotence,
+    ),
+    Allowance("lost-write", ACKS_ONE_LOSS, _leader_only_acks),
+    Allowance(
+        "inconsistent-offsets",
+        ACKS_ONE_LOSS + ", and the new leader writes another record at that offset",
+        _leader_only_acks,
+    ),
+    Allowance(
+        "nonmonotonic-send",
+        ACKS_ONE_LOSS + ", so the producer's next send may land at or below that offset",
+        _leader_only_acks,
     ),
 )
 

@@ -63,6 +63,9 @@ class CheckConfig:
     """What the system under test promises, which decides the anomalies it is allowed.
 
     idempotent: producers deduplicate retries (else duplicates are allowed).
+    acks: what a producer's acknowledgement waits for, Kafka's `acks`: -1 (all:
+    the ISR has the record), 1 (the leader alone has appended it, so a leader
+    crash or change may lose or replace an acknowledged record) or 0.
     sub_via: how consumers take partitions, Jepsen's `--sub-via` (assign, subscribe).
     ww_deps: infer write-write dependencies from offset order (Jepsen's `--ww-deps`).
     assign_seeks: every assign also seeks (the simulation's clients assign only
@@ -73,6 +76,7 @@ class CheckConfig:
     """
 
     idempotent: bool = True
+    acks: int = -1
     sub_via: frozenset[str] = frozenset({"assign"})
     ww_deps: bool = False
     assign_seeks: bool = False

@@ -7,9 +7,12 @@ Rules of this module:
   (`lost-write` against the final log, `converged`).
 - The model state passed with each operation is the state right after it.
 - Cases become `Violation`s under their catalogue names; a case the
-  configuration allows is not a violation. ALWAYS cases are returned by
-  `observe` as soon as they are decided; the ones only the whole history
-  decides come from `finish`, with the EVENTUALLY ones.
+  configuration allows is not a violation, and is kept in `allowed` with its
+  reason (never dropped). ALWAYS cases are returned by `observe` as soon as
+  they are decided; the ones only the whole history decides come from
+  `finish`, with the EVENTUALLY ones.
+- The configuration is the cluster's own (`simulation_check_config`): its
+  acks and idempotence decide what is allowed, as they do for `check`.
 - The reference clients emit `assign` only when they (re)start or join a
   generation, and seek each time (to the start, or to the committed offset),
   so here every assign is also a seek.
@@ -129,7 +132,7 @@ def _missing_from(log: Replica, offset: int | None, record: object) -> str | Non
     return f"is not in broker {log.broker}'s final log, which holds {what} there"
 
 
-def lost_from_final_log(analysis: Analysis, final_state: State) -> list[Violation]:
+def lost_from_final_log(analysis: Analysis, final_state: State) -> list[Case]:
     """`lost-write` against the model: acknowledged records missing from the final logs."""
     found = []
     for (key, record), offset in analysis.memory.acked.items():
@@ -142,14 +145,13 @@ def lost_from_final_log(analysis: Analysis, final_state: State) -> list[Violatio
             continue
         writer = analysis.memory.writer_of[(key, record)]
         found.append(
-            Violation(
-                property="lost-write",
-                message=(
-                    f"record {record!r}, acknowledged at offset {offset} of {key} "
-                    f"(op {writer.index}), {why}"
-                ),
-                partition=key_partition(key),
-                details=facts(record=record, offset=offset, op=writer.index),
+            Case(
+                "lost-write",
+                f"record {record!r}, acknowledged at offset {offset} of {key} "
+                f"(op {writer.index}), {why}",
+                (writer,),
+                key,
+                (("record", record), ("offset", offset)),
             )
         )
     return found
@@ -200,22 +202,38 @@ def converged(state: State, config: Config) -> list[Violation]:
     return found
 
 
+def simulation_check_config(acks: int = -1, idempotent: bool = True) -> CheckConfig:
+    """What the simulated cluster promises: its producers' acks and idempotence.
+
+    Its clients assign only when they restart or join a generation, and seek
+    each time; it reports no stats.
+    """
+    return CheckConfig(idempotent=idempotent, acks=acks, assign_seeks=True, metrics=False)
+
+
 @dataclass
 class HistoryChecker:
     """Checks the simulation's client history one operation at a time, then after heal and drain."""
 
     config: Config
-    check_config: CheckConfig = field(
-        default_factory=lambda: CheckConfig(assign_seeks=True, metrics=False)
-    )
+    check_config: CheckConfig = field(default_factory=simulation_check_config)
     analysis: Analysis = field(init=False)
+    # Cases the configuration allows, each with the reason it does (never dropped).
+    allowed: list[tuple[Violation, str]] = field(init=False, default_factory=list)
     _committed_mark: dict[int, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.analysis = Analysis(self.check_config)
 
     def _violations(self, cases: list[Case]) -> list[Violation]:
-        return [violation_of(c) for c in cases if allowed_because(c, self.check_config) is None]
+        found = []
+        for case in cases:
+            reason = allowed_because(case, self.check_config)
+            if reason is None:
+                found.append(violation_of(case))
+            else:
+                self.allowed.append((violation_of(case), reason))
+        return found
 
     def observe(self, op: Op, state: State | None) -> list[Violation]:
         """The ALWAYS violations `op` reveals; `state` is the model state right after it (None: unknown)."""
@@ -240,12 +258,15 @@ class HistoryChecker:
         """
         self.analysis.finish(StateFacts(final_state))
         found: list[Violation] = []
+        lost: list[Case] = []
         if final_state is not None:
             found += converged(final_state, self.config)
-            found += lost_from_final_log(self.analysis, final_state)
-        flagged = {dict(v.details)["record"] for v in found if v.property == "lost-write"}
-        for violation in self._violations(self.analysis.deferred):
-            if violation.property == "lost-write" and dict(violation.details)["record"] in flagged:
-                continue
-            found.append(violation)
-        return found
+            lost = lost_from_final_log(self.analysis, final_state)
+        # One lost record is one case: the final log's, else the history's own.
+        flagged = {case.fact("record") for case in lost}
+        deferred = [
+            c
+            for c in self.analysis.deferred
+            if not (c.anomaly == "lost-write" and c.fact("record") in flagged)
+        ]
+        return found + self._violations([*lost, *deferred])

@@ -24,7 +24,7 @@ def test_campaign_failure_replays_to_the_same_violation_at_the_same_step() -> No
         event_shrink_budget_s=5,
     )
     assert result.violation is not None
-    outcome = execute(config, result.events)
+    outcome = execute(result.config, result.events)  # the failing example's own config
     assert outcome.violation is not None
     assert outcome.violation.property == result.violation.property
     assert outcome.violation.message == result.violation.message

@@ -94,8 +94,22 @@ def test_draws_cover_exactly_the_strategies_values() -> None:
     assert values(st.sampled_from((25, 60, 200))) == {25, 60, 200}
     assert values(st.none() | st.integers(1, 3)) == {None, 1, 2, 3}
     assert values(st.just("x")) == {"x"}
+    assert values(st.tuples(st.booleans(), st.just(1))) == {(False, 1), (True, 1)}
+    assert values(st.tuples(st.integers(0, 2)).map(lambda t: t[0] * 10)) == {0, 10, 20}
     for unknown in (st.text(), st.integers(min_value=0), st.sampled_from([1, 2]).map(str)):
         assert draw_for(unknown) is None
+
+
+def test_the_config_swarm_draws_each_examples_cluster_the_same_way_for_a_seed() -> None:
+    """With the config swarm, examples run on drawn settings, counted per setting, and a seed
+    draws the same ones again."""
+    result = run_swarm(reference_cluster(), CI, seed=3, examples=8, config_swarm=True)
+    assert result.violation is None and result.error is None
+    drawn = result.config_draws
+    assert drawn and all(sum(counts.values()) <= 8 for counts in drawn.values())
+    assert any(len(counts) > 1 for counts in drawn.values())  # some setting varied
+    again = run_swarm(reference_cluster(), CI, seed=3, examples=8, config_swarm=True)
+    assert (again.steps, again.config_draws) == (result.steps, drawn)
 
 
 def test_shrinking_tries_simpler_values_of_the_same_strategy() -> None:
