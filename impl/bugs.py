@@ -32,6 +32,11 @@ OFFSETS_IN_MEMORY = "offsets-in-memory"
 NO_GENERATION_FENCING_ON_FETCH = "no-generation-fencing-on-fetch"
 LEADER_COUNTS_UNFLUSHED = "leader-counts-unflushed"
 FETCH_BEFORE_FLUSH = "fetch-before-flush"
+# Broad variants of the four group bugs above: the more general mistake behind each.
+UNFENCED_OFFSET_COMMIT = "unfenced-offset-commit"
+OWNERSHIP_NEVER_REVOKED = "ownership-never-revoked"
+COMMIT_BEFORE_REPLICATION = "commit-before-replication"
+SESSION_FROM_UNANSWERED_HEARTBEAT = "session-from-unanswered-heartbeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,27 @@ BUGS: dict[str, Bug] = {
         _bug(
             NO_GENERATION_FENCING_ON_FETCH,
             "a consumer whose session may have lapsed keeps fetching until the coordinator tells it",
+            "group protocol",
+        ),
+        # -- broad variants of the group bugs --
+        _bug(
+            UNFENCED_OFFSET_COMMIT,
+            "the group coordinator takes an offset commit from any member of any generation, owner or not",
+            "group protocol",
+        ),
+        _bug(
+            OWNERSHIP_NEVER_REVOKED,
+            "the group coordinator never revokes what a member owned, neither when it rejoins nor when it leaves",
+            "group protocol",
+        ),
+        _bug(
+            COMMIT_BEFORE_REPLICATION,
+            "an offset commit takes effect once the coordinator appends it, before it is replicated, whatever the ISR",
+            "offsets topic",
+        ),
+        _bug(
+            SESSION_FROM_UNANSWERED_HEARTBEAT,
+            "a consumer counts its session from the last heartbeat it sent, answered or not",
             "group protocol",
         ),
     )
