@@ -258,9 +258,11 @@ def shrink_events(
         return list(events)
     while not search.expired():
         before = len(items)
+        items = _merge_ticks(search, items)
         items = _delete_traffic(search, items)
         items = _delete_units(search, items)
         items = _merge_ticks(search, items)  # fewer items make every later sweep cheaper
+        items = _postpone_starts(search, items)
         items = _delete_chunks(search, items)
         items = _merge_ticks(search, items)
         if len(items) == before:
@@ -483,6 +485,40 @@ def stream_parts(items: Sequence[object]) -> list[list[int]]:
     return parts
 
 
+def _postpone_starts(search: _Search, items: list[object]) -> list[object]:
+    """Start a consumer's lifecycle (or a producer's write) later, where that leaves a shorter
+    failing schedule.
+
+    A member that joins while another is alone makes a rebalance round the
+    failure may not need: had it joined later, the other would have had its
+    generation to itself. A write sent before a leader change needs a retry
+    and a metadata refresh that a later one does not. Deletion cannot find
+    either, since every needed event is there, just early. This moves the
+    start and everything of that client after it up to a later clock tick to
+    just before that tick (latest tick first); what no longer applies there
+    drops out.
+    """
+    for client, start in _starts(items):
+        mine = [i for i in range(start, len(items)) if _client_of(items[i]) == client]
+        ticks = [i for i in range(start + 1, len(items)) if isinstance(items[i], ev.Tick)]
+        for target in reversed(ticks):
+            if search.expired():
+                return items
+            moved = [i for i in mine if i < target]
+            chosen = set(moved)
+            candidate = [x for i, x in enumerate(items[:target]) if i not in chosen]
+            candidate += [items[i] for i in moved] + items[target:]
+            shorter = search.confirmed(candidate)
+            if shorter is not None and len(shorter) < len(items):
+                return shorter
+    return items
+
+
+def _starts(items: Sequence[object]) -> list[tuple[str, int]]:
+    """(client, index) of every Subscribe and Produce, in order: what sets a client going."""
+    return [(i.client, n) for n, i in enumerate(items) if isinstance(i, ev.Subscribe | ev.Produce)]
+
+
 def _delete_chunks(search: _Search, items: list[object]) -> list[object]:
     """Sweeps with chunks of half the schedule, then a quarter, ... down to single items."""
     chunk = max(1, len(items) // 2)
@@ -524,8 +560,12 @@ def _sweep(search: _Search, items: list[object], chunk: int) -> list[object]:
 def _merge_ticks(search: _Search, items: list[object]) -> list[object]:
     """Join adjacent clock ticks into one, where the failure stays: the same time passes in fewer events.
 
-    A whole run of ticks is tried as one tick first, then pairs within it.
+    Every run merged at once is tried first (one replay, where a long schedule
+    has thousands of runs), then each run as one tick, then pairs within it.
     """
+    merged = _merged_runs(items)
+    if len(merged) < len(items):
+        items = search.confirmed(merged) or items
     index = len(items) - 1  # the last item of the run looked at next
     while index > 0 and not search.expired():
         if not isinstance(items[index], ev.Tick):
@@ -538,6 +578,18 @@ def _merge_ticks(search: _Search, items: list[object]) -> list[object]:
             items = _merge_run(search, items, start, index + 1)
         index = min(start - 1, len(items) - 1)
     return items
+
+
+def _merged_runs(items: Sequence[object]) -> list[object]:
+    """The items with every run of adjacent ticks joined into one tick."""
+    merged: list[object] = []
+    for item in items:
+        last = merged[-1] if merged else None
+        if isinstance(item, ev.Tick) and isinstance(last, ev.Tick):
+            merged[-1] = ev.Tick(last.ms + item.ms)
+        else:
+            merged.append(item)
+    return merged
 
 
 def _merge_run(search: _Search, items: list[object], start: int, end: int) -> list[object]:
