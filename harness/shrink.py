@@ -348,7 +348,7 @@ def _client_of(item: object) -> str | None:
 def lifecycles(items: Sequence[object]) -> list[list[int]]:
     """Each consumer's lifecycles: from one Subscribe up to the next (or the end), with everything
     of that consumer in between (its operations, crash and restart, and every message to or from
-    it). Only for consumers with more than one: a single one is the whole "node" traffic key."""
+    it)."""
     spans: dict[str, list[list[int]]] = {}
     for index, item in enumerate(items):
         client = _client_of(item)
@@ -358,7 +358,7 @@ def lifecycles(items: Sequence[object]) -> list[list[int]]:
         if isinstance(item, ev.Subscribe) and mine[-1]:
             mine.append([])
         mine[-1].append(index)
-    return [span for mine in spans.values() if len(mine) > 1 for span in mine]
+    return [span for mine in spans.values() for span in mine]
 
 
 def _exchange_key(item: object, message: object | None) -> tuple[str, str, int] | None:
