@@ -59,6 +59,10 @@ _MESSAGE_EVENTS = (ev.Deliver, ev.Drop, ev.Duplicate)
 _CLIENT_EVENTS = (ev.Produce, ev.Poll, ev.CommitOffsets, ev.Subscribe, ev.Close)
 # Chunks this small are tried at every position, larger ones only at multiples of their size.
 SMALL_CHUNK = 4
+# A stream of items is also cut into halves, quarters and eighths (see `stream_parts`).
+STREAM_SPLITS = (2, 4, 8)
+# How many later ticks a start is tried at (`_postpone_starts`): a long schedule has hundreds.
+POSTPONE_TARGETS = 8
 
 
 def _partition_of(envelope: Envelope) -> int | None:
@@ -464,9 +468,6 @@ def _stream_of(item: object) -> tuple[object, ...] | None:
     return None
 
 
-STREAM_SPLITS = (2, 4, 8)
-
-
 def stream_parts(items: Sequence[object]) -> list[list[int]]:
     """The halves, quarters and eighths (in order) of each stream of at least 8 items: where a
     whole stream is needed, most of it often is not (the fetches a follower makes while idle)."""
@@ -501,7 +502,7 @@ def _postpone_starts(search: _Search, items: list[object]) -> list[object]:
     for client, start in _starts(items):
         mine = [i for i in range(start, len(items)) if _client_of(items[i]) == client]
         ticks = [i for i in range(start + 1, len(items)) if isinstance(items[i], ev.Tick)]
-        for target in reversed(ticks):
+        for target in _spread(ticks, POSTPONE_TARGETS):
             if search.expired():
                 return items
             moved = [i for i in mine if i < target]
@@ -512,6 +513,14 @@ def _postpone_starts(search: _Search, items: list[object]) -> list[object]:
             if shorter is not None and len(shorter) < len(items):
                 return shorter
     return items
+
+
+def _spread(positions: list[int], count: int) -> list[int]:
+    """At most `count` of `positions`: half of them evenly spread (the latest first), then the
+    earliest (the nearest first), for a start may be needed soon after where it was, or late."""
+    near, far = positions[: count // 2], positions[count // 2 :]
+    step = max(1, -(-len(far) // (count - len(near))))
+    return far[::-1][::step] + near
 
 
 def _starts(items: Sequence[object]) -> list[tuple[str, int]]:
