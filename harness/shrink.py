@@ -12,11 +12,17 @@ events from inside one. This pass works on the event list itself. Each round:
   and all its messages: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
   OffsetCommit and the answers), one rebalance round (a generation's join and
   sync exchange), one generation's whole group traffic, one node's crash with
-  its restart, and the broker-to-broker traffic between two client operations
-  or faults (idle replication that only fills time), largest first;
+  its restart, the broker-to-broker traffic between two client operations or
+  faults (idle replication that only fills time), and the halves, quarters and
+  eighths of one stream (a follower's fetches of one partition, a consumer's
+  polls), largest first;
+- starts a consumer's lifecycle or a producer's write later
+  (`_postpone_starts`), where the events it no longer needs then drop out:
+  the one step here that moves events rather than deleting them;
 - deletes chunks of events in the manner of delta debugging, halving the chunk
   size down to single events;
-- joins adjacent clock ticks (a whole run of them at once, else pairs).
+- joins adjacent clock ticks (every run at once first, then a whole run, else
+  pairs).
 Rounds repeat until none deletes anything, or the time budget is spent. Every
 deletion after which the same property still fails is kept.
 
@@ -32,8 +38,9 @@ Replays dominate the cost, so a chunk sweep runs forwards and replays only what
 follows the chunk, from a copy of the checker as it stood before the chunk (the
 events before it are unchanged, and the world is deterministic). A deletion that
 copy accepts is confirmed by a replay from the start before it is kept, so the
-result never rests on the copy. The pass is deterministic, and its result is an
-ordinary event list that replays exactly.
+result never rests on the copy. The pass is deterministic (given the budget to
+reach its fixed point; a budget cut short stops it wherever it is), and its
+result is an ordinary event list that replays exactly.
 
 A replay names every message event it applies by its message as it goes (the
 symbolic items the next deletion works on) and keeps the message itself, which
@@ -319,7 +326,7 @@ def units(items: Sequence[object], messages: Sequence[object | None]) -> list[tu
 
     `messages[i]` is the message item i acts on (None for other events). Each
     unit is a set of items that one deletion should take together: see
-    `lifecycles`, `rebalance_rounds`, `crash_pairs` and `idle_windows`.
+    `lifecycles`, `rebalance_rounds`, `crash_pairs`, `idle_windows` and `stream_parts`.
     """
     found = {
         tuple(sorted(unit))
@@ -442,12 +449,12 @@ def idle_windows(items: Sequence[object]) -> list[list[int]]:
     """The broker-to-broker message items between two client operations or faults, all of them
     and per partition: replication that may only fill the time between the events that matter."""
     windows: list[list[int]] = []
-    current: dict[int | None, list[int]] = {}
+    current: dict[tuple[str, int | None], list[int]] = {}
     for index, item in enumerate(items):
         if isinstance(item, MessageRef):
             if item.src.startswith("b") and item.dst.startswith("b"):
-                current.setdefault(item.partition, []).append(index)
-                current.setdefault(-1, []).append(index)
+                current.setdefault(("partition", item.partition), []).append(index)
+                current.setdefault(("all", None), []).append(index)
             continue
         if isinstance(item, ev.Tick):
             continue
