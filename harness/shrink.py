@@ -503,8 +503,8 @@ def _postpone_starts(search: _Search, items: list[object]) -> list[object]:
     and a metadata refresh that a later one does not. Deletion cannot find
     either, since every needed event is there, just early. This moves the
     start and everything of that client after it up to a later clock tick to
-    just before that tick (latest tick first); what no longer applies there
-    drops out.
+    just before that tick (a few ticks, `_spread`); what no longer applies
+    there drops out.
     """
     for client, start in _starts(items):
         mine = [i for i in range(start, len(items)) if _client_of(items[i]) == client]
