@@ -45,7 +45,7 @@ def commit_while_rebalancing(bugs: frozenset[str]) -> Scenario:
     return s
 
 
-def member_leaves_and_rejoins(bugs: frozenset[str]) -> Scenario:
+def member_leaves(bugs: frozenset[str]) -> Scenario:
     """c0 owns the partition and leaves; in the coordinator's record it should own nothing."""
     s = Scenario(bugs)
     s.do(ev.Subscribe("c0", "g0"))
@@ -109,7 +109,7 @@ def heartbeats_lost(bugs: frozenset[str]) -> Scenario:
 
 SCENARIOS: dict[str, tuple[Callable[[frozenset[str]], Scenario], str]] = {
     "unfenced-offset-commit": (commit_while_rebalancing, "refinement"),
-    "ownership-never-revoked": (member_leaves_and_rejoins, "refinement"),
+    "ownership-never-revoked": (member_leaves, "refinement"),
     "commit-before-replication": (coordinator_crashes_before_replication, "refinement"),
     "session-from-unanswered-heartbeat": (heartbeats_lost, "poll-by-non-owner"),
 }
