@@ -4,7 +4,15 @@ Like Jepsen's condensed errors, a report gives each anomaly type's count and
 its first few cases, worst first, each with the ops that show it; allowed
 anomalies are listed with their reason. The SVG plots, per partition, the
 highest offset known to exist over time, with each case marked where it was
-seen. Everything here is derived from a `CheckResult`; nothing is recomputed.
+seen, and the nemesis's faults as shaded spans across every row (as Jepsen's
+plots shade them); the reports list the faults with their times, and each
+case names the last fault before it. Everything here is derived from a
+`CheckResult`; nothing is recomputed.
+
+A fault runs from its completion to the next completion that heals (a heal,
+resume or start, or a Jepsen `stop-*`), which ends every fault open before it,
+as the workload's nemesis heals everything at once. A completion whose value
+carries an "error" is a fault that was not injected: it is listed, not shaded.
 """
 
 from __future__ import annotations
@@ -15,11 +23,97 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kafka_verify.properties.history import CheckResult, Judged
+from kafka_verify.properties.history.ops import Op
 
 CASES_SHOWN = 8  # cases per anomaly type in a report
 OPS_SHOWN = 6  # ops per case
 _WIDTH, _ROW, _PAD = 760, 120, 40
 _COLOURS = ("#0969da", "#1a7f37", "#8250df", "#bf8700", "#57606a", "#d1242f")
+FAULTS_SHOWN = 200  # rows of the fault table
+# Nemesis operations that end faults rather than start them (ours, and Jepsen's).
+HEALS = frozenset({"heal", "resume", "start", "recover"})
+
+
+def fault_label(op: Op) -> str:
+    """What a nemesis completion did, in a few words: "kill b1", "heal", "start-partition ..."."""
+    value = op.value
+    if isinstance(value, dict) and isinstance(value.get("fault"), str):
+        target = value.get("node") or value.get("nodes") or value.get("links") or ""
+        if isinstance(target, list):
+            target = ", ".join(map(str, target))
+        return f"{value['fault']} {target}".strip()
+    if value is None or value == "":
+        return op.f
+    return f"{op.f} {json.dumps(value, default=str)}"[:120]
+
+
+def _heals(op: Op) -> bool:
+    value = op.value
+    kind = value.get("fault") if isinstance(value, dict) else None
+    return kind in HEALS or op.f in HEALS or op.f.startswith("stop")
+
+
+def _failed(op: Op) -> bool:
+    return isinstance(op.value, dict) and "error" in op.value
+
+
+def fault_spans(result: CheckResult, end_ms: int) -> list[tuple[int, int, str]]:
+    """(start, end, label) of each injected fault; one still open at the end lasts to `end_ms`."""
+    spans: list[tuple[int, int, str]] = []
+    open_faults: list[tuple[int, str]] = []
+    for op in result.nemesis:
+        if _failed(op):
+            continue
+        if _heals(op):
+            spans += [(start, op.time_ms, label) for start, label in open_faults]
+            open_faults = []
+        else:
+            open_faults.append((op.time_ms, fault_label(op)))
+    spans += [(start, max(start, end_ms), label) for start, label in open_faults]
+    return sorted(spans)
+
+
+def _last_fault_before(result: CheckResult, time_ms: int) -> Op | None:
+    before = [op for op in result.nemesis if op.time_ms <= time_ms and not _failed(op)]
+    return before[-1] if before else None
+
+
+def _start_ms(result: CheckResult) -> int:
+    times = [t for points in result.timeline.values() for t, _ in points]
+    times += [op.time_ms for op in result.nemesis]
+    return min(times) if times else 0
+
+
+def _seconds(time_ms: int, start_ms: int) -> str:
+    return f"{(time_ms - start_ms) / 1000:.1f} s"
+
+
+def _fault_context(result: CheckResult, judged: Judged) -> str | None:
+    """ "after kill b1 at 12.3 s (1.2 s before it)" for the case's last op, or None."""
+    if not judged.case.ops or not result.nemesis:
+        return None
+    seen = judged.case.ops[-1].time_ms
+    last = _last_fault_before(result, seen)
+    if last is None:
+        return "no fault before it"
+    start = _start_ms(result)
+    return (
+        f"after {fault_label(last)} at {_seconds(last.time_ms, start)} "
+        f"({(seen - last.time_ms) / 1000:.1f} s before it)"
+    )
+
+
+def _fault_rows(result: CheckResult) -> list[tuple[str, str, str]]:
+    """(time, what, outcome) of each nemesis completion, in order."""
+    start = _start_ms(result)
+    return [
+        (
+            _seconds(op.time_ms, start),
+            fault_label(op),
+            f"failed: {op.value['error']}" if _failed(op) else op.type,  # type: ignore[index]
+        )
+        for op in result.nemesis[:FAULTS_SHOWN]
+    ]
 
 
 def _groups(result: CheckResult, allowed: bool) -> dict[str, list[Judged]]:
@@ -67,11 +161,21 @@ def markdown(result: CheckResult, history: Path | None = None) -> str:
             if allowed:
                 lines += [f"Allowed: {cases[0].allowed}", ""]
             for judged in cases[:CASES_SHOWN]:
-                lines += [f"- {judged.case.message}", "", "  ```"]
+                lines += [f"- {judged.case.message}", ""]
+                context = _fault_context(result, judged)
+                if context is not None:
+                    lines += [f"  ({context})", ""]
+                lines += ["  ```"]
                 lines += [f"  {line}" for line in _case_ops(judged)]
                 lines += ["  ```", ""]
             if len(cases) > CASES_SHOWN:
                 lines += [f"... and {len(cases) - CASES_SHOWN} more (see the JSON).", ""]
+    if result.nemesis:
+        lines += ["## Faults", "", "| time | nemesis | outcome |", "|---|---|---|"]
+        lines += [f"| {t} | {what} | {outcome} |" for t, what, outcome in _fault_rows(result)]
+        if len(result.nemesis) > FAULTS_SHOWN:
+            lines += ["", f"... and {len(result.nemesis) - FAULTS_SHOWN} more (see the history)."]
+        lines += [""]
     lines += ["## Stats", "", "```json", json.dumps(result.stats, indent=2, default=str)[:4000]]
     lines += ["```", ""]
     return "\n".join(lines)
@@ -102,13 +206,23 @@ def svg(result: CheckResult) -> str:
     times = [t for k in keys for t, _ in timeline.get(k, [])] + [
         t for k in keys for t, _, _ in marks.get(k, [])
     ]
+    times += [op.time_ms for op in result.nemesis]
     t0, t1 = (min(times), max(times)) if times else (0, 1)
     span = max(1, t1 - t0)
+    spans = fault_spans(result, t1)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
         f'viewBox="0 0 {_WIDTH} {height}" font-family="monospace" font-size="11">',
         f"<title>highest known offset over time ({t0}..{t1} ms)</title>",
     ]
+    for start, end, label in spans:
+        x0 = _PAD + (start - t0) / span * (_WIDTH - 2 * _PAD)
+        x1 = _PAD + (end - t0) / span * (_WIDTH - 2 * _PAD)
+        out.append(
+            f'<rect class="fault" x="{x0:.1f}" y="0" width="{max(1.0, x1 - x0):.1f}" '
+            f'height="{height}" fill="#d1242f" fill-opacity="0.08">'
+            f"<title>{html.escape(label)}, {start}..{end} ms</title></rect>"
+        )
     if not keys:
         out.append('<text x="10" y="20">no offsets were seen</text>')
     for row, key in enumerate(keys):
@@ -181,9 +295,20 @@ def html_report(result: CheckResult, history: Path | None = None) -> str:
                 parts.append(f"<p>Allowed: {html.escape(str(cases[0].allowed))}</p>")
             for judged in cases[:CASES_SHOWN]:
                 parts.append(f"<p>{html.escape(judged.case.message)}</p>")
+                context = _fault_context(result, judged)
+                if context is not None:
+                    parts.append(f"<p><i>{html.escape(context)}</i></p>")
                 parts.append("<pre>" + html.escape("\n".join(_case_ops(judged))) + "</pre>")
             if len(cases) > CASES_SHOWN:
                 parts.append(f"<p>... and {len(cases) - CASES_SHOWN} more (see the JSON).</p>")
+    if result.nemesis:
+        parts.append("<h2>Faults</h2><table><tr><th>time</th><th>nemesis</th><th>outcome</th></tr>")
+        parts += [
+            f"<tr><td>{html.escape(t)}</td><td>{html.escape(what)}</td>"
+            f"<td>{html.escape(outcome)}</td></tr>"
+            for t, what, outcome in _fault_rows(result)
+        ]
+        parts.append("</table>")
     parts.append("<h2>Stats</h2><pre>")
     parts.append(html.escape(json.dumps(result.stats, indent=2, default=str)[:4000]))
     parts.append("</pre></body></html>")

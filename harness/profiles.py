@@ -31,7 +31,13 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "dev": Profile("dev", examples=80, steps=150, derandomize=False, use_database=True),
-    "ci": Profile("ci", examples=300, steps=200, derandomize=True, use_database=False),
+    # No targeting in ci: with under 1,000 examples Hypothesis runs one optimise pass that may
+    # spend the rest of the budget mutating a single best example, fault mix and all, so a
+    # run's coverage would hang on which mix that example happened to draw (one seed ran 231
+    # of 370 examples in leader-churn and none in volatile). Without it the mixes stay spread.
+    "ci": Profile(
+        "ci", examples=300, steps=200, derandomize=True, use_database=False, targeting=False
+    ),
     "nightly": Profile("nightly", examples=2000, steps=200, derandomize=False, use_database=True),
 }
 

@@ -11,7 +11,8 @@ Rules of this module:
 - `index` must be unique and increasing; a history that breaks this, or a
   value of the wrong shape, raises `HistoryError`.
 - Operations of the `nemesis` process are not client operations: they are
-  counted and skipped. A completion with an `f` the checker does not know is
+  counted, and their completions kept (in order) for the reports' fault
+  timeline, but never judged. A completion with an `f` the checker does not know is
   counted in `stats.unchecked`, never dropped silently.
 - A process's completion belongs to its last invoke. An `info` send, poll or
   txn means the client crashed mid-operation; as in Jepsen, where such a
@@ -111,6 +112,9 @@ class CheckResult:
     stats: dict[str, object]
     # Per partition, (time_ms, highest known offset) as it grew: for plots, not in the JSON.
     timeline: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    # The nemesis's completions in history order (its faults and heals): for the reports'
+    # fault timeline, not in the JSON (they are the history's own lines).
+    nemesis: tuple[Op, ...] = ()
 
     @property
     def anomaly_types(self) -> list[str]:
@@ -159,6 +163,7 @@ class Analysis:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.unchecked: Counter[str] = Counter()
         self._invoked: dict[str, Op] = {}
+        self.nemesis: list[Op] = []  # the nemesis's completions: one per fault or heal
         self.last_reads: list[Read] = []  # the reads of the last op observed
         self._final: list[Case] | None = None
 
@@ -178,6 +183,8 @@ class Analysis:
             self.last_reads = []
         if op.process == NEMESIS:
             self.counts[("nemesis", op.type)] += 1
+            if op.type != "invoke":
+                self.nemesis.append(op)
             return []
         self.counts[(op.f, op.type)] += 1
         self.client_lines += 1
@@ -363,7 +370,14 @@ class Analysis:
             valid: bool | str = "unknown"
         else:
             valid = all(j.allowed is not None for j in judged)
-        return CheckResult(valid, judged, self.client_lines, self.stats(), self.metrics.timeline())
+        return CheckResult(
+            valid,
+            judged,
+            self.client_lines,
+            self.stats(),
+            self.metrics.timeline(),
+            tuple(self.nemesis),
+        )
 
     def stats(self) -> dict[str, object]:
         """Counts of operations, what was not checked, unseen records and realtime lag."""

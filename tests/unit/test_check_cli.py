@@ -86,6 +86,51 @@ def test_anomalies_exit_1_with_reports(tmp_path: Path) -> None:
     assert "<circle" in (reports / "offsets.svg").read_text()
 
 
+def test_reports_put_the_nemesis_on_the_timeline(tmp_path: Path) -> None:
+    """Faults are shaded on the plot and listed with their times; each case names the last
+    fault before it; a fault that failed to inject is listed but not shaded."""
+    kill = {"fault": "kill", "node": "b1", "pid": 41}
+    pause = {"fault": "pause", "node": "b2", "pid": 42, "error": "no such process"}
+    start = {"fault": "start", "nodes": ["b1"]}
+    lines = [
+        *CLEAN[:4],
+        line(4, "nemesis", "invoke", "nemesis", kill),
+        line(5, "nemesis", "ok", "nemesis", kill),
+        line(6, "p0", "invoke", "send", ["t", 0, None, 3]),
+        line(7, "p0", "ok", "send", ["t", 0, 3, 3]),
+        line(8, "nemesis", "invoke", "nemesis", pause),
+        line(9, "nemesis", "info", "nemesis", pause),
+        line(10, "nemesis", "invoke", "nemesis", start),
+        line(11, "nemesis", "ok", "nemesis", start),
+        line(12, "c0", "invoke", "poll", None),
+        line(13, "c0", "ok", "poll", {"t/0": [[0, 1], [3, 3]]}),
+    ]
+    history = write(tmp_path / "history.jsonl", lines)
+    reports = tmp_path / "reports"
+    done = run(history, "--json", tmp_path / "out.json", "--reports", reports)
+    assert done.returncode == 1, done.stderr
+    markdown = (reports / "report.md").read_text()
+    assert "## Faults" in markdown
+    assert "| 0.0 s | kill b1 | ok |" in markdown  # times count from the history's first op
+    assert "| 0.0 s | pause b2 | failed: no such process |" in markdown
+    assert "| 0.0 s | start b1 | ok |" in markdown
+    # The lost record 2 was last seen by the poll at time 13 ms; the start at 11 ms came last.
+    assert "(after start b1 at 0.0 s (0.0 s before it))" in markdown
+    svg = (reports / "offsets.svg").read_text()
+    assert svg.count('class="fault"') == 1  # the kill, from 5 to 11 ms; the failed pause is not
+    assert "<title>kill b1, 5..11 ms</title>" in svg
+    html_text = (reports / "report.html").read_text()
+    assert "<h2>Faults</h2>" in html_text and "after start b1" in html_text
+
+
+def test_a_history_without_a_nemesis_has_no_fault_section(tmp_path: Path) -> None:
+    history = write(tmp_path / "history.jsonl", LOSSY)
+    reports = tmp_path / "reports"
+    assert run(history, "--reports", reports).returncode == 1
+    assert "## Faults" not in (reports / "report.md").read_text()
+    assert 'class="fault"' not in (reports / "offsets.svg").read_text()
+
+
 def test_an_edn_history_with_allowed_anomalies(tmp_path: Path) -> None:
     history = tmp_path / "history.edn"
     history.write_text(
