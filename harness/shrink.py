@@ -30,9 +30,11 @@ Deliveries name messages by id, and ids are handed out in send order, so
 deleting an earlier event renumbers every later message. A message event is
 therefore replayed by what it acts on (sender, receiver, message type, the
 partition it is about, and its rank among such messages in flight), and the ids
-of the run that reproduces the failure are written back. Events that no longer
-apply (a restart of a running node, a delivery of a message never sent) are
-left out.
+of the run that reproduces the failure are written back. Where no such message
+is in flight, a message of the same type about the same partition between other
+nodes stands in (deleting a crash moves a leader, and the fetches and writes then
+go to another broker). Events that no longer apply (a restart of a running node,
+a delivery of a message never sent) are left out.
 
 Replays dominate the cost, so a chunk sweep runs forwards and replays only what
 follows the chunk, from a copy of the checker as it stood before the chunk (the
@@ -89,11 +91,18 @@ class MessageRef:
     rank: int  # among in-flight messages with the same sender, receiver, type and partition
 
     def resolve(self, world: World) -> object | None:
-        same = [e for e in world.inflight() if self._names(e)]
+        inflight = world.inflight()
+        same = [e for e in inflight if self._names(e)] or [e for e in inflight if self._like(e)]
         if not same:
             return None
         event: object = self.kind(same[min(self.rank, len(same) - 1)].id)
         return event
+
+    def _like(self, envelope: Envelope) -> bool:
+        """A message of the same type about the same partition, between any nodes: what a
+        reference stands for once a deleted crash has moved a leader (the fetches and writes
+        then go to, and come from, another broker)."""
+        return (envelope.kind, _partition_of(envelope)) == (self.message_type, self.partition)
 
     def _names(self, envelope: Envelope) -> bool:
         return (envelope.src, envelope.dst, envelope.kind, _partition_of(envelope)) == (

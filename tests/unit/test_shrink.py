@@ -338,3 +338,16 @@ def test_a_late_joiner_is_postponed_so_the_first_member_has_its_generation_alone
                 joins.append(envelope.message.members)
         world.apply(event)  # type: ignore[arg-type]
     assert joins and all(len(members) == 1 for members in joins)
+
+
+def test_a_reference_with_no_such_message_in_flight_stands_for_a_like_one() -> None:
+    """Once a deleted crash has moved a leader, a write to the old leader stands for the write to
+    the new one: the same type about the same partition, between other nodes."""
+    config = ClusterConfig()
+    world = World(config)
+    world.apply(ev.Produce("p0", partition=0))
+    sent = next(e for e in world.inflight() if e.src == "p0")
+    elsewhere = MessageRef(ev.Deliver, "p0", "b2" if sent.dst != "b2" else "b1", sent.kind, 0, 0)
+    assert elsewhere.resolve(world) == ev.Deliver(sent.id)
+    other_partition = MessageRef(ev.Deliver, "p0", sent.dst, sent.kind, 1, 0)
+    assert other_partition.resolve(world) is None
