@@ -305,6 +305,61 @@ STORIES: tuple[BugStory, ...] = (
         "coordinator on exactly that event.",
         frozenset({"refinement"}),
     ),
+    # -- broad variants of the group bugs: the more general mistake behind each one above --
+    BugStory(
+        "unfenced-offset-commit",
+        "Consumer groups",
+        "The group coordinator takes an OffsetCommit as it comes: it checks neither that the "
+        "sender is a member, nor its generation, nor that the group is Stable, nor that the "
+        "sender owns the partitions it commits. `zombie-commit` is its one case of an older "
+        "generation.",
+        "OffsetCommit fencing as a whole (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, "
+        "REBALANCE_IN_PROGRESS), which coordinators once applied only in part.",
+        "A member has read a record when a second consumer joins. Told by its heartbeat that "
+        "the group is rebalancing, it commits its position before it rejoins, and the "
+        "coordinator applies the commit while the group assigns nothing to anyone: an offset "
+        "set by a member that owns no partition.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "ownership-never-revoked",
+        "Consumer groups",
+        "The coordinator never clears what a member was told it owns: a member that rejoins "
+        "keeps its old partitions (as in `double-assignment`), and so does one that leaves, "
+        "so whatever it is given next is added to them.",
+        "The eager rebalance protocol's revocation: a member gives up every partition before "
+        "it rejoins and when it leaves.",
+        "A lone member owns the group's partition and leaves; the group is empty, yet in the "
+        "coordinator's record the member still owns the partition.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "commit-before-replication",
+        "Consumer groups",
+        "An offset commit takes effect, and is answered, as soon as the coordinator appends "
+        "its record to the offsets partition, before the high watermark passes it, and is "
+        "taken even when the partition's ISR is below min.insync.replicas. `offsets-in-memory` "
+        "is its extreme: a record that is never written.",
+        "`offsets.commit.required.acks` (acks=all for the offsets topic, the default since "
+        "Kafka 0.8.2).",
+        "A consumer commits while the coordinator's followers are cut off; the coordinator's "
+        "broker crashes, losing its unflushed log, and the commit it applied and answered is "
+        "gone from the offsets topic.",
+        frozenset({"refinement"}),
+    ),
+    BugStory(
+        "session-from-unanswered-heartbeat",
+        "Consumer groups",
+        "A consumer's own session clock counts from the last heartbeat it sent, answered or "
+        "not, so a consumer whose heartbeats are lost believes its session alive and keeps "
+        "fetching. `no-generation-fencing-on-fetch` is its extreme: no clock at all.",
+        "The consumer side of the session timeout: only a heartbeat the coordinator answered "
+        "proves the session (KIP-62's background heartbeat).",
+        "The consumer's requests to its coordinator are lost while its fetches still reach "
+        "the partition leader. It keeps sending heartbeats; the coordinator expires it and "
+        "gives its partition to another member, and both read the partition.",
+        frozenset({"poll-by-non-owner"}),
+    ),
 )
 
 

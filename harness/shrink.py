@@ -7,9 +7,22 @@ events from inside one. This pass works on the event list itself. Each round:
   one partition's messages, one node's crashes and restarts, one message type,
   the network splits (a counterexample about one partition rarely needs the
   other partitions' traffic or an uninvolved consumer);
+- deletes whole units of the protocol at once (`units`): one consumer's
+  lifecycle (a Subscribe up to its next one, with its polls, commits, crash
+  and all its messages: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+  OffsetCommit and the answers), one rebalance round (a generation's join and
+  sync exchange), one generation's whole group traffic, one node's crash with
+  its restart, the broker-to-broker traffic between two client operations or
+  faults (idle replication that only fills time), and the halves, quarters and
+  eighths of one stream (a follower's fetches of one partition, a consumer's
+  polls), largest first;
+- starts a consumer's lifecycle or a producer's write later
+  (`_postpone_starts`), where the events it no longer needs then drop out:
+  the one step here that moves events rather than deleting them;
 - deletes chunks of events in the manner of delta debugging, halving the chunk
   size down to single events;
-- joins adjacent clock ticks (a whole run of them at once, else pairs).
+- joins adjacent clock ticks (every run at once first, then a whole run, else
+  pairs).
 Rounds repeat until none deletes anything, or the time budget is spent. Every
 deletion after which the same property still fails is kept.
 
@@ -17,16 +30,24 @@ Deliveries name messages by id, and ids are handed out in send order, so
 deleting an earlier event renumbers every later message. A message event is
 therefore replayed by what it acts on (sender, receiver, message type, the
 partition it is about, and its rank among such messages in flight), and the ids
-of the run that reproduces the failure are written back. Events that no longer
-apply (a restart of a running node, a delivery of a message never sent) are
-left out.
+of the run that reproduces the failure are written back. Where no such message
+is in flight, a message of the same type about the same partition between other
+nodes stands in (deleting a crash moves a leader, and the fetches and writes then
+go to another broker). Events that no longer apply (a restart of a running node,
+a delivery of a message never sent) are left out.
 
 Replays dominate the cost, so a chunk sweep runs forwards and replays only what
 follows the chunk, from a copy of the checker as it stood before the chunk (the
 events before it are unchanged, and the world is deterministic). A deletion that
 copy accepts is confirmed by a replay from the start before it is kept, so the
-result never rests on the copy. The pass is deterministic, and its result is an
-ordinary event list that replays exactly.
+result never rests on the copy. The pass is deterministic (given the budget to
+reach its fixed point; a budget cut short stops it wherever it is), and its
+result is an ordinary event list that replays exactly.
+
+A replay names every message event it applies by its message as it goes (the
+symbolic items the next deletion works on) and keeps the message itself, which
+is what the units are cut by: the group of a group request (or of the request
+an answer answers) and the generation it carries.
 """
 
 from __future__ import annotations
@@ -39,6 +60,7 @@ from dataclasses import dataclass
 
 from kafka_verify.harness.runner import Checker
 from kafka_verify.impl import events as ev
+from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.world import Envelope, InvalidEvent, World
 
@@ -46,6 +68,10 @@ _MESSAGE_EVENTS = (ev.Deliver, ev.Drop, ev.Duplicate)
 _CLIENT_EVENTS = (ev.Produce, ev.Poll, ev.CommitOffsets, ev.Subscribe, ev.Close)
 # Chunks this small are tried at every position, larger ones only at multiples of their size.
 SMALL_CHUNK = 4
+# A stream of items is also cut into halves, quarters and eighths (see `stream_parts`).
+STREAM_SPLITS = (2, 4, 8)
+# How many later ticks a start is tried at (`_postpone_starts`): a long schedule has hundreds.
+POSTPONE_TARGETS = 8
 
 
 def _partition_of(envelope: Envelope) -> int | None:
@@ -65,11 +91,18 @@ class MessageRef:
     rank: int  # among in-flight messages with the same sender, receiver, type and partition
 
     def resolve(self, world: World) -> object | None:
-        same = [e for e in world.inflight() if self._names(e)]
+        inflight = world.inflight()
+        same = [e for e in inflight if self._names(e)] or [e for e in inflight if self._like(e)]
         if not same:
             return None
         event: object = self.kind(same[min(self.rank, len(same) - 1)].id)
         return event
+
+    def _like(self, envelope: Envelope) -> bool:
+        """A message of the same type about the same partition, between any nodes: what a
+        reference stands for once a deleted crash has moved a leader (the fetches and writes
+        then go to, and come from, another broker)."""
+        return (envelope.kind, _partition_of(envelope)) == (self.message_type, self.partition)
 
     def _names(self, envelope: Envelope) -> bool:
         return (envelope.src, envelope.dst, envelope.kind, _partition_of(envelope)) == (
@@ -88,10 +121,38 @@ def _ref(kind: type, target: Envelope, inflight: Sequence[Envelope]) -> MessageR
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """A replay of (possibly fewer) events: the events that applied, and the property that failed."""
+    """A replay of (possibly fewer) events: the events that applied, and the property that failed.
+
+    `items` are the same events with every message event named by its message
+    (as `symbolic` gives them), and `messages` the message each one acted on
+    (None for other events).
+    """
 
     events: tuple[object, ...]
     failed: str | None
+    items: tuple[object, ...] = ()
+    messages: tuple[object | None, ...] = ()
+
+
+@dataclass(slots=True)
+class _Applied:
+    """What a replay has applied so far: the events, as given and as symbolic items."""
+
+    events: list[object]
+    items: list[object]
+    messages: list[object | None]
+
+    @classmethod
+    def empty(cls) -> _Applied:
+        return cls([], [], [])
+
+    def add(self, event: object, item: object, message: object | None) -> None:
+        self.events.append(event)
+        self.items.append(item)
+        self.messages.append(message)
+
+    def result(self, failed: str | None) -> Replayed:
+        return Replayed(tuple(self.events), failed, tuple(self.items), tuple(self.messages))
 
 
 def replay(config: ClusterConfig, items: Sequence[object], eventually: bool) -> Replayed:
@@ -105,28 +166,35 @@ def replay(config: ClusterConfig, items: Sequence[object], eventually: bool) -> 
 
 def _continue(checker: Checker, items: Sequence[object], eventually: bool) -> Replayed:
     """Go on applying `items` to `checker`, as `replay` does; the events are those applied here."""
-    applied: list[object] = []
+    applied = _Applied.empty()
     for item in items:
         failed = _apply(checker, item, applied)
         if failed is not None:
-            return Replayed(tuple(applied), failed)
+            return applied.result(failed)
     found = checker.finish() if eventually else []
-    return Replayed(tuple(applied), found[0].property if found else None)
+    return applied.result(found[0].property if found else None)
 
 
-def _apply(checker: Checker, item: object, applied: list[object]) -> str | None:
+def _apply(checker: Checker, item: object, applied: _Applied) -> str | None:
     """Apply one item if it applies (recording the event); the property it failed, if any."""
     event = item.resolve(checker.world) if isinstance(item, MessageRef) else item
     if event is None:
         return None
+    named, message = event, None
+    if isinstance(event, _MESSAGE_EVENTS):
+        inflight = checker.world.inflight()
+        target = next((e for e in inflight if e.id == event.message_id), None)
+        if target is None:
+            return None  # a delivery of a message never sent: it does not apply
+        named, message = _ref(type(event), target, inflight), target.message
     try:
         _, found = checker.apply(event)
     except InvalidEvent:
         return None
     except Exception:  # the broker broke: the machine reports that as internal-error
-        applied.append(event)
+        applied.add(event, named, message)
         return "internal-error"
-    applied.append(event)
+    applied.add(event, named, message)
     return found[0].property if found else None
 
 
@@ -182,10 +250,15 @@ class _Search:
     def expired(self) -> bool:
         return time.perf_counter() >= self.deadline
 
+    def replayed(self, candidate: Sequence[object]) -> Replayed | None:
+        """The candidate's replay, if the failure stays."""
+        run = replay(self.config, candidate, self.eventually)
+        return run if run.failed == self.prop else None
+
     def confirmed(self, candidate: Sequence[object]) -> list[object] | None:
         """The candidate as symbolic items of the events it replays to, if the failure stays."""
-        run = replay(self.config, candidate, self.eventually)
-        return symbolic(self.config, run.events) if run.failed == self.prop else None
+        run = self.replayed(candidate)
+        return list(run.items) if run is not None else None
 
 
 def shrink_events(
@@ -205,8 +278,11 @@ def shrink_events(
         return list(events)
     while not search.expired():
         before = len(items)
+        items = _merge_ticks(search, items)
         items = _delete_traffic(search, items)
+        items = _delete_units(search, items)
         items = _merge_ticks(search, items)  # fewer items make every later sweep cheaper
+        items = _postpone_starts(search, items)
         items = _delete_chunks(search, items)
         items = _merge_ticks(search, items)
         if len(items) == before:
@@ -224,6 +300,248 @@ def _delete_traffic(search: _Search, items: list[object]) -> list[object]:
         if len(candidate) < len(items):
             items = search.confirmed(candidate) or items
     return items
+
+
+def _delete_units(search: _Search, items: list[object]) -> list[object]:
+    """Try deleting each protocol unit (`units`) of the schedule, the largest first.
+
+    After a deletion the units are cut again from the shorter schedule; a unit
+    already tried (the same items) is not tried twice.
+    """
+    run = search.replayed(items)
+    if run is None:  # not expected: `items` came from a confirmed replay
+        return items
+    tried: set[tuple[object, ...]] = set()
+    while not search.expired():
+        for unit in units(run.items, run.messages):
+            key = tuple(run.items[i] for i in unit)
+            if key in tried:
+                continue
+            tried.add(key)
+            if search.expired():
+                break
+            chosen = set(unit)
+            shorter = search.replayed([x for i, x in enumerate(run.items) if i not in chosen])
+            if shorter is not None and len(shorter.items) < len(run.items):
+                run = shorter
+                break
+        else:
+            break
+    return list(run.items)
+
+
+def units(items: Sequence[object], messages: Sequence[object | None]) -> list[tuple[int, ...]]:
+    """The protocol units of a schedule, as index tuples, the largest first (then by position).
+
+    `messages[i]` is the message item i acts on (None for other events). Each
+    unit is a set of items that one deletion should take together: see
+    `lifecycles`, `rebalance_rounds`, `crash_pairs`, `idle_windows` and `stream_parts`.
+    """
+    found = {
+        tuple(sorted(unit))
+        for unit in (
+            *lifecycles(items),
+            *rebalance_rounds(items, messages),
+            *crash_pairs(items),
+            *idle_windows(items),
+            *stream_parts(items),
+        )
+        if unit
+    }
+    return sorted(found, key=lambda unit: (-len(unit), unit))
+
+
+def _client_of(item: object) -> str | None:
+    """The client an item belongs to: its own operation, fault or message to or from it."""
+    if isinstance(item, MessageRef):
+        for end in (item.src, item.dst):
+            if end[:1] in ("c", "p"):
+                return end
+        return None
+    if isinstance(item, _CLIENT_EVENTS):
+        return item.client
+    if isinstance(item, ev.Crash | ev.Restart) and item.node[:1] in ("c", "p"):
+        return item.node
+    return None
+
+
+def lifecycles(items: Sequence[object]) -> list[list[int]]:
+    """Each consumer's lifecycles: from one Subscribe up to the next (or the end), with everything
+    of that consumer in between (its operations, crash and restart, and every message to or from
+    it)."""
+    spans: dict[str, list[list[int]]] = {}
+    for index, item in enumerate(items):
+        client = _client_of(item)
+        if client is None or not client.startswith("c"):
+            continue
+        mine = spans.setdefault(client, [[]])
+        if isinstance(item, ev.Subscribe) and mine[-1]:
+            mine.append([])
+        mine[-1].append(index)
+    return [span for mine in spans.values() for span in mine]
+
+
+def _exchange_key(item: object, message: object | None) -> tuple[str, str, int] | None:
+    """(requester, answerer, request id) of a group request or answer item, else None."""
+    request_id = getattr(message, "request_id", None)
+    if not isinstance(item, MessageRef) or not isinstance(request_id, int):
+        return None
+    if isinstance(message, gm.REQUEST_TYPES):
+        return (item.src, item.dst, request_id)
+    if isinstance(message, gm.RESPONSE_TYPES):
+        return (item.dst, item.src, request_id)
+    return None
+
+
+def _generation_of(request: object, answers: Sequence[object]) -> int | None:
+    """The generation an exchange belongs to: the one its answer gives, else its request's."""
+    for answer in answers:
+        generation = getattr(answer, "generation", -1)
+        if isinstance(generation, int) and generation >= 0:
+            return generation
+    generation = getattr(request, "generation", None)
+    return generation if isinstance(generation, int) and generation >= 0 else None
+
+
+def _group_messages(
+    items: Sequence[object], messages: Sequence[object | None]
+) -> list[tuple[list[int], str, int, object]]:
+    """Every group exchange that belongs to a generation: (its items, group, generation, request).
+
+    An exchange is a request with its answers; it belongs to its request's
+    group, and to the generation its answer gives (a JoinGroup's), else the one
+    its request carries. An unanswered JoinGroup belongs to none.
+    """
+    exchanges: dict[tuple[str, str, int], list[int]] = {}
+    for index, (item, message) in enumerate(zip(items, messages, strict=True)):
+        key = _exchange_key(item, message)
+        if key is not None:
+            exchanges.setdefault(key, []).append(index)
+    found = []
+    for indices in exchanges.values():
+        request = next(
+            (messages[i] for i in indices if isinstance(messages[i], gm.REQUEST_TYPES)), None
+        )
+        group = getattr(request, "group", None)
+        answers = [messages[i] for i in indices if isinstance(messages[i], gm.RESPONSE_TYPES)]
+        generation = _generation_of(request, answers)
+        if isinstance(group, str) and generation is not None:
+            found.append((indices, group, generation, request))
+    return found
+
+
+def rebalance_rounds(items: Sequence[object], messages: Sequence[object | None]) -> list[list[int]]:
+    """Per group and generation: the round's join and sync exchanges, and all that generation's
+    group traffic (its round, heartbeats, commits and their answers)."""
+    rounds: dict[tuple[str, int], list[int]] = {}
+    generations: dict[tuple[str, int], list[int]] = {}
+    for indices, group, generation, request in _group_messages(items, messages):
+        generations.setdefault((group, generation), []).extend(indices)
+        if isinstance(request, gm.JoinGroup | gm.SyncGroup):
+            rounds.setdefault((group, generation), []).extend(indices)
+    return [*rounds.values(), *generations.values()]
+
+
+def crash_pairs(items: Sequence[object]) -> list[list[int]]:
+    """Each crash with the next restart of the same node (or alone, if it never restarts)."""
+    pairs: list[list[int]] = []
+    down: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, ev.Crash):
+            down[item.node] = index
+        elif isinstance(item, ev.Restart) and item.node in down:
+            pairs.append([down.pop(item.node), index])
+    return pairs + [[index] for index in down.values()]
+
+
+def idle_windows(items: Sequence[object]) -> list[list[int]]:
+    """The broker-to-broker message items between two client operations or faults, all of them
+    and per partition: replication that may only fill the time between the events that matter."""
+    windows: list[list[int]] = []
+    current: dict[tuple[str, int | None], list[int]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, MessageRef):
+            if item.src.startswith("b") and item.dst.startswith("b"):
+                current.setdefault(("partition", item.partition), []).append(index)
+                current.setdefault(("all", None), []).append(index)
+            continue
+        if isinstance(item, ev.Tick):
+            continue
+        windows.extend(current.values())
+        current = {}
+    windows.extend(current.values())
+    return windows
+
+
+def _stream_of(item: object) -> tuple[object, ...] | None:
+    """The stream an item is one of: a client's polls, or the exchange of one kind of request and
+    its answers between two nodes about one partition (a follower's fetches of a partition)."""
+    if isinstance(item, ev.Poll):
+        return ("poll", item.client)
+    if isinstance(item, MessageRef):
+        family = item.message_type.removesuffix("Response")
+        return (family, *sorted((item.src, item.dst)), item.partition)
+    return None
+
+
+def stream_parts(items: Sequence[object]) -> list[list[int]]:
+    """The halves, quarters and eighths (in order) of each stream of at least 8 items: where a
+    whole stream is needed, most of it often is not (the fetches a follower makes while idle)."""
+    streams: dict[tuple[object, ...], list[int]] = {}
+    for index, item in enumerate(items):
+        stream = _stream_of(item)
+        if stream is not None:
+            streams.setdefault(stream, []).append(index)
+    parts: list[list[int]] = []
+    for members in streams.values():
+        if len(members) < 8:
+            continue
+        for split in STREAM_SPLITS:
+            size = -(-len(members) // split)
+            parts.extend(members[start : start + size] for start in range(0, len(members), size))
+    return parts
+
+
+def _postpone_starts(search: _Search, items: list[object]) -> list[object]:
+    """Start a consumer's lifecycle (or a producer's write) later, where that leaves a shorter
+    failing schedule.
+
+    A member that joins while another is alone makes a rebalance round the
+    failure may not need: had it joined later, the other would have had its
+    generation to itself. A write sent before a leader change needs a retry
+    and a metadata refresh that a later one does not. Deletion cannot find
+    either, since every needed event is there, just early. This moves the
+    start and everything of that client after it up to a later clock tick to
+    just before that tick (a few ticks, `_spread`); what no longer applies
+    there drops out.
+    """
+    for client, start in _starts(items):
+        mine = [i for i in range(start, len(items)) if _client_of(items[i]) == client]
+        ticks = [i for i in range(start + 1, len(items)) if isinstance(items[i], ev.Tick)]
+        for target in _spread(ticks, POSTPONE_TARGETS):
+            if search.expired():
+                return items
+            moved = [i for i in mine if i < target]
+            chosen = set(moved)
+            candidate = [x for i, x in enumerate(items[:target]) if i not in chosen]
+            candidate += [items[i] for i in moved] + items[target:]
+            shorter = search.confirmed(candidate)
+            if shorter is not None and len(shorter) < len(items):
+                return shorter
+    return items
+
+
+def _spread(positions: list[int], count: int) -> list[int]:
+    """At most `count` of `positions`: half of them evenly spread (the latest first), then the
+    earliest (the nearest first), for a start may be needed soon after where it was, or late."""
+    near, far = positions[: count // 2], positions[count // 2 :]
+    step = max(1, -(-len(far) // (count - len(near))))
+    return far[::-1][::step] + near
+
+
+def _starts(items: Sequence[object]) -> list[tuple[str, int]]:
+    """(client, index) of every Subscribe and Produce, in order: what sets a client going."""
+    return [(i.client, n) for n, i in enumerate(items) if isinstance(i, ev.Subscribe | ev.Produce)]
 
 
 def _delete_chunks(search: _Search, items: list[object]) -> list[object]:
@@ -259,7 +577,7 @@ def _sweep(search: _Search, items: list[object], chunk: int) -> list[object]:
                 items = kept
                 continue
         for item in items[start : start + stride]:
-            _apply(before, item, [])
+            _apply(before, item, _Applied.empty())
         start += stride
     return items
 
@@ -267,8 +585,12 @@ def _sweep(search: _Search, items: list[object], chunk: int) -> list[object]:
 def _merge_ticks(search: _Search, items: list[object]) -> list[object]:
     """Join adjacent clock ticks into one, where the failure stays: the same time passes in fewer events.
 
-    A whole run of ticks is tried as one tick first, then pairs within it.
+    Every run merged at once is tried first (one replay, where a long schedule
+    has thousands of runs), then each run as one tick, then pairs within it.
     """
+    merged = _merged_runs(items)
+    if len(merged) < len(items):
+        items = search.confirmed(merged) or items
     index = len(items) - 1  # the last item of the run looked at next
     while index > 0 and not search.expired():
         if not isinstance(items[index], ev.Tick):
@@ -281,6 +603,18 @@ def _merge_ticks(search: _Search, items: list[object]) -> list[object]:
             items = _merge_run(search, items, start, index + 1)
         index = min(start - 1, len(items) - 1)
     return items
+
+
+def _merged_runs(items: Sequence[object]) -> list[object]:
+    """The items with every run of adjacent ticks joined into one tick."""
+    merged: list[object] = []
+    for item in items:
+        last = merged[-1] if merged else None
+        if isinstance(item, ev.Tick) and isinstance(last, ev.Tick):
+            merged[-1] = ev.Tick(last.ms + item.ms)
+        else:
+            merged.append(item)
+    return merged
 
 
 def _merge_run(search: _Search, items: list[object], start: int, end: int) -> list[object]:

@@ -36,6 +36,11 @@ ISR_EXPAND_AT_HW = "isr-expand-at-hw"
 NO_EPOCH_KEEPS_LOG = "no-epoch-keeps-log"
 OFFSETS_LOADED_TO_HW = "offsets-loaded-to-hw"
 FETCH_BEFORE_RECOVERY = "fetch-before-recovery"
+# Broad variants of the four group bugs above: the more general mistake behind each.
+UNFENCED_OFFSET_COMMIT = "unfenced-offset-commit"
+OWNERSHIP_NEVER_REVOKED = "ownership-never-revoked"
+COMMIT_BEFORE_REPLICATION = "commit-before-replication"
+SESSION_FROM_UNANSWERED_HEARTBEAT = "session-from-unanswered-heartbeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +168,27 @@ BUGS: dict[str, Bug] = {
             OFFSETS_LOADED_TO_HW,
             "a new group coordinator loads only the commits below its own high watermark, which may lag the commits already applied",
             "offsets-topic loading",
+        ),
+        # -- broad variants of the group bugs --
+        _bug(
+            UNFENCED_OFFSET_COMMIT,
+            "the group coordinator takes an offset commit from any member of any generation, owner or not",
+            "group protocol",
+        ),
+        _bug(
+            OWNERSHIP_NEVER_REVOKED,
+            "the group coordinator never revokes what a member owned, neither when it rejoins nor when it leaves",
+            "group protocol",
+        ),
+        _bug(
+            COMMIT_BEFORE_REPLICATION,
+            "an offset commit takes effect once the coordinator appends it, before it is replicated, whatever the ISR",
+            "offsets topic",
+        ),
+        _bug(
+            SESSION_FROM_UNANSWERED_HEARTBEAT,
+            "a consumer counts its session from the last heartbeat it sent, answered or not",
+            "group protocol",
         ),
     )
 }

@@ -80,7 +80,10 @@ def group_names(config: ClusterConfig) -> tuple[str, ...]:
 def joined(g: GroupRecord, member: str, config: ClusterConfig) -> GroupRecord:
     pending = g.joined | {member} if g.phase == PREPARING else frozenset({member})
     told = g.told_to(member) or MemberTold()
-    if not bugs.enabled(config, bugs.DOUBLE_ASSIGNMENT):
+    keeps = bugs.enabled(config, bugs.DOUBLE_ASSIGNMENT) or bugs.enabled(
+        config, bugs.OWNERSHIP_NEVER_REVOKED
+    )
+    if not keeps:
         told = replace(told, owned=frozenset())  # eager: a member gives everything up to join
     g = replace(g, phase=PREPARING, members=g.members | {member}, joined=pending, assignment=())
     return g.with_told(member, told)
@@ -457,9 +460,11 @@ class Coordinator:
             if member not in g.members:
                 yield Send(src, gm.LeaveGroupResponse(request_id, gm.UNKNOWN_MEMBER_ID))
                 continue
-            after = dropped(g, member).with_told(
-                member, replace(g.told_to(member) or MemberTold(), owned=frozenset())
-            )
+            after = dropped(g, member)
+            if not bugs.enabled(self.config, bugs.OWNERSHIP_NEVER_REVOKED):
+                after = after.with_told(
+                    member, replace(g.told_to(member) or MemberTold(), owned=frozenset())
+                )
             if not (yield from self._write(loaded, after)):
                 yield Send(src, gm.LeaveGroupResponse(request_id, gm.COORDINATOR_NOT_AVAILABLE))
                 continue
@@ -483,6 +488,8 @@ class Coordinator:
     # -- commits --------------------------------------------------------------------------------
 
     def _commit_error(self, g: GroupRecord, msg: gm.OffsetCommit) -> str:
+        if bugs.enabled(self.config, bugs.UNFENCED_OFFSET_COMMIT):
+            return gm.NONE  # the seeded bug: no check of member, generation, phase or owner
         if msg.generation < g.generation and bugs.enabled(self.config, bugs.ZOMBIE_COMMIT):
             return gm.NONE  # the seeded bug: an older generation's commit is taken as it is
         error = self._member_error(g, msg.member, msg.generation)
@@ -507,7 +514,8 @@ class Coordinator:
             yield Send(src, gm.OffsetCommitResponse(msg.request_id, error))
             return
         r = self.host.replicas[loaded.partition]
-        if len(r.isr) < self.config.min_insync:
+        unreplicated = bugs.enabled(self.config, bugs.COMMIT_BEFORE_REPLICATION)
+        if len(r.isr) < self.config.min_insync and not unreplicated:
             yield Send(src, gm.OffsetCommitResponse(msg.request_id, gm.COORDINATOR_NOT_AVAILABLE))
             return
         if bugs.enabled(self.config, bugs.OFFSETS_IN_MEMORY):
@@ -534,6 +542,9 @@ class Coordinator:
             loaded.pending.append(
                 PendingCommit(log_offset, record, (src, msg.request_id) if last else None)
             )
+        if unreplicated:
+            # The seeded bug: the commit takes effect on the leader's append, replicated or not.
+            yield from self._apply_pending(loaded, len(loaded.pending))
         yield from self.host.records_appended(r)
 
     def _commit_in_memory(self, loaded: Loaded, src: str, msg: gm.OffsetCommit) -> Handler:
@@ -548,12 +559,16 @@ class Coordinator:
         loaded = self.loaded.get(r.partition)
         if loaded is None or not self._partition_ready(r, loaded):
             return
-        ready = [c for c in loaded.pending if c.log_offset < r.hw]
-        if not ready:
-            return
+        ready = sum(1 for c in loaded.pending if c.log_offset < r.hw)
+        if ready and (yield from self._apply_pending(loaded, ready)):
+            yield from self._run_leaves(loaded, now_ms)
+
+    def _apply_pending(self, loaded: Loaded, count: int) -> Writes:
+        """The first `count` pending commits take effect: the applied prefix moves past them."""
+        ready = loaded.pending[:count]
         if not (yield from self._write(loaded, applied=ready[-1].log_offset + 1)):
-            return
-        loaded.pending = loaded.pending[len(ready) :]
+            return False
+        loaded.pending = loaded.pending[count:]
         for commit in ready:
             rec = commit.record
             loaded.committed.setdefault(rec.group, {})[rec.partition] = rec.offset
@@ -562,7 +577,7 @@ class Coordinator:
             )
             if commit.reply_to is not None:
                 yield Send(commit.reply_to[0], gm.OffsetCommitResponse(commit.reply_to[1], gm.NONE))
-        yield from self._run_leaves(loaded, now_ms)
+        return True
 
     def _on_offset_fetch(self, src: str, msg: gm.OffsetFetch, now_ms: int) -> Handler:
         loaded, error = self._serving(msg.group)

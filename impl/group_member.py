@@ -258,7 +258,10 @@ class GroupConsumer(Consumer):
         """Whether the coordinator surely still counts this consumer as a member."""
         if bugs.enabled(self.config, bugs.NO_GENERATION_FENCING_ON_FETCH):
             return True  # the mistake: keep fetching until the coordinator says otherwise
-        return now_ms - self.session_anchor_ms < self.config.session_timeout_ms
+        anchor = self.session_anchor_ms
+        if bugs.enabled(self.config, bugs.SESSION_FROM_UNANSWERED_HEARTBEAT):
+            anchor = max(anchor, self.heartbeat_sent_ms)  # the seeded bug: sent is not answered
+        return now_ms - anchor < self.config.session_timeout_ms
 
     def _current(self, request_id: int) -> bool:
         if self.outstanding is None or self.outstanding[0] != request_id:

@@ -10,10 +10,13 @@ reads on as the owner, and `poll-by-non-owner` reports it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kafka_verify.harness.runner import Checker
 from kafka_verify.impl import events as ev
 from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl.config import ClusterConfig
+from kafka_verify.impl.world import Envelope
 from kafka_verify.model.groups import Phase
 from kafka_verify.properties.catalogue import Violation
 
@@ -21,25 +24,30 @@ GROUP_REQUESTS = (gm.FindCoordinator, gm.JoinGroup, gm.SyncGroup, gm.Heartbeat, 
 
 
 class Scenario:
-    def __init__(self, bugs: frozenset[str]) -> None:
-        config = ClusterConfig(bugs=bugs, groups=1, consumers=2, partitions=1)
-        self.checker = Checker(config)
+    def __init__(self, bugs: frozenset[str], **shape: int) -> None:
+        settings = {"groups": 1, "consumers": 2, "partitions": 1, **shape}
+        self.checker = Checker(ClusterConfig(bugs=bugs, **settings))
         self.violations: list[Violation] = []
 
     def do(self, event: object) -> None:
         _, found = self.checker.apply(event)
         self.violations.extend(found)
 
-    def run_for(self, ms: int, cut_off: str | None = None) -> None:
-        """Deliver everything (losing `cut_off`'s group requests) and fire timers for `ms`."""
+    def run_for(
+        self, ms: int, cut_off: str | None = None, lost: Callable[[Envelope], bool] | None = None
+    ) -> None:
+        """Deliver everything (losing `cut_off`'s group requests, and what `lost` picks) and fire
+        timers for `ms`."""
         world = self.checker.world
         until = world.now_ms + ms
         while True:
             inflight = world.inflight()
             if inflight:
                 oldest = inflight[0]
-                lost = oldest.src == cut_off and isinstance(oldest.message, GROUP_REQUESTS)
-                self.do(ev.Drop(oldest.id) if lost else ev.Deliver(oldest.id))
+                dropped = (
+                    oldest.src == cut_off and isinstance(oldest.message, GROUP_REQUESTS)
+                ) or (lost is not None and lost(oldest))
+                self.do(ev.Drop(oldest.id) if dropped else ev.Deliver(oldest.id))
                 continue
             if world.now_ms >= until:
                 return

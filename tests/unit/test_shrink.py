@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from kafka_verify.harness.runner import execute
-from kafka_verify.harness.shrink import MessageRef, replay, shrink_events, symbolic, traffic_keys
+from kafka_verify.harness.shrink import (
+    MessageRef,
+    replay,
+    shrink_events,
+    symbolic,
+    traffic_keys,
+    units,
+)
 from kafka_verify.impl import events as ev
+from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.world import Envelope, World
@@ -213,3 +222,132 @@ def test_traffic_keys_name_the_client_partition_and_node_of_an_item() -> None:
     assert set(traffic_keys(ev.Produce("p0", partition=1))) == {"node p0", "partition 1"}
     assert "faults of b2" in traffic_keys(ev.Restart("b2"))
     assert traffic_keys(ev.Tick(5)) == ()
+
+
+# -- group traffic: lifecycles and rebalance rounds as units ----------------------------------
+
+ZOMBIE = ClusterConfig(bugs=frozenset({"zombie-commit"}), groups=1, consumers=3)
+
+
+@functools.cache
+def planted_zombie_commit() -> tuple[object, ...]:
+    """A zombie commit (tests/scenarios/test_groups_scenarios.py) with every message delivered in
+    order and the clock in 100 ms ticks, after padding the failure needs none of: a member (c2)
+    that joins and leaves first, with its rebalance rounds, and a broker's crash and restart."""
+    world = World(ZOMBIE)
+    events: list[object] = []
+
+    def do(event: object) -> None:
+        world.apply(event)  # type: ignore[arg-type]
+        events.append(event)
+
+    def run(ms: int, held: int | None = None) -> None:
+        until = world.now_ms + ms
+        while True:
+            ready = [e for e in world.inflight() if e.id != held]
+            if ready:
+                do(ev.Deliver(ready[0].id))
+            elif world.now_ms < until:
+                do(ev.Tick(min(100, until - world.now_ms)))
+            else:
+                return
+
+    do(ev.Subscribe("c2", "g0"))
+    run(3_000)
+    do(ev.Close("c2"))
+    do(ev.Subscribe("c0", "g0"))
+    run(3_000)
+    do(ev.Crash("b2", lose_unflushed=False))
+    run(500)
+    do(ev.Restart("b2"))
+    run(2_000)
+    do(ev.Produce("p0", partition=0))
+    do(ev.Produce("p0", partition=0))
+    run(1_000)
+    for _ in range(2):
+        do(ev.Poll("c0"))
+        run(500)
+    do(ev.CommitOffsets("c0"))
+    stale = next(e.id for e in world.inflight() if isinstance(e.message, gm.OffsetCommit))
+    do(ev.Subscribe("c1", "g0"))
+    run(5_000, held=stale)  # a new generation forms while the commit is in flight
+    do(ev.Deliver(stale))
+    run(1_000)
+    return tuple(events[: len(execute(ZOMBIE, events).steps)])  # up to the failure
+
+
+@functools.cache
+def shrunk_zombie_commit() -> tuple[object, ...]:
+    return tuple(shrink_events(ZOMBIE, planted_zombie_commit(), "refinement", False, budget_s=120))
+
+
+def test_a_long_group_failure_shrinks_below_40_events_deterministically_and_replays() -> None:
+    events = list(planted_zombie_commit())
+    failing = execute(ZOMBIE, events).violation
+    assert failing is not None and failing.property == "refinement"
+    assert len(events) > 500
+    shorter = list(shrunk_zombie_commit())
+    assert shrink_events(ZOMBIE, events, "refinement", False, budget_s=120) == shorter
+    assert len(shorter) <= 40
+    outcome = execute(ZOMBIE, shorter)
+    assert outcome.violation is not None and outcome.violation.property == "refinement"
+    assert len(outcome.steps) == len(shorter)  # every event applied: ids and all are exact
+    assert not any(isinstance(e, ev.Subscribe) and e.client == "c2" for e in shorter)
+    assert (
+        execute(ClusterConfig(groups=1, consumers=3), shorter, skip_diverged=True).violation is None
+    )
+
+
+def test_the_units_are_whole_lifecycles_rounds_and_crash_pairs() -> None:
+    run = replay(ZOMBIE, symbolic(ZOMBIE, planted_zombie_commit()), eventually=False)
+    items, messages = run.items, run.messages
+    found = set(units(items, messages))
+    # c2's lifecycle: its Subscribe and Close and every message to or from it, nothing else.
+    c2 = tuple(
+        i
+        for i, item in enumerate(items)
+        if item in (ev.Subscribe("c2", "g0"), ev.Close("c2"))
+        or (isinstance(item, MessageRef) and "c2" in (item.src, item.dst))
+    )
+    assert c2 in found
+    # Each generation's round: exactly its JoinGroup and SyncGroup exchanges.
+    generations = {m.generation for m in messages if isinstance(m, gm.SyncGroup)}
+    assert len(generations) >= 3  # c2 alone, c0 alone, c0 with c1
+    for generation in generations:
+        syncs = {i for i, m in enumerate(messages) if isinstance(m, gm.SyncGroup)}
+        mine = {i for i in syncs if messages[i].generation == generation}  # type: ignore[union-attr]
+        rounds = [u for u in found if mine <= set(u) and not (syncs - mine) & set(u)]
+        assert any(all(isinstance(messages[i], _ROUND_TYPES) for i in u) for u in rounds), (
+            generation
+        )
+    crash = items.index(ev.Crash("b2", lose_unflushed=False))
+    assert (crash, items.index(ev.Restart("b2"))) in found
+
+
+_ROUND_TYPES = (gm.JoinGroup, gm.JoinGroupResponse, gm.SyncGroup, gm.SyncGroupResponse)
+
+
+def test_a_late_joiner_is_postponed_so_the_first_member_has_its_generation_alone() -> None:
+    """The failure needs a generation change, not the round the early joiner c1 forced."""
+    world = World(ZOMBIE)
+    joins = []
+    for event in shrunk_zombie_commit():
+        if isinstance(event, ev.Deliver):
+            envelope = next(e for e in world.inflight() if e.id == event.message_id)
+            if isinstance(envelope.message, gm.JoinGroupResponse):
+                joins.append(envelope.message.members)
+        world.apply(event)  # type: ignore[arg-type]
+    assert joins and all(len(members) == 1 for members in joins)
+
+
+def test_a_reference_with_no_such_message_in_flight_stands_for_a_like_one() -> None:
+    """Once a deleted crash has moved a leader, a write to the old leader stands for the write to
+    the new one: the same type about the same partition, between other nodes."""
+    config = ClusterConfig()
+    world = World(config)
+    world.apply(ev.Produce("p0", partition=0))
+    sent = next(e for e in world.inflight() if e.src == "p0")
+    elsewhere = MessageRef(ev.Deliver, "p0", "b2" if sent.dst != "b2" else "b1", sent.kind, 0, 0)
+    assert elsewhere.resolve(world) == ev.Deliver(sent.id)
+    other_partition = MessageRef(ev.Deliver, "p0", sent.dst, sent.kind, 1, 0)
+    assert other_partition.resolve(world) is None
