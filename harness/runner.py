@@ -30,6 +30,7 @@ from kafka_verify.impl.abstraction import (
 )
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.coordinator import group_names, offsets_partition
+from kafka_verify.impl.events import Crash, Restart
 from kafka_verify.impl.world import ZK_GROUPS, ClientOp, Envelope, InvalidEvent, World
 from kafka_verify.model import Action, NotAllowed, State, initial_state, step
 from kafka_verify.model.actions import ControllerFailover
@@ -221,6 +222,8 @@ class Checker:
         violations: list[Violation] = []
         state = self.state
         config = self.model_config
+        if isinstance(event, (Crash, Restart)) and event.node.startswith("c"):
+            self.ownership.restarted(event.node)
         for action in actions:
             try:
                 after = step(state, action, config)

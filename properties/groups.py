@@ -676,6 +676,11 @@ class OwnershipChecker:
     def __init__(self) -> None:
         self.group_of: dict[str, str] = {}
 
+    def restarted(self, process: str) -> None:
+        """`process` crashed or started again: a new client process, in no group until it
+        subscribes (a restarted consumer reads in assign mode, which no group governs)."""
+        self.group_of.pop(process, None)
+
     def observe(self, op: OpLike, state: State | None) -> list[Violation]:
         """The violations `op` reveals; `state` is the model state right after it (None: unknown)."""
         process = str(op.process)
