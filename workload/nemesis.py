@@ -28,6 +28,7 @@ Rules of this module:
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -56,6 +57,8 @@ LEADER_KILL_CHANCE = 0.5
 CASCADE_CHANCE = 0.5
 CASCADE_WAIT_S = 20.0  # past a session timeout: the dead leader's successor is elected then
 RESTART_TIMEOUT_S = 60.0
+# How often serve is asked again (SIGUSR1) to start nodes that are still down.
+RESTART_ASK_AGAIN_S = 1.0
 COMMAND_TIMEOUT_S = 60.0
 NEMESIS = "nemesis"
 
@@ -465,11 +468,8 @@ class Nemesis:
             return
         if self.cluster.serve_pid is None:
             raise NemesisError(f"no serve_pid to start {', '.join(served)} again")
-        try:
-            os.kill(self.cluster.serve_pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            raise NemesisError(f"serve (pid {self.cluster.serve_pid}) is not running") from None
         deadline = time.monotonic() + RESTART_TIMEOUT_S
+        asked_at = -math.inf
         while time.monotonic() < deadline:
             pids = self.cluster.pids()
             if all(
@@ -477,6 +477,16 @@ class Nemesis:
                 for n in served
             ):
                 return
+            # serve starts only the nodes it has already seen exit; a node killed a moment
+            # before may not have been reaped yet, so ask again until every one is back.
+            if time.monotonic() - asked_at >= RESTART_ASK_AGAIN_S:
+                try:
+                    os.kill(self.cluster.serve_pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    raise NemesisError(
+                        f"serve (pid {self.cluster.serve_pid}) is not running"
+                    ) from None
+                asked_at = time.monotonic()
             time.sleep(0.1)
         raise NemesisError(f"serve did not start {', '.join(served)} again")
 
