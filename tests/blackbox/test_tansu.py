@@ -200,7 +200,9 @@ def test_a_kill_loses_the_broker_s_records_and_reuses_their_offsets(
     data = json.loads(result.read_text())
     assert data["valid"] is False
     types = set(data["anomaly_types"])
-    assert MEMORY_LOSS <= types <= MEMORY_LOSS | WATERMARK_RACE, types
+    # Reused offsets show the loss on every run; a lost acknowledged record shows as
+    # lost-write only when no later record took its offset before a consumer read there.
+    assert "inconsistent-offsets" in types and types <= MEMORY_LOSS | WATERMARK_RACE, types
     assert data["workload"]["faults"] >= 2
     assert data["workload"]["final_read_complete"] is True
     # A life of the broker ends at a kill and the next begins at the start that follows
@@ -217,7 +219,7 @@ def test_a_kill_loses_the_broker_s_records_and_reuses_their_offsets(
         seen = [op["index"] for op in case["ops"]]
         assert any(min(seen) < restart < max(seen) for restart in restarts), case["message"]
     # Every lost record was acknowledged by a broker that was killed later.
-    for case in data["anomalies"]["lost-write"]:
+    for case in data["anomalies"].get("lost-write", []):
         acked = case["ops"][0]
         assert acked["f"] == "send" and acked["type"] == "ok", case["message"]
         assert acked["index"] < restarts[-1], case["message"]
