@@ -90,31 +90,21 @@ def hunt(
         round_started = time.perf_counter()
         result: CampaignResult
         meta: dict[str, Any] = {"seed": round_index, "profile": "ci"}
+        # What both engines share: the round's seed, the shrinking budgets, the config swarm.
+        common: dict[str, Any] = {
+            "seed": round_index,
+            "shrink_budget_s": shrink_budget_s,
+            "event_shrink_budget_s": event_shrink_budget_s,
+            "config_swarm": bool(swarm_axes),
+            "swarm_axes": swarm_axes or None,
+        }
         if engine == "swarm":
             from kafka_verify.harness.swarm import run_swarm
 
-            result = run_swarm(
-                config,
-                profile,
-                seed=round_index,
-                budget_s=budget_s,
-                shrink_budget_s=shrink_budget_s,
-                event_shrink_budget_s=event_shrink_budget_s,
-                config_swarm=bool(swarm_axes),
-                swarm_axes=swarm_axes or None,
-            )
+            result = run_swarm(config, profile, budget_s=budget_s, **common)
             meta.update(engine="swarm", example=result.failing_example)
         else:
-            result = run_campaign(
-                config,
-                profile,
-                seed=round_index,
-                examples=ROUND_EXAMPLES,
-                shrink_budget_s=shrink_budget_s,
-                event_shrink_budget_s=event_shrink_budget_s,
-                config_swarm=bool(swarm_axes),
-                swarm_axes=swarm_axes or None,
-            )
+            result = run_campaign(config, profile, examples=ROUND_EXAMPLES, **common)
         if result.violation is not None:
             offset = round_started - started
             detect = offset + (result.seconds_to_detect or result.seconds)
