@@ -149,15 +149,15 @@ def _build_parser() -> Parser:
     mutants.add_argument(
         "--round-s",
         type=positive,
-        default=30,
+        default=40,
         metavar="S",
-        help="with --wire: each round's workload duration (default 30)",
+        help="with --wire: each round's workload duration (default 40)",
     )
     mutants.add_argument(
         "--nemesis",
-        default="kill,pause",
+        default="kill,pause,partition",
         metavar="KIND,...",
-        help="with --wire: the nemeses of every round (default kill,pause)",
+        help="with --wire: the nemeses of every round (default kill,pause,partition)",
     )
 
     bench = sub.add_parser("bench", help="measure checking speed and overhead")

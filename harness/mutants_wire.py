@@ -13,6 +13,9 @@ Rules of this module:
   starts, and nothing else of the impl is consulted.
 - Rounds alternate the consumers between assign and subscribe mode, so that
   group bugs meet rebalances and commits, and each round has its own seed.
+  Every other pair of rounds runs with min ISR 1 instead of 2 (`MIN_INSYNC`):
+  a leader alone in its ISR acknowledges on its own disk, a state min ISR 2
+  never reaches, and acks=all must still lose nothing.
 - A bug no client history can show is reported as not observable, with the
   reason in one sentence (`UNOBSERVABLE`); it is still run, and a catch of it
   would be reported as a catch.
@@ -43,8 +46,13 @@ TOPIC = "t"
 PARTITIONS = 3
 BROKERS = 3
 SERVE_STOP_TIMEOUT_S = 60.0  # serve flushes and stops its nodes first
-ROUND_S = 30.0
-DEFAULT_NEMESES = ("kill", "pause")
+ROUND_S = 40.0
+DEFAULT_NEMESES = ("kill", "pause", "partition")
+# Faults are held 3 to 9 s (the workload's spread around FAULT_S): across the served
+# cluster's replica lag time (5 s) and session timeout (6 s), so some outlast them.
+FAULT_S = 6.0
+QUIET_S = 2.0
+MIN_INSYNC = (2, 2, 1, 1)  # by round, in turn
 PROXY_NEMESES = frozenset({"partition", "slow"})  # they need serve --proxy
 
 # Bugs whose effect no client can see in a served cluster, and why.
@@ -53,6 +61,10 @@ UNOBSERVABLE: dict[str, str] = {
         "it is a bug of the simulated consumer, and on the wire the consumers are real clients,"
         " which bring their own fencing"
     ),
+    "session-from-unanswered-heartbeat": (
+        "it is a bug of the simulated consumer, and on the wire the consumers are real clients,"
+        " which keep their own sessions"
+    ),
     "retention-deletes-unreplicated": (
         "a served cluster keeps records for a week, so retention deletes nothing during a run"
     ),
@@ -60,14 +72,14 @@ UNOBSERVABLE: dict[str, str] = {
 
 
 @contextmanager
-def _served(directory: Path, bug: str | None, proxy: bool) -> Iterator[str]:
+def _served(directory: Path, bug: str | None, proxy: bool, min_insync: int = 2) -> Iterator[str]:
     """`kafka-verify serve --bug NAME` as its own process, as a user starts it (its SIGUSR1
     restarts what the kill nemesis killed), with the fault proxy when `proxy`; the bootstrap
     string while it runs."""
     port = free_port_run(BROKERS)
     command = [sys.executable, "-m", "kafka_verify.harness.cli", "serve"]
     command += ["--data-dir", str(directory), "--port", str(port), "--brokers", str(BROKERS)]
-    command += ["--topic", f"{TOPIC}:{PARTITIONS}:{BROKERS}", "--min-insync", "2"]
+    command += ["--topic", f"{TOPIC}:{PARTITIONS}:{BROKERS}", "--min-insync", str(min_insync)]
     command += ["--bug", bug] if bug else []
     command += ["--proxy"] if proxy else []
     log = open(directory.parent / "serve.log", "w+b")  # noqa: SIM115 (the child writes it)
@@ -98,7 +110,8 @@ def _round(bug: str | None, index: int, round_s: float, nemeses: tuple[str, ...]
     with tempfile.TemporaryDirectory(prefix="kafka-verify-mutants-wire-") as scratch:
         directory = Path(scratch) / "cluster"
         proxied = bool(set(nemeses) & PROXY_NEMESES)
-        with _served(directory, bug, proxied) as bootstrap:
+        min_insync = MIN_INSYNC[index % len(MIN_INSYNC)]
+        with _served(directory, bug, proxied, min_insync) as bootstrap:
             options = WorkloadOptions(
                 bootstrap=bootstrap,
                 topic=TOPIC,
@@ -108,6 +121,8 @@ def _round(bug: str | None, index: int, round_s: float, nemeses: tuple[str, ...]
                 cluster=ClusterFile.load(directory / CLUSTER_JSON),
                 nemesis=nemeses,
                 seed=index,
+                fault_s=FAULT_S,
+                quiet_s=QUIET_S,
             )
             outcome = run_workload(options)
     if outcome.result is None:
@@ -200,9 +215,33 @@ def run_mutants_wire(
         )
     if budget_s < round_s:
         raise UsageError(f"--budget-s {budget_s} is shorter than one round ({round_s:.0f} s)")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _campaign(requested or list(BUGS), budget_s, json_path, reports, round_s, nemeses)
+    except KeyboardInterrupt:
+        # Every round's cluster and faults are gone by now: `_served` and the workload
+        # stop and heal what they started on the way out.
+        print("kafka-verify: interrupted; every cluster is stopped", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _campaign(
+    bugs: list[str],
+    budget_s: int,
+    json_path: Path | None,
+    reports: Path | None,
+    round_s: float,
+    nemeses: tuple[str, ...],
+) -> int:
     root = reports or Path("reports")
     rows = []
-    for name in requested or list(BUGS):
+    for name in bugs:
         row = hunt_wire(name, budget_s, root, round_s, nemeses)
         rows.append(row)
         if row["caught"]:

@@ -84,7 +84,12 @@ def add_workload_parser(subparsers: Any) -> None:
         default="assign",
         help="how consumers take partitions (default assign)",
     )
-    w.add_argument("--fault-s", type=_seconds, default=3.0, help="how long a fault lasts (3)")
+    w.add_argument(
+        "--fault-s",
+        type=_seconds,
+        default=3.0,
+        help="how long a fault lasts on average: each is held for 0.5 to 1.5 times this (3)",
+    )
     w.add_argument("--quiet-s", type=_seconds, default=3.0, help="quiet before a fault (3)")
     w.add_argument("--drain-s", type=_seconds, default=5.0, help="quiet drain at the end (5)")
     w.add_argument("--seed", type=int, default=None)

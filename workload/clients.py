@@ -64,6 +64,15 @@ def _offset(offset: int | None) -> int | None:
     return int(offset) if offset is not None and offset >= 0 else None
 
 
+@dataclass(frozen=True)
+class PartitionView:
+    """One partition as a client's metadata shows it: its leader and its replicas, in the
+    order the cluster prefers them as leader (empty when the client library does not say)."""
+
+    leader: int | None
+    replicas: tuple[int, ...]
+
+
 class ClientSettingError(ValueError):
     """A `-X` setting no client takes, or a value a client refuses: one sentence."""
 
@@ -114,7 +123,16 @@ class ClientFactory:
 
     def leaders(self, topic: str, timeout_s: float = 5.0) -> dict[int, int]:
         """Partition -> the broker id that leads it, as the cluster's metadata says now;
-        partitions without a leader are left out. Security settings (-X) are used as given."""
+        partitions without a leader are left out."""
+        return {
+            p: view.leader
+            for p, view in self.layout(topic, timeout_s).items()
+            if view.leader is not None
+        }
+
+    def layout(self, topic: str, timeout_s: float = 5.0) -> dict[int, PartitionView]:
+        """Partition -> its leader (None without one) and replicas in the metadata's order,
+        as the cluster says now. Security settings (-X) are used as given."""
         if self.client == "confluent":
             from confluent_kafka.admin import AdminClient
 
@@ -125,7 +143,12 @@ class ClientFactory:
             found = metadata.topics.get(topic)
             if found is None or found.error is not None:
                 return {}
-            return {p.id: p.leader for p in found.partitions.values() if p.leader >= 0}
+            return {
+                p.id: PartitionView(
+                    p.leader if p.leader >= 0 else None, tuple(int(r) for r in p.replicas)
+                )
+                for p in found.partitions.values()
+            }
         from kafka import KafkaConsumer  # type: ignore[import-untyped]
 
         consumer = KafkaConsumer(
@@ -137,12 +160,14 @@ class ClientFactory:
             consumer.topics()  # a metadata request
             cluster = consumer._client.cluster
             partitions = cluster.partitions_for_topic(topic) or set()
-            leaders = {}
+            views = {}
             for p in partitions:
                 leader = cluster.leader_for_partition(_kafka_python_partition(topic, p))
-                if leader is not None and leader >= 0:
-                    leaders[p] = int(leader)
-            return leaders
+                # kafka-python's public metadata names leaders, not replica order.
+                views[p] = PartitionView(
+                    int(leader) if leader is not None and leader >= 0 else None, ()
+                )
+            return views
         finally:
             consumer.close()
 

@@ -18,11 +18,27 @@ Rules of this module:
   off from the rest, both directions, and sometimes clients from a broker;
   a slow fault adds delay and drops on the links of a random node. The
   proxy's faults are healed all at once.
-- `kill` aims at a partition's leader half the time, as the cluster's
-  metadata names it (a client's view: the black box asks nothing else), and
-  then sometimes at the leader elected after it; a node's broker id is its
-  cluster file's `broker_id`, or i for serve's `b<i>`. Without metadata, or
-  without broker ids, it kills a node at random.
+- Aimed faults read the cluster's metadata as a client does (a partition's
+  leader and its replicas in the order the cluster prefers them) and nothing
+  else; a node's broker id is its cluster file's `broker_id`, or i for
+  serve's `b<i>`. Without metadata, or without broker ids, every fault picks
+  its node at random. A partition's heir is the first replica after its
+  leader in that order: the replica a leader election prefers.
+- `kill` follows one of the plans of `KILL_PLANS`, each aimed at a moment
+  when a replica holds state it has not made safe: a random node; a leader
+  (and sometimes the leader after it); the heir bounced and the leader
+  killed as soon as the heir runs again (the heir leads with whatever its
+  restart kept); the leader killed, brought back as a follower, and its
+  successor killed (the old leader leads again with whatever its rejoining
+  kept); and, with a proxy, the heir cut off from the leader and the leader
+  killed around the moment the heir has been out of touch for a replica lag
+  time (the heir leads with what the leader counted on it having), and
+  sometimes the leader's successor too (the heir is the last replica up).
+- A partition isolates a random minority, a partition's leader (its clients
+  kept), or one broker from the coordination service; the proxy heals the
+  coordination service's links first, and the rest a moment later, as real
+  networks heal: a node back in touch with the coordination service before
+  it hears from its peers acts on what it believed.
 """
 
 from __future__ import annotations
@@ -38,6 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafka_verify.workload.clients import PartitionView
 from kafka_verify.workload.history import Recorder
 from kafka_verify.workload.proxy import CUT_MODES, ProxyControl, ProxyError
 
@@ -49,13 +66,38 @@ CLIENTS_TOO_CHANCE = 0.25  # of a node partition that cuts the isolated brokers'
 SLOW_DELAYS_MS = (20, 50, 100, 250)
 SLOW_DROPS = (0.0, 0.0, 0.001, 0.01)  # per chunk: a drop resets the connection
 COMMANDS = ("kill", "start", "pause", "resume")
-# The kill nemesis aims at partition leaders this often (when it can learn them), and then
-# kills the partition's next leader too this often, once one is elected: a leader change
-# followed at once by another is where a replica that truncated too much, or followed
-# without fencing, takes over.
-LEADER_KILL_CHANCE = 0.5
+# An aimed leader kill also kills the partition's next leader this often, once one is
+# elected: a leader change followed at once by another.
 CASCADE_CHANCE = 0.5
 CASCADE_WAIT_S = 20.0  # past a session timeout: the dead leader's successor is elected then
+# The kill nemesis's plans and their weights (see the module's rules); the ones that need a
+# proxy are left out without one, and every aimed plan falls back to a random node when the
+# metadata names no leader.
+KILL_PLANS: dict[str, float] = {
+    "node": 0.2,
+    "leader": 0.2,
+    "heir-bounce": 0.2,
+    "leader-return": 0.2,
+    "heir-cut": 0.2,
+}
+KILL_PLANS_NEEDING_PROXY = frozenset({"heir-cut"})
+# After the heir runs again, the leader dies within this: before the heir has fetched much.
+HEIR_BOUNCE_DELAY_S = (0.0, 0.5)
+# An old leader back as a follower rejoins (truncating what it had alone) within this.
+RETURN_DELAY_S = (0.5, 4.0)
+# Across a replica lag time (5 s in a served cluster): the cut heir is still in the ISR
+# when the leader dies, or has just been dropped from it (and then the leader's successor
+# dies too, this often, leaving the heir as the one replica up).
+HEIR_CUT_DELAY_S = (0.3, 8.0)
+HEIR_CUT_CASCADE_CHANCE = 0.5
+# Of a partition fault: a partition's leader cut off from every other node, its clients
+# kept; a leader cut off from some of the other nodes only (a partial partition, in which
+# a leader that still reaches one follower may count on it alone); one broker cut off from
+# the coordination service; else a random minority.
+ISOLATE_LEADER_CHANCE = 0.2
+PARTIAL_CHANCE = 0.2
+COORDINATION_CUT_CHANCE = 0.2
+STAGGERED_HEAL_S = (0.5, 3.0)
 RESTART_TIMEOUT_S = 60.0
 # How often serve is asked again (SIGUSR1) to start nodes that are still down.
 RESTART_ASK_AGAIN_S = 1.0
@@ -181,11 +223,13 @@ class _Partition:
     isolated: list[str]
     clients_cut: list[str]
     mode: str  # the proxy's cut mode: stall or reset
+    apart_from: str = "every other node"  # what the isolated nodes are cut off from
 
     def as_value(self) -> dict[str, object]:
         return {
             "fault": "partition",
             "isolated": self.isolated,
+            "apart_from": self.apart_from,
             "clients_cut": self.clients_cut,
             "mode": self.mode,
             "links": self.links,
@@ -193,8 +237,8 @@ class _Partition:
 
     def describe(self) -> str:
         return (
-            f"partition ({self.mode}) isolating {', '.join(self.isolated) or 'no node'}, "
-            f"clients cut from {', '.join(self.clients_cut) or 'no broker'}"
+            f"partition ({self.mode}) isolating {', '.join(self.isolated) or 'no node'} from "
+            f"{self.apart_from}, clients cut from {', '.join(self.clients_cut) or 'no broker'}"
         )
 
 
@@ -271,13 +315,13 @@ class Nemesis:
         cluster: ClusterFile,
         recorder: Recorder,
         rng: random.Random,
-        leaders: Callable[[], dict[int, int]] | None = None,
+        layout: Callable[[], dict[int, PartitionView]] | None = None,
     ) -> None:
         self.cluster = cluster
         self.recorder = recorder
         self.rng = rng
-        # Partition -> leader's broker id, from the cluster's metadata (as a client learns it).
-        self.leaders = leaders
+        # Partition -> its leader and replicas, from the cluster's metadata (a client's view).
+        self.layout = layout
         brokers = [n for n in cluster.nodes if n.role == "broker"]
         self.targets = tuple(brokers or cluster.nodes)
         self._down: dict[str, int | None] = {}  # killed node -> its pid then
@@ -285,6 +329,11 @@ class Nemesis:
         self._proxy_links: set[str] = set()  # links the proxy may have cut or slowed
         self.proxy = ProxyControl(cluster.proxy.control) if cluster.proxy is not None else None
         self.faults = 0
+        self.kill_plans = {
+            plan: weight
+            for plan, weight in KILL_PLANS.items()
+            if self.proxy is not None or plan not in KILL_PLANS_NEEDING_PROXY
+        }
 
     # -- one fault ---------------------------------------------------------------------------
 
@@ -292,8 +341,10 @@ class Nemesis:
         """Inject one fault of `kind`, on a node or links chosen at random; says what was done."""
         if kind in PROXY_KINDS:
             return self._inject_on_links(kind)
-        if kind == "kill" and self.rng.random() < LEADER_KILL_CHANCE:
-            aimed = self._kill_leaders()
+        if kind == "kill":
+            plans = list(self.kill_plans)
+            plan = self.rng.choices(plans, [self.kill_plans[p] for p in plans])[0]
+            aimed = self._aimed_kill(plan)
             if aimed is not None:
                 return aimed
         node = self.rng.choice(self.targets)
@@ -320,47 +371,139 @@ class Nemesis:
     def _by_broker_id(self) -> dict[int, Node]:
         return {n.broker_id: n for n in self.targets if n.broker_id is not None}
 
-    def _current_leaders(self) -> dict[int, int]:
-        assert self.leaders is not None
+    def _current_layout(self) -> dict[int, PartitionView]:
+        if self.layout is None:
+            return {}
         try:
-            return self.leaders()
+            return self.layout()
         except Exception:  # a cluster in trouble answers no metadata: aim at random instead
             return {}
 
-    def _kill_leaders(self) -> str | None:
-        """Kill the leader of a random partition, and sometimes its successor as soon as one
-        is elected; None when no leader can be learned (the kill goes to a random node)."""
+    def _aimed(self) -> tuple[int, PartitionView, Node] | None:
+        """A random partition whose leader is known and running: (partition, view, leader)."""
         nodes = self._by_broker_id()
-        if self.leaders is None or not nodes:
-            return None
-        leaders = self._current_leaders()
+        layout = self._current_layout()
         known = sorted(
-            p for p, b in leaders.items() if b in nodes and nodes[b].name not in self._down
+            p
+            for p, view in layout.items()
+            if view.leader in nodes and nodes[view.leader].name not in self._down
         )
         if not known:
             return None
         partition = self.rng.choice(known)
-        first = nodes[leaders[partition]]
-        said = [self._signal_node("kill", first, leader_of=partition)]
-        if self.rng.random() >= CASCADE_CHANCE:
-            return said[0]
+        view = layout[partition]
+        assert view.leader is not None
+        return partition, view, nodes[view.leader]
+
+    def _heir(self, view: PartitionView, leader: Node) -> Node | None:
+        """The replica an election prefers once `leader` is gone: the first of the others in
+        the metadata's order (a random other broker when the client does not give it)."""
+        nodes = self._by_broker_id()
+        running = [n for n in nodes.values() if n is not leader and n.name not in self._down]
+        ordered = [nodes[b] for b in view.replicas if b in nodes and nodes[b] in running]
+        if ordered:
+            return ordered[0]
+        return self.rng.choice(sorted(running, key=lambda n: n.name)) if running else None
+
+    def _successor(self, partition: int, old: Node) -> Node | None:
+        """The leader elected after `old`, once the metadata names one that runs."""
+        nodes = self._by_broker_id()
         deadline = time.monotonic() + CASCADE_WAIT_S
         while time.monotonic() < deadline:
-            successor = self._current_leaders().get(partition)
+            leader = self._current_layout().get(partition, PartitionView(None, ())).leader
             if (
-                successor is not None
-                and successor in nodes
-                and nodes[successor].name not in self._down
+                leader is not None
+                and leader in nodes
+                and nodes[leader] is not old
+                and nodes[leader].name not in self._down
             ):
-                said.append(self._signal_node("kill", nodes[successor], leader_of=partition))
-                break
+                return nodes[leader]
             time.sleep(0.05)
+        return None
+
+    def _restart(self, node: Node, **why: object) -> str:
+        """Start a killed node again now, and wait until it runs."""
+        pid = self._down.get(node.name)
+        start: dict[str, object] = {"fault": "start", "nodes": [node.name], **why}
+        self.recorder.record(NEMESIS, "invoke", NEMESIS, start)
+        try:
+            self._start({node.name: pid})
+        except NemesisError as error:
+            self.recorder.record(NEMESIS, "info", NEMESIS, {**start, "error": str(error)})
+            return f"start {node.name} failed: {error}"
+        del self._down[node.name]
+        self.recorder.record(
+            NEMESIS, "ok", NEMESIS, {**start, "pids": self._pids({node.name: pid})}
+        )
+        return f"start {node.name}"
+
+    def _wait(self, bounds: tuple[float, float]) -> None:
+        time.sleep(self.rng.uniform(*bounds))
+
+    def _aimed_kill(self, plan: str) -> str | None:
+        """Kill following `plan`; None when the plan needs a leader and none can be learned
+        (the kill goes to a random node)."""
+        if plan == "node":
+            return None
+        aimed = self._aimed()
+        if aimed is None:
+            return None
+        partition, view, leader = aimed
+        why = {"leader_of": partition, "plan": plan}
+        said: list[str] = []
+        if plan == "leader":
+            said.append(self._signal_node("kill", leader, **why))
+            if self.rng.random() < CASCADE_CHANCE:
+                successor = self._successor(partition, leader)
+                if successor is not None:
+                    said.append(self._signal_node("kill", successor, **why))
+            return "; then ".join(said)
+        heir = self._heir(view, leader)
+        if heir is None:
+            return None
+        if plan == "heir-bounce":
+            said.append(self._signal_node("kill", heir, heir_of=partition, plan=plan))
+            if heir.name in self._down:
+                said.append(self._restart(heir, plan=plan))
+            self._wait(HEIR_BOUNCE_DELAY_S)
+            said.append(self._signal_node("kill", leader, **why))
+        elif plan == "leader-return":
+            said.append(self._signal_node("kill", leader, **why))
+            successor = self._successor(partition, leader)
+            if leader.name in self._down:
+                said.append(self._restart(leader, plan=plan))
+            if successor is not None:
+                self._wait(RETURN_DELAY_S)
+                said.append(self._signal_node("kill", successor, **why))
+        else:  # heir-cut
+            said.append(self._cut_pair(heir, leader))
+            self._wait(HEIR_CUT_DELAY_S)
+            said.append(self._signal_node("kill", leader, **why))
+            if self.rng.random() < HEIR_CUT_CASCADE_CHANCE:
+                successor = self._successor(partition, leader)
+                if successor is not None and successor is not heir:
+                    said.append(self._signal_node("kill", successor, **why))
         return "; then ".join(said)
+
+    def _cut_pair(self, one: Node, other: Node) -> str:
+        """Cut the links between two nodes, both ways (their clients and the rest untouched)."""
+        assert self.cluster.proxy is not None
+        links = sorted(
+            link.name
+            for link in self.cluster.proxy.links
+            if {link.src, link.dst} == {one.name, other.name}
+        )
+        fault = _Partition(links, [one.name], [], self.rng.choice(CUT_MODES), f"{other.name} only")
+        return self._apply_on_links(fault)
 
     def _inject_on_links(self, kind: str) -> str:
         if self.proxy is None:
             raise NemesisError(f"the {kind} nemesis needs a fault proxy")
-        fault = self._partition() if kind == "partition" else self._slow()
+        return self._apply_on_links(self._partition() if kind == "partition" else self._slow())
+
+    def _apply_on_links(self, fault: _Partition | _Slow) -> str:
+        assert self.proxy is not None
+        kind = "partition" if isinstance(fault, _Partition) else "slow"
         value = fault.as_value()
         self.recorder.record(NEMESIS, "invoke", NEMESIS, value)
         self._proxy_links.update(fault.links)  # written down before the proxy acts
@@ -380,14 +523,51 @@ class Nemesis:
         return fault.describe()
 
     def _partition(self) -> _Partition:
-        """A random minority of nodes cut off from the rest, both ways; sometimes clients too."""
+        """A partition's leader cut off from every other node or from some of them (its clients
+        kept), a broker cut off from the coordination service, or a random minority cut off
+        from the rest, both ways, sometimes with its clients; or only the clients cut off from
+        one broker."""
         assert self.cluster.proxy is not None
         links = self.cluster.proxy.links
         nodes = sorted({n for link in links if link.src != CLIENT for n in (link.src, link.dst)})
         brokers = sorted({link.dst for link in links if link.src == CLIENT})
+        coordination = sorted(n.name for n in self.cluster.nodes if n.role not in ("broker", ""))
         isolated: list[str] = []
         clients_cut: list[str] = []
-        if brokers and (not nodes or self.rng.random() < CLIENTS_ONLY_CHANCE):
+        apart_from = "every other node"
+        draw = self.rng.random()
+        aimed = self._aimed() if draw < ISOLATE_LEADER_CHANCE + PARTIAL_CHANCE else None
+        if aimed is not None and draw >= ISOLATE_LEADER_CHANCE:
+            leader = aimed[2].name
+            others = [n for n in nodes if n != leader]
+            apart = sorted(self.rng.sample(others, self.rng.randint(1, max(1, len(others) - 1))))
+            fault_links = sorted(
+                link.name
+                for link in links
+                if link.src != CLIENT
+                and {link.src, link.dst} - {leader} <= set(apart)
+                and leader in (link.src, link.dst)
+            )
+            return _Partition(
+                fault_links, [leader], [], self.rng.choice(CUT_MODES), ", ".join(apart)
+            )
+        if aimed is not None:
+            isolated = [aimed[2].name]
+        elif (
+            draw < ISOLATE_LEADER_CHANCE + PARTIAL_CHANCE + COORDINATION_CUT_CHANCE
+            and coordination
+            and brokers
+        ):
+            one = self.rng.choice(brokers)
+            fault_links = sorted(
+                link.name
+                for link in links
+                if {link.src, link.dst} & {one} and {link.src, link.dst} & set(coordination)
+            )
+            return _Partition(
+                fault_links, [one], [], self.rng.choice(CUT_MODES), ", ".join(coordination)
+            )
+        elif brokers and (not nodes or self.rng.random() < CLIENTS_ONLY_CHANCE):
             clients_cut = [self.rng.choice(brokers)]
         else:
             size = self.rng.randint(1, max(1, (len(nodes) - 1) // 2))
@@ -395,7 +575,9 @@ class Nemesis:
             if self.rng.random() < CLIENTS_TOO_CHANCE:
                 clients_cut = [n for n in isolated if n in brokers]
         cut = [link.name for link in links if _crosses(link, isolated, clients_cut)]
-        return _Partition(sorted(cut), isolated, clients_cut, self.rng.choice(CUT_MODES))
+        return _Partition(
+            sorted(cut), isolated, clients_cut, self.rng.choice(CUT_MODES), apart_from
+        )
 
     def _slow(self) -> _Slow:
         """Delay and drops on every link to and from one random node (its clients' included)."""
@@ -409,13 +591,17 @@ class Nemesis:
         """Heal the proxy's links, resume every paused node and start every killed one; wait
         until they run."""
         if self._proxy_links and self.proxy is not None:
-            heal: dict[str, object] = {"fault": "heal", "links": sorted(self._proxy_links)}
-            self.recorder.record(NEMESIS, "invoke", NEMESIS, heal)
-            try:
-                self.proxy.heal()
-                self.recorder.record(NEMESIS, "ok", NEMESIS, heal)
-            except ProxyError as error:
-                self.recorder.record(NEMESIS, "info", NEMESIS, {**heal, "error": str(error)})
+            coordination = {n.name for n in self.cluster.nodes if n.role not in ("broker", "")}
+            assert self.cluster.proxy is not None
+            first = sorted(
+                link.name
+                for link in self.cluster.proxy.links
+                if link.name in self._proxy_links and {link.src, link.dst} & coordination
+            )
+            if first and len(first) < len(self._proxy_links):
+                self._heal_links(first)
+                self._wait(STAGGERED_HEAL_S)
+            self._heal_links(None)
             self._proxy_links.clear()
         for name, pid in list(self._paused.items()):
             resume: dict[str, object] = {"fault": "resume", "node": name, "pid": pid}
@@ -436,6 +622,18 @@ class Nemesis:
             except NemesisError as error:
                 self.recorder.record(NEMESIS, "info", NEMESIS, {**start, "error": str(error)})
             self._down.clear()
+
+    def _heal_links(self, links: list[str] | None) -> None:
+        """Heal these links of the proxy (None: all of them), recorded."""
+        assert self.proxy is not None
+        named = links if links is not None else sorted(self._proxy_links)
+        heal: dict[str, object] = {"fault": "heal", "links": named}
+        self.recorder.record(NEMESIS, "invoke", NEMESIS, heal)
+        try:
+            self.proxy.heal(links)
+            self.recorder.record(NEMESIS, "ok", NEMESIS, heal)
+        except ProxyError as error:
+            self.recorder.record(NEMESIS, "info", NEMESIS, {**heal, "error": str(error)})
 
     @property
     def faulty(self) -> list[str]:

@@ -51,6 +51,7 @@ POLL_RECORDS = 500
 COMMIT_EVERY = 5  # polls
 FINAL_READ_TIMEOUT_S = 90.0
 JOIN_TIMEOUT_S = 30.0
+FAULT_SPREAD = 0.5  # a fault is held for fault_s times 1 +- this
 
 
 class WorkloadError(ValueError):
@@ -124,7 +125,7 @@ class Workload:
                 options.cluster,
                 self.recorder,
                 random.Random(self.rng.random()),
-                leaders=lambda: self.factory.leaders(options.topic),
+                layout=lambda: self.factory.layout(options.topic),
             )
             if options.cluster is not None and options.nemesis
             else None
@@ -347,7 +348,9 @@ class Workload:
             time.sleep(o.quiet_s)
             kind = self.rng.choice(o.nemesis)
             o.log(f"nemesis: {self.nemesis.inject(kind)}")
-            time.sleep(o.fault_s)
+            # Held for a random time around fault_s: some faults outlast the cluster's timeouts
+            # (a session, a replica lag time) and some heal before them, whatever fault_s is.
+            time.sleep(self.rng.uniform(1 - FAULT_SPREAD, 1 + FAULT_SPREAD) * o.fault_s)
             self.nemesis.heal_all()
         _sleep_until(end)
 

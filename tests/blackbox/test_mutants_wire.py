@@ -4,8 +4,10 @@ run in a real `serve --bug` cluster under the workload is reported with the anom
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,36 @@ def test_a_bug_a_client_can_see_is_caught_and_the_correct_broker_is_clean(tmp_pa
         ["pgrep", "-f", "kafka-verify-mutants-wire"], capture_output=True, text=True
     ).stdout.split()
     assert not [pid for pid in leftover if process_alive(int(pid))]
+
+
+def _campaign_processes() -> list[int]:
+    """Live processes of any campaign's clusters (their data directories are named so)."""
+    found = subprocess.run(
+        ["pgrep", "-f", "kafka-verify-mutants-wire"], capture_output=True, text=True
+    ).stdout.split()
+    return [int(pid) for pid in found if process_alive(int(pid))]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_campaign_stopped_mid_round_stops_its_cluster(tmp_path: Path, signum: int) -> None:
+    assert _campaign_processes() == []  # nothing of another campaign to mistake for this one's
+    command = [sys.executable, "-m", "kafka_verify.harness.cli", "mutants", "--wire"]
+    command += ["--bug", "truncate-to-hw", "--budget-s", "600", "--round-s", "60"]
+    command += ["--reports", str(tmp_path / "reports")]
+    campaign = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        # Its cluster's brokers, and the fault proxy, run: the round is under way.
+        while len(_campaign_processes()) < 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_campaign_processes()) >= 5
+        time.sleep(3)  # into the workload's faults
+        campaign.send_signal(signum)
+        _, err = campaign.communicate(timeout=180)
+    finally:
+        if campaign.poll() is None:
+            campaign.kill()
+            campaign.wait()
+    assert campaign.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert _campaign_processes() == []

@@ -265,7 +265,9 @@ def test_an_interrupt_mid_partition_heals_the_proxy_and_leaves_no_process(
         for op in _history(history)
         if op["process"] == "nemesis" and op["type"] == "ok"
     ]
-    assert heals[-2:] == ["partition", "heal"], heals
+    # The coordination service's links heal first when the cut had others too.
+    last = len(heals) - 1 - heals[::-1].index("partition")
+    assert heals[last + 1 :] in (["heal"], ["heal", "heal"]), heals
 
 
 @pytest.mark.parametrize("kind", ["kill", "pause"])
@@ -341,7 +343,7 @@ def test_the_kill_nemesis_aims_at_a_leader_then_at_the_leader_after_it(
         ClusterFile.load(cluster.data_dir / "cluster.json"),
         recorder,
         _AlwaysLow(),
-        leaders=lambda: factory.leaders("t"),
+        layout=lambda: factory.layout("t"),
     )
     try:
         said = nemesis.inject("kill")

@@ -1,0 +1,244 @@
+"""The nemesis's aimed plans, each forced on a real `kafka-verify serve` cluster.
+
+Each test starts a 3-broker cluster (RF 3, min ISR 2) on free loopback ports,
+aims one plan at a partition the cluster's metadata names, and reads what the
+nemesis recorded and what the processes and the proxy show afterwards. The
+fixtures stop the cluster and leave no process behind.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka_verify.workload import ClusterFile, Nemesis, Recorder
+from kafka_verify.workload.clients import ClientFactory, PartitionView
+from kafka_verify.workload.nemesis import process_alive
+from kafka_verify.workload.proxy import ProxyControl
+from served import ServedCluster
+
+
+def _served(tmp_path: Path, *extra: str) -> Iterator[ServedCluster]:
+    served = ServedCluster(tmp_path / "cluster", topics=["t:3:3"], extra_args=list(extra))
+    served.start()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ServedCluster]:
+    yield from _served(tmp_path)
+
+
+@pytest.fixture
+def proxied(tmp_path: Path) -> Iterator[ServedCluster]:
+    yield from _served(tmp_path, "--proxy")
+
+
+class _Draws(random.Random):
+    """A generator whose `random()` gives these values first, then its seeded ones."""
+
+    def __init__(self, *first: float) -> None:
+        super().__init__(5)
+        self.first = list(first)
+
+    def random(self) -> float:
+        return self.first.pop(0) if self.first else super().random()
+
+
+def _nemesis(
+    served: ServedCluster, rng: random.Random | None = None, **plans: float
+) -> tuple[Nemesis, Recorder, ClientFactory]:
+    factory = ClientFactory("confluent", served.bootstrap, {})
+    recorder = Recorder()
+    nemesis = Nemesis(
+        ClusterFile.load(served.data_dir / "cluster.json"),
+        recorder,
+        rng or random.Random(5),
+        layout=lambda: factory.layout("t"),
+    )
+    if plans:
+        nemesis.kill_plans = {name.replace("_", "-"): weight for name, weight in plans.items()}
+    return nemesis, recorder, factory
+
+
+def _done(recorder: Recorder) -> list[dict[str, Any]]:
+    """The values of the nemesis's completed operations, in order."""
+    return [
+        line["value"]  # type: ignore[misc]
+        for line in recorder.lines()
+        if line["process"] == "nemesis" and line["type"] == "ok"
+    ]
+
+
+def _heir(view: PartitionView) -> int:
+    assert view.leader is not None
+    return next(b for b in view.replicas if b != view.leader)
+
+
+def _dies(pid: int, timeout_s: float = 10.0) -> bool:
+    """Whether `pid` is gone within the timeout: SIGKILL takes effect a moment after it is
+    sent."""
+    deadline = time.monotonic() + timeout_s
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _assert_all_running(served: ServedCluster) -> None:
+    for node in served.nodes():
+        assert process_alive(int(str(node["pid"]))), node["name"]
+
+
+def test_the_metadata_names_each_partitions_leader_among_its_replicas(
+    cluster: ServedCluster,
+) -> None:
+    layout = ClientFactory("confluent", cluster.bootstrap, {}).layout("t")
+    assert sorted(layout) == [0, 1, 2]
+    for view in layout.values():
+        assert sorted(view.replicas) == [0, 1, 2]
+        assert view.leader in view.replicas
+
+
+def test_heir_bounce_restarts_the_heir_then_kills_the_leader(cluster: ServedCluster) -> None:
+    nemesis, recorder, factory = _nemesis(cluster, heir_bounce=1.0)
+    before = factory.layout("t")
+    try:
+        nemesis.inject("kill")
+        heir_kill, heir_start, leader_kill = _done(recorder)
+        partition = leader_kill["leader_of"]
+        assert leader_kill["node"] == f"b{before[partition].leader}"
+        assert heir_kill["node"] == f"b{_heir(before[partition])}"
+        assert heir_start == {**heir_start, "fault": "start", "nodes": [heir_kill["node"]]}
+        assert heir_start["pids"][heir_kill["node"]] != heir_kill["pid"]
+        assert process_alive(heir_start["pids"][heir_kill["node"]])
+        assert _dies(leader_kill["pid"])
+        assert nemesis.faulty == [leader_kill["node"]]
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(cluster)
+
+
+def test_leader_return_brings_the_leader_back_then_kills_its_successor(
+    cluster: ServedCluster,
+) -> None:
+    nemesis, recorder, factory = _nemesis(cluster, leader_return=1.0)
+    before = factory.layout("t")
+    try:
+        nemesis.inject("kill")
+        first, start, second = _done(recorder)
+        partition = first["leader_of"]
+        assert first["node"] == f"b{before[partition].leader}"
+        assert start["fault"] == "start" and start["nodes"] == [first["node"]]
+        assert process_alive(start["pids"][first["node"]])
+        # The successor is the leader the metadata named after the first kill.
+        assert second["leader_of"] == partition and second["node"] != first["node"]
+        assert _dies(second["pid"])
+        assert nemesis.faulty == [second["node"]]
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(cluster)
+
+
+def test_heir_cut_cuts_the_heir_from_the_leader_then_kills_the_leader(
+    proxied: ServedCluster,
+) -> None:
+    nemesis, recorder, factory = _nemesis(proxied, heir_cut=1.0)
+    before = factory.layout("t")
+    control = ProxyControl(proxied.proxy()["control"])
+    try:
+        nemesis.inject("kill")
+        cut, kill, *cascade = _done(recorder)
+        partition = kill["leader_of"]
+        leader, heir = f"b{before[partition].leader}", f"b{_heir(before[partition])}"
+        assert kill["node"] == leader and _dies(kill["pid"])
+        # Sometimes the successor dies too, and then the heir is the last replica up.
+        assert [c["node"] for c in cascade] in (
+            [],
+            [f"b{b}" for b in range(3) if f"b{b}" not in (leader, heir)],
+        )
+        assert cut["fault"] == "partition" and cut["isolated"] == [heir]
+        assert sorted(cut["links"]) == sorted([f"{heir}->{leader}", f"{leader}->{heir}"])
+        assert sorted(control.faults()) == sorted(cut["links"])
+    finally:
+        nemesis.heal_all()
+    assert control.faults() == {}
+    _assert_all_running(proxied)
+
+
+def test_a_partition_can_cut_one_broker_from_the_coordination_service(
+    proxied: ServedCluster,
+) -> None:
+    # 0.5: past the leader's draws, within the coordination cut's.
+    nemesis, recorder, _ = _nemesis(proxied, _Draws(0.5))
+    coordination = {n.name for n in nemesis.cluster.nodes if n.role != "broker"}
+    try:
+        nemesis.inject("partition")
+        (cut,) = _done(recorder)
+        (broker,) = cut["isolated"]
+        assert cut["apart_from"] == ", ".join(sorted(coordination))
+        ends = [set(link.split("->")) for link in cut["links"]]
+        assert ends and all(broker in pair and len(pair & coordination) == 1 for pair in ends), cut[
+            "links"
+        ]
+    finally:
+        nemesis.heal_all()
+    heals = [v for v in _done(recorder) if v["fault"] == "heal"]
+    assert [h["links"] for h in heals] == [cut["links"]]
+
+
+def test_an_isolated_leader_keeps_its_clients_and_heals_coordination_first(
+    proxied: ServedCluster,
+) -> None:
+    # 0.1: within the isolated-leader draw.
+    nemesis, recorder, factory = _nemesis(proxied, _Draws(0.1))
+    before = factory.layout("t")
+    coordination = {n.name for n in nemesis.cluster.nodes if n.role != "broker"}
+    control = ProxyControl(proxied.proxy()["control"])
+    try:
+        nemesis.inject("partition")
+        (cut,) = _done(recorder)
+        (leader,) = cut["isolated"]
+        assert leader in {f"b{view.leader}" for view in before.values()}
+        assert cut["clients_cut"] == [] and all(
+            not link.startswith("client") for link in cut["links"]
+        )
+        assert any(set(link.split("->")) & coordination for link in cut["links"])
+    finally:
+        nemesis.heal_all()
+    first, rest = (v["links"] for v in _done(recorder) if v["fault"] == "heal")
+    assert all(set(link.split("->")) & coordination for link in first)
+    assert sorted(rest) == sorted(cut["links"])  # the second heal heals every link
+    assert control.faults() == {}
+    _assert_all_running(proxied)
+
+
+def test_a_partial_partition_cuts_a_leader_from_some_of_its_peers_only(
+    proxied: ServedCluster,
+) -> None:
+    # 0.3: within the partial partition's draw.
+    nemesis, recorder, factory = _nemesis(proxied, _Draws(0.3))
+    before = factory.layout("t")
+    try:
+        nemesis.inject("partition")
+        (cut,) = _done(recorder)
+        (leader,) = cut["isolated"]
+        assert leader in {f"b{view.leader}" for view in before.values()}
+        apart = set(cut["apart_from"].split(", "))
+        peers = {n.name for n in nemesis.cluster.nodes} - {leader}
+        assert apart and apart < peers, apart  # some peers, not all
+        expected = {f"{leader}->{n}" for n in apart} | {
+            f"{n}->{leader}" for n in apart if n.startswith("b")
+        }
+        assert set(cut["links"]) == expected
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(proxied)
