@@ -28,9 +28,9 @@ Rules of this module:
   when a replica holds state it has not made safe: a random node; a leader
   (and sometimes the leader after it); the heir bounced and the leader
   killed as soon as the heir runs again (the heir leads with whatever its
-  restart kept); the leader killed, brought back as a follower, and its
-  successor killed (the old leader leads again with whatever its rejoining
-  kept); and, with a proxy, the heir cut off from the leader and the leader
+  restart kept); the leader killed or cut off from its peers, brought back
+  as a follower once another leads, and its successor killed (the old leader
+  leads again with whatever its rejoining kept); and, with a proxy, the heir cut off from the leader and the leader
   killed around the moment the heir has been out of touch for a replica lag
   time (the heir leads with what the leader counted on it having), and
   sometimes the leader's successor too (the heir is the last replica up).
@@ -85,6 +85,7 @@ KILL_PLANS_NEEDING_PROXY = frozenset({"heir-cut"})
 HEIR_BOUNCE_DELAY_S = (0.0, 0.5)
 # An old leader back as a follower rejoins (truncating what it had alone) within this.
 RETURN_DELAY_S = (0.5, 4.0)
+LEADER_RETURN_CUT_CHANCE = 0.5
 # Across a replica lag time (5 s in a served cluster): the cut heir is still in the ISR
 # when the leader dies, or has just been dropped from it (and then the leader's successor
 # dies too, this often, leaving the heir as the one replica up).
@@ -468,9 +469,21 @@ class Nemesis:
             self._wait(HEIR_BOUNCE_DELAY_S)
             said.append(self._signal_node("kill", leader, **why))
         elif plan == "leader-return":
-            said.append(self._signal_node("kill", leader, **why))
+            # Cut off (with a proxy, half the time) rather than killed, the leader keeps
+            # appending its clients' records that no follower sees, and flushes them: a
+            # divergent tail that a kill -9 would mostly have taken with it.
+            cut = self.proxy is not None and self.rng.random() < LEADER_RETURN_CUT_CHANCE
+            if cut:
+                isolation = self._isolation(leader)
+                said.append(self._apply_on_links(isolation))
+            else:
+                said.append(self._signal_node("kill", leader, **why))
             successor = self._successor(partition, leader)
-            if leader.name in self._down:
+            if cut:
+                self._heal_links(isolation.links)
+                self._proxy_links.difference_update(isolation.links)
+                said.append(f"heal {leader.name}")
+            elif leader.name in self._down:
                 said.append(self._restart(leader, plan=plan))
             if successor is not None:
                 self._wait(RETURN_DELAY_S)
@@ -484,6 +497,16 @@ class Nemesis:
                 if successor is not None and successor is not heir:
                     said.append(self._signal_node("kill", successor, **why))
         return "; then ".join(said)
+
+    def _isolation(self, node: Node) -> _Partition:
+        """`node` cut off from every other node, both ways; its clients still reach it."""
+        assert self.cluster.proxy is not None
+        links = sorted(
+            link.name
+            for link in self.cluster.proxy.links
+            if link.src != CLIENT and node.name in (link.src, link.dst)
+        )
+        return _Partition(links, [node.name], [], self.rng.choice(CUT_MODES))
 
     def _cut_pair(self, one: Node, other: Node) -> str:
         """Cut the links between two nodes, both ways (their clients and the rest untouched)."""

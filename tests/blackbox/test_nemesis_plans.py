@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from kafka_verify.workload import ClusterFile, Nemesis, Recorder
+from kafka_verify.workload import nemesis as nemesis_module
 from kafka_verify.workload.clients import ClientFactory, PartitionView
 from kafka_verify.workload.nemesis import process_alive
 from kafka_verify.workload.proxy import ProxyControl
@@ -239,6 +240,31 @@ def test_a_partial_partition_cuts_a_leader_from_some_of_its_peers_only(
             f"{n}->{leader}" for n in apart if n.startswith("b")
         }
         assert set(cut["links"]) == expected
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(proxied)
+
+
+def test_leader_return_can_cut_the_leader_off_instead_and_heal_it_once_another_leads(
+    proxied: ServedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nemesis_module, "LEADER_RETURN_CUT_CHANCE", 1.0)
+    nemesis, recorder, factory = _nemesis(proxied, leader_return=1.0)
+    before = factory.layout("t")
+    pids = {str(n["name"]): int(str(n["pid"])) for n in proxied.nodes()}
+    control = ProxyControl(proxied.proxy()["control"])
+    try:
+        nemesis.inject("kill")
+        cut, heal, kill = _done(recorder)
+        partition = kill["leader_of"]
+        leader = f"b{before[partition].leader}"
+        assert cut["fault"] == "partition" and cut["isolated"] == [leader]
+        assert cut["clients_cut"] == [] and all(leader in link for link in cut["links"])
+        assert heal == {"fault": "heal", "links": cut["links"]}
+        assert control.faults() == {}  # healed before the successor dies
+        assert kill["node"] != leader and _dies(kill["pid"])
+        assert process_alive(pids[leader])  # cut off, never killed
+        assert nemesis.faulty == [kill["node"]]
     finally:
         nemesis.heal_all()
     _assert_all_running(proxied)
