@@ -14,10 +14,8 @@ Rules of this module:
 - `partition` and `slow` act on the links of a fault proxy (proxy.py) that
   the cluster file names under `proxy` (`serve --proxy` writes it), through
   its control port; a cluster file without one has them refused with one
-  sentence (`proxy_refusal`). A partition cuts a random minority of nodes
-  off from the rest, both directions, and sometimes clients from a broker;
-  a slow fault adds delay and drops on the links of a random node. The
-  proxy's faults are healed all at once.
+  sentence (`proxy_refusal`). A slow fault adds delay and drops on the
+  links of a random node.
 - Aimed faults read the cluster's metadata as a client does (a partition's
   leader and its replicas in the order the cluster prefers them) and nothing
   else; a node's broker id is its cluster file's `broker_id`, or i for
@@ -29,16 +27,19 @@ Rules of this module:
   (and sometimes the leader after it); the heir bounced and the leader
   killed as soon as the heir runs again (the heir leads with whatever its
   restart kept); the leader killed or cut off from its peers, brought back
-  as a follower once another leads, and its successor killed (the old leader
-  leads again with whatever its rejoining kept); and, with a proxy, the heir cut off from the leader and the leader
-  killed around the moment the heir has been out of touch for a replica lag
-  time (the heir leads with what the leader counted on it having), and
-  sometimes the leader's successor too (the heir is the last replica up).
-- A partition isolates a random minority, a partition's leader (its clients
-  kept), or one broker from the coordination service; the proxy heals the
-  coordination service's links first, and the rest a moment later, as real
+  as a follower once another leads, and its successor killed (the old
+  leader leads again with whatever its rejoining kept); and, with a proxy,
+  the heir cut off from the leader and the leader killed around the moment
+  the heir has been out of touch for a replica lag time (the heir leads
+  with what the leader counted on it having), and sometimes the leader's
+  successor too (the heir is the last replica up).
+- A partition cuts, both ways, a partition's leader off from every other
+  node or from some of them (its clients kept), one broker off from the
+  coordination service, or a random minority off from the rest, sometimes
+  with its clients; or only clients off one broker. The proxy heals the
+  coordination service's links first and the rest a moment later, as real
   networks heal: a node back in touch with the coordination service before
-  it hears from its peers acts on what it believed.
+  it hears from its peers acts on what it still believed.
 """
 
 from __future__ import annotations

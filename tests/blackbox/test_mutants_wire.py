@@ -4,6 +4,7 @@ run in a real `serve --bug` cluster under the workload is reported with the anom
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -58,27 +59,35 @@ def test_a_bug_a_client_can_see_is_caught_and_the_correct_broker_is_clean(tmp_pa
     assert not [pid for pid in leftover if process_alive(int(pid))]
 
 
-def _campaign_processes() -> list[int]:
-    """Live processes of any campaign's clusters (their data directories are named so)."""
+def _processes_under(directory: Path) -> list[int]:
+    """Live processes whose command line names `directory` (a campaign's clusters live in
+    its temporary directory)."""
     found = subprocess.run(
-        ["pgrep", "-f", "kafka-verify-mutants-wire"], capture_output=True, text=True
+        ["pgrep", "-f", str(directory)], capture_output=True, text=True
     ).stdout.split()
     return [int(pid) for pid in found if process_alive(int(pid))]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_campaign_stopped_mid_round_stops_its_cluster(tmp_path: Path, signum: int) -> None:
-    assert _campaign_processes() == []  # nothing of another campaign to mistake for this one's
+    scratch = tmp_path / "scratch"  # the campaign's TMPDIR: its clusters are made in it
+    scratch.mkdir()
     command = [sys.executable, "-m", "kafka_verify.harness.cli", "mutants", "--wire"]
     command += ["--bug", "truncate-to-hw", "--budget-s", "600", "--round-s", "60"]
     command += ["--reports", str(tmp_path / "reports")]
-    campaign = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    campaign = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
     try:
         deadline = time.monotonic() + 120
-        # Its cluster's brokers, and the fault proxy, run: the round is under way.
-        while len(_campaign_processes()) < 5 and time.monotonic() < deadline:
+        # serve, its coordination node, its brokers and the fault proxy run: a round is on.
+        while len(_processes_under(scratch)) < 5 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(_campaign_processes()) >= 5
+        assert len(_processes_under(scratch)) >= 5
         time.sleep(3)  # into the workload's faults
         campaign.send_signal(signum)
         _, err = campaign.communicate(timeout=180)
@@ -88,4 +97,4 @@ def test_a_campaign_stopped_mid_round_stops_its_cluster(tmp_path: Path, signum: 
             campaign.wait()
     assert campaign.returncode == 130, err
     assert "Traceback" not in err, err
-    assert _campaign_processes() == []
+    assert _processes_under(scratch) == []
