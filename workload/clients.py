@@ -231,6 +231,7 @@ PRODUCER_DEFAULTS = {
     "request.timeout.ms": "5000",
     "message.timeout.ms": "10000",
 }
+START_QUERY_TIMEOUT_S = 10.0  # an assignment's committed-offset and log-start queries
 CONSUMER_DEFAULTS = {
     "enable.auto.commit": "false",
     "auto.offset.reset": "earliest",
@@ -318,12 +319,46 @@ class ConfluentConsumer:
             self._consumer = Consumer(config)
         except KafkaException as error:
             raise _confluent_error(error) from None
+        reset = str(config.get("auto.offset.reset", "largest")).lower()
+        self._reset_earliest = reset in ("earliest", "smallest", "beginning")
 
     def assign(self, topic: str, partitions: list[int], from_beginning: bool) -> None:
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_STORED, TopicPartition
 
-        start = OFFSET_BEGINNING if from_beginning else OFFSET_STORED
-        self._consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+        logical = OFFSET_BEGINNING if from_beginning else OFFSET_STORED
+        starts = self._explicit_starts(topic, partitions, from_beginning)
+        self._consumer.assign(
+            [TopicPartition(topic, p, starts.get(p, logical)) for p in partitions]
+        )
+
+    def _explicit_starts(
+        self, topic: str, partitions: list[int], from_beginning: bool
+    ) -> dict[int, int]:
+        """Where each partition starts, as a concrete offset: the committed one, else (with
+        `auto.offset.reset=earliest`) the log start. librdkafka resolves a logical start
+        (stored, beginning) with an offset query that a late answer to an earlier copy of it
+        restarts, mid-consumption, sending the consumer back to the log start
+        (docs/findings/2026-12-01-librdkafka-stale-list-offsets.md): a concrete offset asks
+        nothing. A partition left out keeps its logical start, as when a query fails."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        starts: dict[int, int] = {}
+        try:
+            if not from_beginning:
+                asked = [TopicPartition(topic, p) for p in partitions]
+                for tp in self._consumer.committed(asked, timeout=START_QUERY_TIMEOUT_S):
+                    if tp.error is None and tp.offset >= 0:
+                        starts[tp.partition] = int(tp.offset)
+            if from_beginning or self._reset_earliest:
+                for p in partitions:
+                    if p not in starts:
+                        low, _ = self._consumer.get_watermark_offsets(
+                            TopicPartition(topic, p), timeout=START_QUERY_TIMEOUT_S
+                        )
+                        starts[p] = int(low)
+        except KafkaException:
+            pass  # a cluster in trouble: the logical start, as librdkafka resolves it
+        return starts
 
     def subscribe(self, topic: str) -> None:
         self._consumer.subscribe([topic])
