@@ -32,7 +32,9 @@ Rules of this module:
   the heir cut off from the leader and the leader killed around the moment
   the heir has been out of touch for a replica lag time (the heir leads
   with what the leader counted on it having), and sometimes the leader's
-  successor too (the heir is the last replica up).
+  successor too (the heir is the last replica up); or the leader cut off
+  from every follower and then killed (a leader alone in its ISR dies with
+  what it acknowledged alone).
 - A partition cuts, both ways, a partition's leader off from every other
   node or from some of them (its clients kept), one broker off from the
   coordination service, or a random minority off from the rest, sometimes
@@ -92,6 +94,9 @@ LEADER_RETURN_CUT_CHANCE = 0.5
 # dies too, this often, leaving the heir as the one replica up).
 HEIR_CUT_DELAY_S = (0.3, 8.0)
 HEIR_CUT_CASCADE_CHANCE = 0.5
+# Of a heir cut: the leader cut off from every follower instead, the coordination service
+# kept, so that it shrinks its ISR to itself and, where min ISR allows, acknowledges alone.
+FOLLOWERS_CUT_CHANCE = 0.5
 # Of a partition fault: a partition's leader cut off from every other node, its clients
 # kept; a leader cut off from some of the other nodes only (a partial partition, in which
 # a leader that still reaches one follower may count on it alone); one broker cut off from
@@ -490,10 +495,12 @@ class Nemesis:
                 self._wait(RETURN_DELAY_S)
                 said.append(self._signal_node("kill", successor, **why))
         else:  # heir-cut
-            said.append(self._cut_pair(heir, leader))
+            followers = [n for n in self.targets if n is not leader]
+            every_follower = self.rng.random() < FOLLOWERS_CUT_CHANCE
+            said.append(self._cut_between(leader, followers if every_follower else [heir]))
             self._wait(HEIR_CUT_DELAY_S)
             said.append(self._signal_node("kill", leader, **why))
-            if self.rng.random() < HEIR_CUT_CASCADE_CHANCE:
+            if not every_follower and self.rng.random() < HEIR_CUT_CASCADE_CHANCE:
                 successor = self._successor(partition, leader)
                 if successor is not None and successor is not heir:
                     said.append(self._signal_node("kill", successor, **why))
@@ -509,16 +516,20 @@ class Nemesis:
         )
         return _Partition(links, [node.name], [], self.rng.choice(CUT_MODES))
 
-    def _cut_pair(self, one: Node, other: Node) -> str:
-        """Cut the links between two nodes, both ways (their clients and the rest untouched)."""
+    def _cut_between(self, node: Node, others: list[Node]) -> str:
+        """Cut the links between `node` and each of `others`, both ways; its clients and the
+        coordination service still reach it."""
         assert self.cluster.proxy is not None
+        names = {n.name for n in others}
         links = sorted(
             link.name
             for link in self.cluster.proxy.links
-            if {link.src, link.dst} == {one.name, other.name}
+            if {link.src, link.dst} - {node.name} <= names and node.name in (link.src, link.dst)
         )
-        fault = _Partition(links, [one.name], [], self.rng.choice(CUT_MODES), f"{other.name} only")
-        return self._apply_on_links(fault)
+        apart = ", ".join(sorted(names))
+        return self._apply_on_links(
+            _Partition(links, [node.name], [], self.rng.choice(CUT_MODES), apart)
+        )
 
     def _inject_on_links(self, kind: str) -> str:
         if self.proxy is None:

@@ -150,8 +150,9 @@ def test_leader_return_brings_the_leader_back_then_kills_its_successor(
 
 
 def test_heir_cut_cuts_the_heir_from_the_leader_then_kills_the_leader(
-    proxied: ServedCluster,
+    proxied: ServedCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(nemesis_module, "FOLLOWERS_CUT_CHANCE", 0.0)
     nemesis, recorder, factory = _nemesis(proxied, heir_cut=1.0)
     before = factory.layout("t")
     control = ProxyControl(proxied.proxy()["control"])
@@ -166,7 +167,8 @@ def test_heir_cut_cuts_the_heir_from_the_leader_then_kills_the_leader(
             [],
             [f"b{b}" for b in range(3) if f"b{b}" not in (leader, heir)],
         )
-        assert cut["fault"] == "partition" and cut["isolated"] == [heir]
+        assert cut["fault"] == "partition" and cut["isolated"] == [leader]
+        assert cut["apart_from"] == heir
         assert sorted(cut["links"]) == sorted([f"{heir}->{leader}", f"{leader}->{heir}"])
         assert sorted(control.faults()) == sorted(cut["links"])
     finally:
@@ -265,6 +267,28 @@ def test_leader_return_can_cut_the_leader_off_instead_and_heal_it_once_another_l
         assert kill["node"] != leader and _dies(kill["pid"])
         assert process_alive(pids[leader])  # cut off, never killed
         assert nemesis.faulty == [kill["node"]]
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(proxied)
+
+
+def test_heir_cut_can_cut_the_leader_from_every_follower_and_keep_the_coordination_service(
+    proxied: ServedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nemesis_module, "FOLLOWERS_CUT_CHANCE", 1.0)
+    nemesis, recorder, factory = _nemesis(proxied, heir_cut=1.0)
+    before = factory.layout("t")
+    try:
+        nemesis.inject("kill")
+        cut, kill = _done(recorder)  # no successor is killed: the heir is not the last one up
+        partition = kill["leader_of"]
+        leader = f"b{before[partition].leader}"
+        followers = sorted(f"b{b}" for b in range(3) if f"b{b}" != leader)
+        assert cut["isolated"] == [leader] and cut["apart_from"] == ", ".join(followers)
+        assert sorted(cut["links"]) == sorted(
+            [f"{leader}->{f}" for f in followers] + [f"{f}->{leader}" for f in followers]
+        )
+        assert kill["node"] == leader and _dies(kill["pid"])
     finally:
         nemesis.heal_all()
     _assert_all_running(proxied)
