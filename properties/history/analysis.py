@@ -240,7 +240,7 @@ class Analysis:
         if self.config.metrics:
             self.metrics.observe(op, invoked_ms, writes, reads)
         if reads:
-            self.commits.read(op, invoke, reads)
+            self.commits.read(op, reads)
         if op.type == "info":
             self._forget(op.process)
             if op.f == "poll":

@@ -15,7 +15,10 @@ Rules of this module:
 - `assigned`, `revoked` and `lost` are single ok lines recorded inside the
   call (usually a poll) whose rebalance callback they report; the checker
   dates an event no earlier than that call's invoke and no later than its
-  own line.
+  own line. The first read after an `assigned` may be in that same call, and
+  counts even when the call revoked the partition first: records fetched
+  before the revoke lie at or above the member's own position, which is at
+  or above anything it committed.
 - Fencing (`CheckConfig.eager_groups`): under the eager rebalance protocol a
   member gives up everything (revoked or lost) before it rejoins, and a
   commit carries the generation it was sent in. So a commit that was not
@@ -82,7 +85,6 @@ class Start:
     key: str
     opened: int  # the earliest index at which its position was fetched
     cause: Op  # the assign, subscribe or assigned event
-    skip_call: int | None = None  # the invoke index of a call whose reads may predate it
 
 
 @dataclass(slots=True)
@@ -105,7 +107,6 @@ class Member:
     decided: set[str] = field(default_factory=set)  # keys the subscribe start no longer covers
     starts: dict[str, Start] = field(default_factory=dict)
     call: Op | None = None  # the invoke of the call in progress
-    revoked_in_call: set[str] = field(default_factory=set)
     last_assigned: int | None = None
     # Commits waiting for a revoke (then an assign) of this member to fence them.
     before_revoke: list[Commit] = field(default_factory=list)
@@ -146,7 +147,6 @@ class Commits:
     def invoked(self, op: Op) -> None:
         member = self.member(op.process)
         member.call = op
-        member.revoked_in_call = set()
         if op.f == "commit" and member.group is not None:
             commit = Commit(
                 member.group,
@@ -222,8 +222,7 @@ class Commits:
         earliest = member.call.index if member.call is not None else op.index
         if op.f == "assigned":
             for key in keys:
-                skip = member.call.index if member.call and key in member.revoked_in_call else None
-                member.starts[key] = Start(member.group, op.process, key, earliest, op, skip)
+                member.starts[key] = Start(member.group, op.process, key, earliest, op)
                 member.decided.add(key)
             if self.eager_groups:
                 for commit in member.before_assign:
@@ -239,18 +238,16 @@ class Commits:
             for key in keys:
                 member.starts.pop(key, None)
                 member.decided.add(key)
-            member.revoked_in_call |= keys
             member.last_assigned = None  # rejoining: its next commits carry a new generation
             member.before_assign += member.before_revoke
             member.before_revoke = []
             self._pending_join.setdefault(op.process, earliest)
 
-    def read(self, op: Op, invoke: Op | None, reads: list[Read]) -> None:
+    def read(self, op: Op, reads: list[Read]) -> None:
         """A completed poll: the first read of each partition a start awaits."""
         member = self.members.get(op.process)
         if member is None or member.group is None:
             return
-        call = None if invoke is None else invoke.index
         seen: set[str] = set()
         for key, offset, _ in reads:
             if offset is None or key in seen:
@@ -264,7 +261,7 @@ class Commits:
                     member.group, op.process, key, member.subscribed_index, member.subscribed_at
                 )
             member.decided.add(key)
-            if start is None or (start.skip_call is not None and start.skip_call == call):
+            if start is None:
                 continue
             member.starts.pop(key, None)
             self.began.append(Began(start, offset, op))
