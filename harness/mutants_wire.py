@@ -13,6 +13,8 @@ Rules of this module:
   starts, and nothing else of the impl is consulted.
 - Rounds alternate the consumers between assign and subscribe mode, so that
   group bugs meet rebalances and commits, and each round has its own seed.
+  Subscribed consumers are crashed less often (`SUBSCRIBE_CRASH_EVERY_S`), so
+  that their group is stable between rebalances.
 - A bug no client history can show is reported as not observable, with the
   reason in one sentence (`UNOBSERVABLE`); it is still run, and a catch of it
   would be reported as a catch.
@@ -46,6 +48,11 @@ SERVE_STOP_TIMEOUT_S = 60.0  # serve flushes and stops its nodes first
 ROUND_S = 30.0
 DEFAULT_NEMESES = ("kill", "pause")
 PROXY_NEMESES = frozenset({"partition", "slow"})  # they need serve --proxy
+# A subscribed consumer's crash costs its group a rebalance of about a session timeout (6 s);
+# crashed as often as in assign mode, the group spends most of a round rebalancing and rarely
+# begins reading again after a coordinator fault, which is where lost commits show.
+SUBSCRIBE_CRASH_EVERY_S = 20.0
+CRASH_EVERY_S = WorkloadOptions.crash_every_s
 
 # Bugs whose effect no client can see in a served cluster, and why.
 UNOBSERVABLE: dict[str, str] = {
@@ -98,13 +105,15 @@ def _round(bug: str | None, index: int, round_s: float, nemeses: tuple[str, ...]
     with tempfile.TemporaryDirectory(prefix="kafka-verify-mutants-wire-") as scratch:
         directory = Path(scratch) / "cluster"
         proxied = bool(set(nemeses) & PROXY_NEMESES)
+        subscribed = index % 2 == 1
         with _served(directory, bug, proxied) as bootstrap:
             options = WorkloadOptions(
                 bootstrap=bootstrap,
                 topic=TOPIC,
                 partitions=PARTITIONS,
                 duration_s=round_s,
-                sub_via="subscribe" if index % 2 else "assign",
+                sub_via="subscribe" if subscribed else "assign",
+                crash_every_s=SUBSCRIBE_CRASH_EVERY_S if subscribed else CRASH_EVERY_S,
                 cluster=ClusterFile.load(directory / CLUSTER_JSON),
                 nemesis=nemeses,
                 seed=index,
