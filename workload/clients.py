@@ -23,9 +23,11 @@ Rules of this module:
   error raises `CommitError`: "fail" for the group's definite refusals
   (generation, membership, rebalance), else "info" (a timeout or a lost
   coordinator leaves the outcome unknown).
-- In subscribe mode the rebalance callbacks (assigned, revoked, lost) are
-  kept, in order, as (event, partitions) for the caller to take with
-  `rebalances()` and record: they run inside the client's own calls.
+- In subscribe mode confluent-kafka's rebalance callbacks (assigned, revoked,
+  lost) are kept, in order, as (event, partitions) for the caller to take
+  with `rebalances()` and record: librdkafka runs them inside the client's
+  own calls (poll). kafka-python's listener runs on its own I/O loop, so its
+  callbacks only keep positions right and are not reported.
 - Nothing here records history: the caller records around each call.
 """
 
@@ -612,7 +614,10 @@ class KafkaPythonConsumer:
         return dict(offsets)
 
     def rebalances(self) -> list[Rebalance]:
-        return self._positions.take_events()
+        # kafka-python 3 runs the listener on its own I/O loop, not inside the call that
+        # drains it, so its callbacks cannot be dated within a call: none are reported.
+        self._positions.take_events()
+        return []
 
     def high_watermarks(
         self, topic: str, partitions: list[int], timeout_s: float
