@@ -316,13 +316,17 @@ def _lost_commit_case(began: Began, register: list[Commit]) -> Case | None:
     floor = (lowest.offsets or {})[start.key]
     if began.offset >= floor:
         return None
-    outcome = lowest.completion.type if lowest.completion is not None else "no answer"
-    how = "acknowledged" if lowest.ok else f"asked, {outcome},"
+    if lowest.completion is None:
+        how = f"asked in op {lowest.invoke.index}, never answered"
+    elif lowest.ok:
+        how = f"asked in op {lowest.invoke.index}, acknowledged in op {lowest.completion.index}"
+    else:
+        how = f"asked in op {lowest.invoke.index}, {lowest.completion.type}"
     return Case(
         "lost-commit",
         f"consumer {start.process} of group {start.group} began reading {start.key} at offset "
         f"{began.offset} (op {began.read.index}), below offset {floor}, the lowest the group "
-        f"may have had committed then (commit {how} in op {lowest.invoke.index})",
+        f"may have had committed then (the commit {how})",
         tuple(o for o in (lowest.invoke, lowest.completion, start.cause, began.read) if o),
         start.key,
         (
