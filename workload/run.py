@@ -13,6 +13,9 @@ Rules of this module:
 - Consumer `c<j>` assigns every partition (or subscribes to the topic), polls,
   commits every few polls, and is sometimes crashed: closed without a commit,
   recorded as a `crash`, then started again from the group's committed offsets.
+  A commit records the offsets it asks for and, when ok, the ones the client
+  says it committed; assign and subscribe name the group; the rebalance
+  callbacks a call ran are recorded inside it (`assigned`, `revoked`, `lost`).
 - The nemesis runs on the main thread, in rounds: a quiet stretch, then one
   fault held for a while, then its heal. After the duration every fault is
   healed, producers stop, consumers drain for a quiet while, and a fresh
