@@ -26,8 +26,13 @@ Rules of this module:
   assigned again, and a commit acknowledged after another member joined and
   was assigned, with no rejoin of its own in between, was surely from an
   ended generation. Without eager groups neither bound is used.
-- Everything is decided in `judge`, once the whole history is in: a commit's
-  outcome may complete after the read it bounds.
+- Everything is decided once the whole history is in (`lost_commit`,
+  `stale_commit`): a commit's outcome may complete after the read it bounds.
+- Ownership (two members owning a partition at once) is not judged: a member
+  whose session lapsed keeps its partitions until it hears so, and the
+  clients do not say which generation an assignment belongs to, so two
+  `assigned` events naming one partition cannot be told apart from a zombie
+  and its successor.
 """
 
 from __future__ import annotations
