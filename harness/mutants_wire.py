@@ -15,7 +15,9 @@ Rules of this module:
   group bugs meet rebalances and commits, and each round has its own seed.
   Every other pair of rounds runs with min ISR 1 instead of 2 (`MIN_INSYNC`):
   a leader alone in its ISR acknowledges on its own disk, a state min ISR 2
-  never reaches, and acks=all must still lose nothing.
+  never reaches, and acks=all must still lose nothing. Subscribed consumers
+  are crashed less often (`SUBSCRIBE_CRASH_EVERY_S`), so that their group is
+  stable between rebalances.
 - A bug no client history can show is reported as not observable, with the
   reason in one sentence (`UNOBSERVABLE`); it is still run, and a catch of it
   would be reported as a catch.
@@ -54,6 +56,11 @@ FAULT_S = 6.0
 QUIET_S = 2.0
 MIN_INSYNC = (2, 2, 1, 1)  # by round, in turn
 PROXY_NEMESES = frozenset({"partition", "slow"})  # they need serve --proxy
+# A subscribed consumer's crash costs its group a rebalance of about a session timeout (6 s);
+# crashed as often as in assign mode, the group spends most of a round rebalancing and rarely
+# begins reading again after a coordinator fault, which is where lost commits show.
+SUBSCRIBE_CRASH_EVERY_S = 20.0
+CRASH_EVERY_S = WorkloadOptions.crash_every_s
 
 # Bugs whose effect no client can see in a served cluster, and why.
 UNOBSERVABLE: dict[str, str] = {
@@ -111,13 +118,15 @@ def _round(bug: str | None, index: int, round_s: float, nemeses: tuple[str, ...]
         directory = Path(scratch) / "cluster"
         proxied = bool(set(nemeses) & PROXY_NEMESES)
         min_insync = MIN_INSYNC[index % len(MIN_INSYNC)]
+        subscribed = index % 2 == 1
         with _served(directory, bug, proxied, min_insync) as bootstrap:
             options = WorkloadOptions(
                 bootstrap=bootstrap,
                 topic=TOPIC,
                 partitions=PARTITIONS,
                 duration_s=round_s,
-                sub_via="subscribe" if index % 2 else "assign",
+                sub_via="subscribe" if subscribed else "assign",
+                crash_every_s=SUBSCRIBE_CRASH_EVERY_S if subscribed else CRASH_EVERY_S,
                 cluster=ClusterFile.load(directory / CLUSTER_JSON),
                 nemesis=nemeses,
                 seed=index,

@@ -15,6 +15,19 @@ Rules of this module:
   librdkafka names they are; for kafka-python, dots become underscores and a
   setting goes to each client class that knows it. A setting no client knows,
   or a value a client refuses, is a `ClientSettingError` (one sentence).
+- A consumer commits what it has read: the position after the last record
+  it returned of each partition it owns (`positions`), given explicitly, so
+  the history can say what each commit asked for. Positions of partitions a
+  rebalance takes away are forgotten in the rebalance callback, before the
+  client can commit them again. A commit that the client answers with an
+  error raises `CommitError`: "fail" for the group's definite refusals
+  (generation, membership, rebalance), else "info" (a timeout or a lost
+  coordinator leaves the outcome unknown).
+- In subscribe mode confluent-kafka's rebalance callbacks (assigned, revoked,
+  lost) are kept, in order, as (event, partitions) for the caller to take
+  with `rebalances()` and record: librdkafka runs them inside the client's
+  own calls (poll). kafka-python's listener runs on its own I/O loop, so its
+  callbacks only keep positions right and are not reported.
 - Nothing here records history: the caller records around each call.
 """
 
@@ -55,8 +68,25 @@ DEFINITE_KAFKA_PYTHON_ERRORS = frozenset(
     }
 )
 
+# Commit errors by which a group refuses a commit outright (Kafka's error names): any other
+# error (a timeout, a coordinator moving) may follow an attempt that was applied.
+DEFINITE_COMMIT_ERRORS = frozenset(
+    {
+        "ILLEGAL_GENERATION",
+        "UNKNOWN_MEMBER_ID",
+        "REBALANCE_IN_PROGRESS",
+        "FENCED_INSTANCE_ID",
+        "CommitFailedError",
+        "IllegalGenerationError",
+        "UnknownMemberIdError",
+        "RebalanceInProgressError",
+        "FencedInstanceIdError",
+    }
+)
+
 SendOutcome = tuple[str, int | str | None]  # ("ok", offset) | ("fail"|"info", reason)
 Polled = tuple[int, int, bytes]  # partition, offset, value
+Rebalance = tuple[str, list[int]]  # ("assigned" | "revoked" | "lost", partitions)
 
 
 def _offset(offset: int | None) -> int | None:
@@ -77,6 +107,43 @@ class ClientSettingError(ValueError):
     """A `-X` setting no client takes, or a value a client refuses: one sentence."""
 
 
+class CommitError(Exception):
+    """A commit the client answered with an error: `kind` is "fail" (refused) or "info"."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def commit_error(name: str, detail: str) -> CommitError:
+    """The CommitError for a client error named `name` (Kafka's name or the exception's)."""
+    kind = "fail" if name in DEFINITE_COMMIT_ERRORS else "info"
+    return CommitError(kind, f"{name}: {detail}"[:200])
+
+
+class _Positions:
+    """What a consumer has read of each partition it owns, and its rebalance callbacks."""
+
+    def __init__(self) -> None:
+        self.next_offset: dict[int, int] = {}
+        self.events: list[Rebalance] = []
+
+    def read(self, partition: int, offset: int) -> None:
+        if offset + 1 > self.next_offset.get(partition, -1):
+            self.next_offset[partition] = offset + 1
+
+    def rebalanced(self, event: str, partitions: list[int]) -> None:
+        self.events.append((event, sorted(partitions)))
+        if event != "assigned":
+            for p in partitions:
+                self.next_offset.pop(p, None)
+
+    def take_events(self) -> list[Rebalance]:
+        events, self.events = self.events, []
+        return events
+
+
 class ProducerClient(Protocol):
     def send(self, topic: str, partition: int, value: bytes, timeout_s: float) -> SendOutcome: ...
 
@@ -90,7 +157,17 @@ class ConsumerClient(Protocol):
 
     def poll(self, timeout_s: float, max_records: int) -> list[Polled]: ...
 
-    def commit(self) -> None: ...
+    def positions(self) -> dict[int, int]:
+        """Partition -> the offset after the last record read of it, for partitions owned now."""
+        ...
+
+    def commit(self, offsets: dict[int, int]) -> dict[int, int]:
+        """Commit these offsets; what the client says it committed (CommitError if not)."""
+        ...
+
+    def rebalances(self) -> list[Rebalance]:
+        """The rebalance callbacks since the last call, in order."""
+        ...
 
     def high_watermarks(
         self, topic: str, partitions: list[int], timeout_s: float
@@ -170,6 +247,19 @@ class ClientFactory:
             return views
         finally:
             consumer.close()
+
+    def eager_groups(self) -> bool:
+        """Whether groups rebalance eagerly under these settings (both clients' default):
+        not with a cooperative assignor, the KIP-848 protocol, or static membership."""
+        for key, value in self.settings.items():
+            name = key.replace("_", ".").lower()
+            if name == "partition.assignment.strategy" and "cooperative" in value.lower():
+                return False
+            if name == "group.protocol" and value.strip().lower() == "consumer":
+                return False
+            if name == "group.instance.id" and value.strip():
+                return False
+        return True
 
     def idempotent(self) -> bool:
         """Whether producers deduplicate retries under these settings (both default to yes)."""
@@ -321,12 +411,16 @@ class ConfluentConsumer:
             raise _confluent_error(error) from None
         reset = str(config.get("auto.offset.reset", "largest")).lower()
         self._reset_earliest = reset in ("earliest", "smallest", "beginning")
+        self._positions = _Positions()
+        self._topic = ""
 
     def assign(self, topic: str, partitions: list[int], from_beginning: bool) -> None:
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_STORED, TopicPartition
 
         logical = OFFSET_BEGINNING if from_beginning else OFFSET_STORED
         starts = self._explicit_starts(topic, partitions, from_beginning)
+        self._topic = topic
+        self._positions.next_offset.clear()
         self._consumer.assign(
             [TopicPartition(topic, p, starts.get(p, logical)) for p in partitions]
         )
@@ -361,7 +455,20 @@ class ConfluentConsumer:
         return starts
 
     def subscribe(self, topic: str) -> None:
-        self._consumer.subscribe([topic])
+        positions = self._positions
+
+        # The client assigns and unassigns by itself after each callback returns.
+        def assigned(_: Any, partitions: list[Any]) -> None:
+            positions.rebalanced("assigned", [tp.partition for tp in partitions])
+
+        def revoked(_: Any, partitions: list[Any]) -> None:
+            positions.rebalanced("revoked", [tp.partition for tp in partitions])
+
+        def lost(_: Any, partitions: list[Any]) -> None:
+            positions.rebalanced("lost", [tp.partition for tp in partitions])
+
+        self._topic = topic
+        self._consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked, on_lost=lost)
 
     def poll(self, timeout_s: float, max_records: int) -> list[Polled]:
         messages = self._consumer.consume(num_messages=max_records, timeout=timeout_s)
@@ -371,10 +478,31 @@ class ConfluentConsumer:
                 partition, offset, value = m.partition(), m.offset(), m.value()
                 if partition is not None and offset is not None and isinstance(value, bytes):
                     out.append((partition, offset, value))
+                    self._positions.read(partition, offset)
         return out
 
-    def commit(self) -> None:
-        self._consumer.commit(asynchronous=False)
+    def positions(self) -> dict[int, int]:
+        return dict(self._positions.next_offset)
+
+    def commit(self, offsets: dict[int, int]) -> dict[int, int]:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        asked = [TopicPartition(self._topic, p, o) for p, o in sorted(offsets.items())]
+        try:
+            answered = self._consumer.commit(offsets=asked, asynchronous=False)
+        except KafkaException as exception:
+            error: Any = exception.args[0] if exception.args else None
+            name = error.name() if hasattr(error, "name") else type(exception).__name__
+            raise commit_error(str(name), str(exception)) from None
+        committed: dict[int, int] = {}
+        for tp in answered or []:
+            if tp.error is not None:  # one partition refused: the others' fate is not one answer
+                raise commit_error(tp.error.name(), f"partition {tp.partition}: {tp.error}")
+            committed[tp.partition] = int(tp.offset)
+        return committed
+
+    def rebalances(self) -> list[Rebalance]:
+        return self._positions.take_events()
 
     def high_watermarks(
         self, topic: str, partitions: list[int], timeout_s: float
@@ -467,6 +595,9 @@ class KafkaPythonProducer:
         self._producer.close(timeout=1)
 
 
+COMMIT_TIMEOUT_MS = 10000  # kafka-python would otherwise wait on a lost coordinator for ever
+
+
 class KafkaPythonConsumer:
     def __init__(self, bootstrap: str, group: str, settings: Mapping[str, str]) -> None:
         from kafka import KafkaConsumer  # type: ignore[import-untyped]
@@ -485,27 +616,68 @@ class KafkaPythonConsumer:
             self._consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), **config)
         except Exception as error:  # kafka-python raises several types for a bad config
             raise ClientSettingError(f"kafka-python refused the settings: {error}") from None
+        self._positions = _Positions()
+        self._topic = ""
 
     def assign(self, topic: str, partitions: list[int], from_beginning: bool) -> None:
         from kafka import TopicPartition  # type: ignore[import-untyped]
 
         assigned = [TopicPartition(topic, p) for p in partitions]
+        self._topic = topic
+        self._positions.next_offset.clear()
         self._consumer.assign(assigned)
         if from_beginning:
             self._consumer.seek_to_beginning(*assigned)
 
     def subscribe(self, topic: str) -> None:
-        self._consumer.subscribe([topic])
+        from kafka import ConsumerRebalanceListener
+
+        positions = self._positions
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            def on_partitions_assigned(self, assigned: list[Any]) -> None:
+                positions.rebalanced("assigned", [tp.partition for tp in assigned])
+
+            def on_partitions_revoked(self, revoked: list[Any]) -> None:
+                positions.rebalanced("revoked", [tp.partition for tp in revoked])
+
+            def on_partitions_lost(self, lost: list[Any]) -> None:
+                positions.rebalanced("lost", [tp.partition for tp in lost])
+
+        self._topic = topic
+        self._consumer.subscribe([topic], listener=Listener())
 
     def poll(self, timeout_s: float, max_records: int) -> list[Polled]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         out: list[Polled] = []
         for tp, records in batches.items():
-            out.extend((tp.partition, r.offset, r.value) for r in records)
+            for r in records:
+                out.append((tp.partition, r.offset, r.value))
+                self._positions.read(tp.partition, r.offset)
         return out
 
-    def commit(self) -> None:
-        self._consumer.commit()
+    def positions(self) -> dict[int, int]:
+        return dict(self._positions.next_offset)
+
+    def commit(self, offsets: dict[int, int]) -> dict[int, int]:
+        from kafka import OffsetAndMetadata, TopicPartition
+        from kafka.errors import KafkaError  # type: ignore[import-untyped]
+
+        asked = {
+            TopicPartition(self._topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()
+        }
+        try:
+            self._consumer.commit(asked, timeout_ms=COMMIT_TIMEOUT_MS)
+        except KafkaError as error:
+            raise commit_error(type(error).__name__, str(error)) from None
+        # kafka-python answers a synchronous commit with nothing, or raises: what it was asked.
+        return dict(offsets)
+
+    def rebalances(self) -> list[Rebalance]:
+        # kafka-python 3 runs the listener on its own I/O loop, not inside the call that
+        # drains it, so its callbacks cannot be dated within a call: none are reported.
+        self._positions.take_events()
+        return []
 
     def high_watermarks(
         self, topic: str, partitions: list[int], timeout_s: float

@@ -13,6 +13,9 @@ Rules of this module:
 - Consumer `c<j>` assigns every partition (or subscribes to the topic), polls,
   commits every few polls, and is sometimes crashed: closed without a commit,
   recorded as a `crash`, then started again from the group's committed offsets.
+  A commit records the offsets it asks for and, when ok, the ones the client
+  says it committed; assign and subscribe name the group; the rebalance
+  callbacks a call ran are recorded inside it (`assigned`, `revoked`, `lost`).
 - The nemesis runs on the main thread, in rounds: a quiet stretch, then one
   fault held for a while, then its heal. After the duration every fault is
   healed, producers stop, consumers drain for a quiet while, and a fresh
@@ -39,6 +42,7 @@ from kafka_verify.properties.history import Analysis, CheckConfig, CheckResult, 
 from kafka_verify.workload.clients import (
     ClientFactory,
     ClientSettingError,
+    CommitError,
     ConsumerClient,
     ProducerClient,
 )
@@ -186,14 +190,21 @@ class Workload:
     def _cover(self, process: str, client: ConsumerClient) -> None:
         o = self.o
         if o.sub_via == "subscribe":
-            self.recorder.record(process, "invoke", "subscribe", [o.topic])
+            value: dict[str, object] = {"group": self.group, "topics": [o.topic]}
+            self.recorder.record(process, "invoke", "subscribe", value)
             client.subscribe(o.topic)
-            self.recorder.record(process, "ok", "subscribe", [o.topic])
+            self.recorder.record(process, "ok", "subscribe", value)
         else:
             keys = [_key(o.topic, p) for p in range(o.partitions)]
-            self.recorder.record(process, "invoke", "assign", keys)
+            value = {"group": self.group, "partitions": keys}
+            self.recorder.record(process, "invoke", "assign", value)
             client.assign(o.topic, list(range(o.partitions)), from_beginning=False)
-            self.recorder.record(process, "ok", "assign", keys)
+            self.recorder.record(process, "ok", "assign", value)
+
+    def _rebalances(self, process: str, client: ConsumerClient) -> None:
+        """Record the rebalance callbacks a call ran, inside that call's invoke and completion."""
+        for event, partitions in client.rebalances():
+            self.recorder.record(process, "ok", event, [_key(self.o.topic, p) for p in partitions])
 
     def _poll(self, process: str, client: ConsumerClient, timeout_s: float) -> list[int]:
         """One recorded poll; the partitions it read."""
@@ -201,8 +212,10 @@ class Workload:
         try:
             polled = client.poll(timeout_s, POLL_RECORDS)
         except Exception as error:
+            self._rebalances(process, client)
             self.recorder.record(process, "info", "poll", {})
             raise ConsumerLost(str(error)) from None
+        self._rebalances(process, client)
         value: dict[str, list[list[int]]] = {}
         for partition, offset, record in polled:
             if record.startswith(self.prefix) and record[len(self.prefix) :].isdigit():
@@ -212,13 +225,27 @@ class Workload:
         return [p for p, _, _ in polled]
 
     def _commit(self, process: str, client: ConsumerClient) -> None:
-        self.recorder.record(process, "invoke", "commit", None)
+        """Commit what was read; the history says what was asked and what was committed."""
+        positions = client.positions()
+        if not positions:
+            return  # nothing read since the last assignment: nothing to commit
+        asked = {_key(self.o.topic, p): o for p, o in sorted(positions.items())}
+        self.recorder.record(process, "invoke", "commit", asked)
         try:
-            client.commit()
-        except Exception as error:  # nothing to commit yet, or the coordinator moving
-            self.recorder.record(process, "fail", "commit", str(error)[:200])
+            committed = client.commit(positions)
+        except CommitError as error:
+            self._rebalances(process, client)
+            self.recorder.record(process, error.kind, "commit", error.reason)
             return
-        self.recorder.record(process, "ok", "commit", None)
+        except Exception as error:  # a client error of another kind: the outcome is unknown
+            self._rebalances(process, client)
+            self.recorder.record(
+                process, "info", "commit", f"{type(error).__name__}: {error}"[:200]
+            )
+            return
+        self._rebalances(process, client)
+        value = {_key(self.o.topic, p): o for p, o in sorted(committed.items())}
+        self.recorder.record(process, "ok", "commit", value)
 
     def _consumer(self, j: int) -> None:
         process = f"c{j}"
@@ -368,7 +395,12 @@ class Workload:
 
     def check(self) -> CheckResult:
         sub_via = frozenset({self.o.sub_via})
-        analysis = Analysis(CheckConfig(idempotent=self.factory.idempotent(), sub_via=sub_via))
+        config = CheckConfig(
+            idempotent=self.factory.idempotent(),
+            sub_via=sub_via,
+            eager_groups=self.factory.eager_groups(),
+        )
+        analysis = Analysis(config)
         for line in self.recorder.lines():
             analysis.observe(Op.from_json(line))
         return analysis.result()

@@ -4,8 +4,8 @@ Rules of this package:
 - The black-box core reads only what clients saw (`history.jsonl`, or Jepsen's
   `history.edn`) and infers what was committed as Jepsen's version orders do:
   `ops` (operations and their values), `load` (text to ops), `memory` (what
-  is remembered; version orders), `anomalies` and `cycles` (one function per
-  anomaly), `allowed` (the allowed-anomaly table), `metrics` (unseen, lag) and
+  is remembered; version orders), `anomalies`, `cycles` and `commits` (one
+  function per anomaly; `commits` judges offset commits and consumer starts), `allowed` (the allowed-anomaly table), `metrics` (unseen, lag) and
   `analysis` (the driver and the verdict).
 - `simulation` runs the same core inside the simulation and adds only model
   facts: retention, the committed prefix and the final logs.
@@ -35,6 +35,7 @@ from kafka_verify.properties.history.anomalies import (
     poll_skip,
     precommitted_read,
 )
+from kafka_verify.properties.history.commits import lost_commit, stale_commit
 from kafka_verify.properties.history.cycles import circular_information_flow, write_cycle
 from kafka_verify.properties.history.load import edn_ops, jsonl_ops
 from kafka_verify.properties.history.memory import Case, CheckConfig, ModelFacts
@@ -87,6 +88,7 @@ __all__ = [
     "int_poll_skip",
     "int_send_skip",
     "jsonl_ops",
+    "lost_commit",
     "lost_write",
     "nonmonotonic_poll",
     "nonmonotonic_send",
@@ -94,6 +96,7 @@ __all__ = [
     "parse_send",
     "poll_skip",
     "precommitted_read",
+    "stale_commit",
     "unit_of",
     "write_cycle",
 ]

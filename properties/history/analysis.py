@@ -14,6 +14,9 @@ Rules of this module:
   counted, and their completions kept (in order) for the reports' fault
   timeline, but never judged. A completion with an `f` the checker does not know is
   counted in `stats.unchecked`, never dropped silently.
+- Rebalance events (`assigned`, `revoked`, `lost`) are single lines inside
+  the call that ran their callback: they pair with no invoke. They and the
+  commits feed `commits.py` (lost-commit, stale-commit).
 - A process's completion belongs to its last invoke. An `info` send, poll or
   txn means the client crashed mid-operation; as in Jepsen, where such a
   process never returns, the checker forgets that process's positions and
@@ -48,6 +51,12 @@ from kafka_verify.properties.history.anomalies import (
     poll_skip_now,
     precommitted_read,
 )
+from kafka_verify.properties.history.commits import (
+    REBALANCE_EVENTS,
+    Commits,
+    lost_commit,
+    stale_commit,
+)
 from kafka_verify.properties.history.cycles import circular_information_flow, write_cycle
 from kafka_verify.properties.history.memory import (
     Case,
@@ -80,17 +89,19 @@ ANOMALIES = (
     "int-nonmonotonic-send",
     "int-poll-skip",
     "int-send-skip",
+    "lost-commit",
     "lost-write",
     "nonmonotonic-poll",
     "nonmonotonic-send",
     "poll-skip",
     "precommitted-read",
+    "stale-commit",
 )
 UNITS = frozenset({"send", "poll", "txn"})
 COVERS = frozenset({"assign", "subscribe"})
 RESTARTS = frozenset({"crash", "reset"})
 # Known operations that carry nothing the checker judges.
-IGNORED = frozenset({"commit", "debug-topic-partitions"})
+IGNORED = frozenset({"debug-topic-partitions"})
 NEMESIS = "nemesis"
 
 
@@ -154,6 +165,7 @@ class Analysis:
     def __init__(self, config: CheckConfig | None = None) -> None:
         self.config = config or CheckConfig()
         self.memory = Memory(self.config)
+        self.commits = Commits(self.config.eager_groups)
         self.metrics = Metrics()
         self.found: list[Case] = []  # decided as their operation arrived
         self.deferred: list[Case] = []  # decided by `finish`
@@ -188,24 +200,33 @@ class Analysis:
             return []
         self.counts[(op.f, op.type)] += 1
         self.client_lines += 1
+        if op.f in REBALANCE_EVENTS:
+            # A rebalance callback: one line, inside the call that ran it (no invoke of its own).
+            self.commits.rebalanced(op)
+            return []
         if op.type == "invoke":
             self._invoked[op.process] = op
+            self.commits.invoked(op)
             return []
         invoke = self._invoked.pop(op.process, None)
         self.client_ops += 1
+        self.commits.completed(op, invoke)
         found: list[Case] = []
         if op.f in UNITS:
-            found = self._unit(op, op.time_ms if invoke is None else invoke.time_ms, facts)
+            found = self._unit(op, invoke, facts)
         elif op.f in COVERS:
             self._cover(op)
+            self.commits.covered(op, invoke)
         elif op.f in RESTARTS:
             self._forget(op.process)
-        elif op.f not in IGNORED:
+            self.commits.restarted(op.process)
+        elif op.f != "commit" and op.f not in IGNORED:
             self.unchecked[op.f] += 1
         self.found += found
         return found
 
-    def _unit(self, op: Op, invoked_ms: int, facts: ModelFacts | None) -> list[Case]:
+    def _unit(self, op: Op, invoke: Op | None, facts: ModelFacts | None) -> list[Case]:
+        invoked_ms = op.time_ms if invoke is None else invoke.time_ms
         writes, reads = unit_of(op)
         self.last_reads = reads
         found: list[Case] = []
@@ -218,8 +239,12 @@ class Analysis:
             self.memory.txn_reads.append((op, [(key, record) for key, _, record in reads]))
         if self.config.metrics:
             self.metrics.observe(op, invoked_ms, writes, reads)
+        if reads:
+            self.commits.read(op, reads)
         if op.type == "info":
             self._forget(op.process)
+            if op.f == "poll":
+                self.commits.restarted(op.process)
         return found
 
     def _sight(self, key: str, offset: int, record: RecordId, op: Op) -> list[Case]:
@@ -351,6 +376,8 @@ class Analysis:
         self.deferred += lost_write(memory, facts)
         self.deferred += write_cycle(memory)
         self.deferred += circular_information_flow(memory)
+        self.deferred += lost_commit(self.commits)
+        self.deferred += stale_commit(self.commits)
         rebuilt = {"inconsistent-offsets", "duplicate", "G1a"}
         cases = [c for c in (*self.found, *self.deferred) if c.anomaly not in rebuilt]
         cases += inconsistent_offsets(memory) + duplicate(memory) + aborted_read(memory)

@@ -73,6 +73,9 @@ class CheckConfig:
     metrics: measure `unseen` records and realtime lag for the stats. The
     simulation reports no stats and turns them off; invocations then decide
     nothing, since only the lag reads their times.
+    eager_groups: consumer groups rebalance eagerly (a member revokes every
+    partition before it rejoins, the clients' default), which bounds when a
+    commit can take effect; off for cooperative rebalancing or static members.
     """
 
     idempotent: bool = True
@@ -81,6 +84,7 @@ class CheckConfig:
     ww_deps: bool = False
     assign_seeks: bool = False
     metrics: bool = True
+    eager_groups: bool = True
 
 
 class ModelFacts(Protocol):

@@ -253,6 +253,16 @@ def _high_watermark(consumer: Any, topic: str, partition: int) -> int:
             consumer.list_topics(topic, timeout=10)
 
 
+def read_exactly(conn: socket.socket, size: int) -> bytes:
+    """`size` bytes off a connection (a frame, or its size prefix)."""
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        assert chunk, "the broker closed the connection"
+        data += chunk
+    return data
+
+
 def _console_script() -> str:
     found = shutil.which("kafka-verify", path=os.path.dirname(sys.executable))
     return found or "kafka-verify"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from kafka_verify.wire.apis import decode_response, encode_request
 from kafka_verify.wire.batches import NewRecord, build_batch
-from served import WAIT_S, ServedCluster, leader_of, read_all
+from served import WAIT_S, ServedCluster, leader_of, read_all, read_exactly
 
 
 @pytest.fixture
@@ -84,18 +84,9 @@ def _raw_produce(port: int, topic: str, partition: int, value: bytes) -> int:
     )
     with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
         conn.sendall(encode_request(7, "stale-check", produce))
-        size = struct.unpack(">i", _read_exactly(conn, 4))[0]
-        _, response = decode_response(_read_exactly(conn, size), 0, 8)
+        size = struct.unpack(">i", read_exactly(conn, 4))[0]
+        _, response = decode_response(read_exactly(conn, size), 0, 8)
     return int(response.responses[0].partition_responses[0].error_code)  # type: ignore[attr-defined]
-
-
-def _read_exactly(conn: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
-        assert chunk, "the broker closed the connection"
-        data += chunk
-    return data
 
 
 def test_a_paused_leader_is_fenced_and_acknowledges_nothing_in_its_stale_epoch(
