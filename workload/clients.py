@@ -103,6 +103,58 @@ class PartitionView:
     replicas: tuple[int, ...]
 
 
+def find_coordinator(bootstrap: str, group: str, timeout_s: float = 5.0) -> int | None:
+    """The broker id that FindCoordinator (v0, plaintext) names as `group`'s coordinator,
+    asked of each bootstrap broker in turn; None when none names one. Neither client library
+    says which broker coordinates a group, so this asks the cluster the way they do."""
+    import io
+    import socket
+    import struct
+
+    from kio.schema.errors import ErrorCode
+    from kio.schema.find_coordinator.v0.request import FindCoordinatorRequest
+    from kio.schema.find_coordinator.v0.response import FindCoordinatorResponse
+    from kio.schema.request_header.v1 import RequestHeader
+    from kio.schema.response_header.v0 import ResponseHeader
+    from kio.serial import entity_reader, entity_writer
+    from kio.static.primitive import i16, i32
+
+    frame = io.BytesIO()
+    header = RequestHeader(
+        request_api_key=i16(FindCoordinatorRequest.__api_key__),
+        request_api_version=i16(0),
+        correlation_id=i32(1),
+        client_id="kafka-verify-nemesis",
+    )
+    entity_writer(RequestHeader)(frame, header)
+    entity_writer(FindCoordinatorRequest)(frame, FindCoordinatorRequest(key=group))  # type: ignore[arg-type]
+    request = struct.pack(">i", len(frame.getvalue())) + frame.getvalue()
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout_s) as conn:
+                conn.sendall(request)
+                size = struct.unpack(">i", _read_exactly(conn, 4))[0]
+                payload = _read_exactly(conn, size)
+            _, at = entity_reader(ResponseHeader)(payload, 0)
+            answer, _ = entity_reader(FindCoordinatorResponse)(payload, at)
+        except (OSError, ValueError, struct.error):
+            continue  # this broker is down or answered nonsense: ask the next
+        if answer.error_code == ErrorCode.none and answer.node_id >= 0:
+            return int(answer.node_id)
+    return None
+
+
+def _read_exactly(conn: Any, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
+
+
 class ClientSettingError(ValueError):
     """A `-X` setting no client takes, or a value a client refuses: one sentence."""
 

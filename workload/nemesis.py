@@ -34,7 +34,10 @@ Rules of this module:
   with what the leader counted on it having), and sometimes the leader's
   successor too (the heir is the last replica up); or the leader cut off
   from every follower and then killed (a leader alone in its ISR dies with
-  what it acknowledged alone).
+  what it acknowledged alone); and the workload's group coordinator (as
+  FindCoordinator names it), sometimes first cut off from the other
+  brokers, and sometimes the coordinator after it (commits it applied that
+  no follower has).
 - A partition cuts, both ways, a partition's leader off from every other
   node or from some of them (its clients kept), one broker off from the
   coordination service, or a random minority off from the rest, sometimes
@@ -82,8 +85,13 @@ KILL_PLANS: dict[str, float] = {
     "heir-bounce": 0.2,
     "leader-return": 0.2,
     "heir-cut": 0.2,
+    "coordinator": 0.2,
 }
 KILL_PLANS_NEEDING_PROXY = frozenset({"heir-cut"})
+# A coordinator kill first cuts the coordinator off from the other brokers this often (the
+# coordination service kept), so commits it applies meanwhile reach no follower.
+COORDINATOR_CUT_CHANCE = 0.5
+COORDINATOR_CUT_S = (0.3, 4.0)
 # After the heir runs again, the leader dies within this: before the heir has fetched much.
 HEIR_BOUNCE_DELAY_S = (0.0, 0.5)
 # An old leader back as a follower rejoins (truncating what it had alone) within this.
@@ -323,12 +331,15 @@ class Nemesis:
         recorder: Recorder,
         rng: random.Random,
         layout: Callable[[], dict[int, PartitionView]] | None = None,
+        coordinator: Callable[[], int | None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.recorder = recorder
         self.rng = rng
         # Partition -> its leader and replicas, from the cluster's metadata (a client's view).
         self.layout = layout
+        # The broker id of the workload's group coordinator, as FindCoordinator names it.
+        self.coordinator = coordinator
         brokers = [n for n in cluster.nodes if n.role == "broker"]
         self.targets = tuple(brokers or cluster.nodes)
         self._down: dict[str, int | None] = {}  # killed node -> its pid then
@@ -339,7 +350,8 @@ class Nemesis:
         self.kill_plans = {
             plan: weight
             for plan, weight in KILL_PLANS.items()
-            if self.proxy is not None or plan not in KILL_PLANS_NEEDING_PROXY
+            if (self.proxy is not None or plan not in KILL_PLANS_NEEDING_PROXY)
+            and (coordinator is not None or plan != "coordinator")
         }
 
     # -- one fault ---------------------------------------------------------------------------
@@ -452,6 +464,8 @@ class Nemesis:
         (the kill goes to a random node)."""
         if plan == "node":
             return None
+        if plan == "coordinator":
+            return self._kill_coordinator()
         aimed = self._aimed()
         if aimed is None:
             return None
@@ -504,6 +518,42 @@ class Nemesis:
                 successor = self._successor(partition, leader)
                 if successor is not None and successor is not heir:
                     said.append(self._signal_node("kill", successor, **why))
+        return "; then ".join(said)
+
+    def _current_coordinator(self, other_than: Node | None = None) -> Node | None:
+        """The running node that coordinates the workload's group now, if it can be learned."""
+        assert self.coordinator is not None
+        nodes = self._by_broker_id()
+        try:
+            found = self.coordinator()
+        except Exception:  # a cluster in trouble: no coordinator to aim at
+            return None
+        node = nodes.get(found) if found is not None else None
+        if node is None or node is other_than or node.name in self._down:
+            return None
+        return node
+
+    def _kill_coordinator(self) -> str | None:
+        """Kill the group's coordinator (first cut off from the other brokers, sometimes), and
+        sometimes the coordinator after it; None when none can be learned."""
+        coordinator = self._current_coordinator()
+        if coordinator is None:
+            return None
+        why = {"plan": "coordinator"}
+        said: list[str] = []
+        if self.proxy is not None and self.rng.random() < COORDINATOR_CUT_CHANCE:
+            brokers = [n for n in self.targets if n is not coordinator]
+            said.append(self._cut_between(coordinator, brokers))
+            self._wait(COORDINATOR_CUT_S)
+        said.append(self._signal_node("kill", coordinator, coordinator=True, **why))
+        if self.rng.random() < CASCADE_CHANCE:
+            deadline = time.monotonic() + CASCADE_WAIT_S
+            while time.monotonic() < deadline:
+                successor = self._current_coordinator(other_than=coordinator)
+                if successor is not None:
+                    said.append(self._signal_node("kill", successor, coordinator=True, **why))
+                    break
+                time.sleep(0.2)
         return "; then ".join(said)
 
     def _isolation(self, node: Node) -> _Partition:

@@ -45,6 +45,7 @@ from kafka_verify.workload.clients import (
     CommitError,
     ConsumerClient,
     ProducerClient,
+    find_coordinator,
 )
 from kafka_verify.workload.history import Recorder
 from kafka_verify.workload.nemesis import ClusterFile, Nemesis, proxy_refusal
@@ -130,6 +131,7 @@ class Workload:
                 self.recorder,
                 random.Random(self.rng.random()),
                 layout=lambda: self.factory.layout(options.topic),
+                coordinator=lambda: find_coordinator(options.bootstrap, self.group),
             )
             if options.cluster is not None and options.nemesis
             else None

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kafka_verify.workload import ClusterFile, Nemesis, Recorder
 from kafka_verify.workload import nemesis as nemesis_module
-from kafka_verify.workload.clients import ClientFactory, PartitionView
+from kafka_verify.workload.clients import ClientFactory, PartitionView, find_coordinator
 from kafka_verify.workload.nemesis import process_alive
 from kafka_verify.workload.proxy import ProxyControl
 from served import ServedCluster
@@ -53,6 +53,9 @@ class _Draws(random.Random):
         return self.first.pop(0) if self.first else super().random()
 
 
+GROUP = "plans"
+
+
 def _nemesis(
     served: ServedCluster, rng: random.Random | None = None, **plans: float
 ) -> tuple[Nemesis, Recorder, ClientFactory]:
@@ -63,6 +66,7 @@ def _nemesis(
         recorder,
         rng or random.Random(5),
         layout=lambda: factory.layout("t"),
+        coordinator=lambda: find_coordinator(served.bootstrap, GROUP),
     )
     if plans:
         nemesis.kill_plans = {name.replace("_", "-"): weight for name, weight in plans.items()}
@@ -292,3 +296,35 @@ def test_heir_cut_can_cut_the_leader_from_every_follower_and_keep_the_coordinati
     finally:
         nemesis.heal_all()
     _assert_all_running(proxied)
+
+
+def test_find_coordinator_names_a_broker_and_none_without_a_cluster(
+    cluster: ServedCluster,
+) -> None:
+    deadline = time.monotonic() + 60
+    found = find_coordinator(cluster.bootstrap, GROUP)
+    while found is None and time.monotonic() < deadline:  # the offsets topic's leaders
+        time.sleep(0.5)
+        found = find_coordinator(cluster.bootstrap, GROUP)
+    assert found in (0, 1, 2)
+    assert find_coordinator(cluster.bootstrap, GROUP) == found  # a group's is stable
+    assert find_coordinator("127.0.0.1:1", GROUP, timeout_s=1.0) is None
+
+
+def test_the_coordinator_plan_kills_the_groups_coordinator(
+    cluster: ServedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nemesis_module, "CASCADE_CHANCE", 0.0)
+    nemesis, recorder, _ = _nemesis(cluster, coordinator=1.0)
+    deadline = time.monotonic() + 60
+    while find_coordinator(cluster.bootstrap, GROUP) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    coordinator = find_coordinator(cluster.bootstrap, GROUP)
+    try:
+        nemesis.inject("kill")
+        (kill,) = _done(recorder)
+        assert kill["coordinator"] is True and kill["plan"] == "coordinator"
+        assert kill["node"] == f"b{coordinator}" and _dies(kill["pid"])
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(cluster)
