@@ -96,6 +96,9 @@ class Broker:
         self.restarting = True
         self.coordinator = Coordinator(self, incarnation)
         self._next_request = incarnation * 1_000_000_000
+        timers = self._timers()
+        self._timer_effects = {name: effect for name, (effect, _) in timers.items()}
+        self._timer_handlers = {name: handler for name, (_, handler) in timers.items()}
 
     @classmethod
     def initial(
@@ -157,47 +160,66 @@ class Broker:
                     yield from self._truncate(r, offset, complete=True)
         if self.restarting:
             yield from self._heartbeat()
-        yield SetTimer("heartbeat", c.heartbeat_interval_ms)
-        yield SetTimer("controller", c.controller_interval_ms)
-        yield SetTimer("fetch", c.replica_fetch_interval_ms)
-        yield SetTimer("flush", c.flush_interval_ms)
-        yield SetTimer("retention", c.retention_check_interval_ms)
-        yield SetTimer("isr", max(1, c.replica_lag_time_max_ms // 2))
-        if c.groups:
-            yield SetTimer("groups", c.group_check_interval_ms)
+        yield from self._timer_effects.values()
 
     def on_timer(self, name: str, now_ms: int) -> Handler:
+        handler = self._timer_handlers.get(name)
+        return _no_effects() if handler is None else handler(now_ms)
+
+    def _timers(self) -> dict[str, tuple[SetTimer, Callable[[int], Handler]]]:
+        """Each timer's effect (set at start, and again each time it fires) and its handler."""
         c = self.config
-        if name == "heartbeat":
-            yield from self._heartbeat()
-            yield SetTimer(name, c.heartbeat_interval_ms)
-        elif name == "controller":
-            yield from self._controller_tick(now_ms)
-            yield SetTimer(name, c.controller_interval_ms)
-        elif name == "fetch":
-            for r in self.replicas.values():
-                if r.role in (Role.TRUNCATING, Role.FOLLOWING) and self._request_expired(r, now_ms):
-                    yield from self._send_follower_request(r, now_ms)
+        timers: dict[str, tuple[int, Callable[[int], Handler]]] = {
+            "heartbeat": (c.heartbeat_interval_ms, self._on_heartbeat_timer),
+            "controller": (c.controller_interval_ms, self._on_controller_timer),
+            "fetch": (c.replica_fetch_interval_ms, self._on_fetch_timer),
+            "flush": (c.flush_interval_ms, self._on_flush_timer),
+            "retention": (c.retention_check_interval_ms, self._on_retention_timer),
+            "isr": (max(1, c.replica_lag_time_max_ms // 2), self._on_isr_timer),
+        }
+        if c.groups:
+            timers["groups"] = (c.group_check_interval_ms, self._on_groups_timer)
+        return {name: (SetTimer(name, delay), handler) for name, (delay, handler) in timers.items()}
+
+    # Timers fire thousands of times in a long tick, so each rearms with the one SetTimer
+    # made for it (effects are immutable data).
+    def _on_heartbeat_timer(self, now_ms: int) -> Handler:
+        yield from self._heartbeat()
+        yield self._timer_effects["heartbeat"]
+
+    def _on_controller_timer(self, now_ms: int) -> Handler:
+        yield from self._controller_tick(now_ms)
+        yield self._timer_effects["controller"]
+
+    def _on_fetch_timer(self, now_ms: int) -> Handler:
+        for r in self.replicas.values():
+            if r.role in (Role.TRUNCATING, Role.FOLLOWING) and self._request_expired(r, now_ms):
+                yield from self._send_follower_request(r, now_ms)
+            if r.parked:
                 yield from self._answer_parked(r)  # a parked fetch waits at most one interval
-            yield SetTimer(name, c.replica_fetch_interval_ms)
-        elif name == "flush":
-            for r in self.replicas.values():
-                yield Flush(r.partition, r.hw)
-                if r.role is Role.LEADER:
-                    yield from self._advance_hw(r, now_ms)
-            yield SetTimer(name, c.flush_interval_ms)
-        elif name == "retention":
-            for r in self.replicas.values():
-                yield from self._retention(r, now_ms)
-            yield SetTimer(name, c.retention_check_interval_ms)
-        elif name == "isr":
-            for r in self.replicas.values():
-                if r.role is Role.LEADER:
-                    yield from self._shrink_isr(r, now_ms)
-            yield SetTimer(name, max(1, c.replica_lag_time_max_ms // 2))
-        elif name == "groups":
-            yield from self.coordinator.on_timer(now_ms)
-            yield SetTimer(name, c.group_check_interval_ms)
+        yield self._timer_effects["fetch"]
+
+    def _on_flush_timer(self, now_ms: int) -> Handler:
+        for r in self.replicas.values():
+            yield Flush(r.partition, r.hw)
+            if r.role is Role.LEADER:
+                yield from self._advance_hw(r, now_ms)
+        yield self._timer_effects["flush"]
+
+    def _on_retention_timer(self, now_ms: int) -> Handler:
+        for r in self.replicas.values():
+            yield from self._retention(r, now_ms)
+        yield self._timer_effects["retention"]
+
+    def _on_isr_timer(self, now_ms: int) -> Handler:
+        for r in self.replicas.values():
+            if r.role is Role.LEADER:
+                yield from self._shrink_isr(r, now_ms)
+        yield self._timer_effects["isr"]
+
+    def _on_groups_timer(self, now_ms: int) -> Handler:
+        yield from self.coordinator.on_timer(now_ms)
+        yield self._timer_effects["groups"]
 
     def _request_expired(self, r: ReplicaState, now_ms: int) -> bool:
         return r.outstanding is None or now_ms - r.outstanding_ms >= self.config.request_timeout_ms
@@ -751,6 +773,12 @@ class Broker:
         if start > r.log.log_start:
             r.log.delete_prefix(start)
             yield Observe(RetentionDelete(r.partition, self.index, start))
+
+
+def _no_effects() -> Handler:
+    """The handler of a timer the broker does not have: it does nothing."""
+    return
+    yield
 
 
 def _producer_state(log: PartitionLog) -> dict[int, ProducerEntry]:

@@ -260,7 +260,12 @@ class Coordination:
             del self.registrations[session.broker]
 
     def _read(self, r: ZkRead, now_ms: int) -> ZkCluster:
-        alive = {b: epoch for b, (_, epoch) in self.registrations.items() if self.alive(b, now_ms)}
+        # alive(b) for each registered b, inlined: every controller timer of every broker reads.
+        alive = {
+            b: epoch
+            for b, (session_id, epoch) in self.registrations.items()
+            if self.session_alive(session_id, now_ms)
+        }
         lease_alive = self.session_alive(self.lease.session, now_ms)
         return ZkCluster(
             alive, self.lease, lease_alive, tuple(self.partitions), self.topics, self.replicas
