@@ -18,6 +18,7 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
@@ -68,6 +69,8 @@ from kafka_verify.model.actions import (
 )
 from kafka_verify.model.state import Record
 
+# Every controller timer of every broker reads the cluster: one effect serves them all.
+_READ_CLUSTER = ZkCall(ZkRead())
 PRODUCER_STATE_SEQS = 5  # sequence numbers remembered per producer, as Kafka keeps 5 batches
 TOPIC_NAME_MAX = 249  # Kafka's limit
 TOPIC_NAME_CHARACTERS = frozenset(
@@ -96,9 +99,7 @@ class Broker:
         self.restarting = True
         self.coordinator = Coordinator(self, incarnation)
         self._next_request = incarnation * 1_000_000_000
-        timers = self._timers()
-        self._timer_effects = {name: effect for name, (effect, _) in timers.items()}
-        self._timer_handlers = {name: handler for name, (_, handler) in timers.items()}
+        self._timer_effects = _timer_effects(config)
 
     @classmethod
     def initial(
@@ -163,26 +164,10 @@ class Broker:
         yield from self._timer_effects.values()
 
     def on_timer(self, name: str, now_ms: int) -> Handler:
-        handler = self._timer_handlers.get(name)
-        return _no_effects() if handler is None else handler(now_ms)
+        handler = _TIMER_HANDLERS.get(name)
+        return _no_effects() if handler is None else handler(self, now_ms)
 
-    def _timers(self) -> dict[str, tuple[SetTimer, Callable[[int], Handler]]]:
-        """Each timer's effect (set at start, and again each time it fires) and its handler."""
-        c = self.config
-        timers: dict[str, tuple[int, Callable[[int], Handler]]] = {
-            "heartbeat": (c.heartbeat_interval_ms, self._on_heartbeat_timer),
-            "controller": (c.controller_interval_ms, self._on_controller_timer),
-            "fetch": (c.replica_fetch_interval_ms, self._on_fetch_timer),
-            "flush": (c.flush_interval_ms, self._on_flush_timer),
-            "retention": (c.retention_check_interval_ms, self._on_retention_timer),
-            "isr": (max(1, c.replica_lag_time_max_ms // 2), self._on_isr_timer),
-        }
-        if c.groups:
-            timers["groups"] = (c.group_check_interval_ms, self._on_groups_timer)
-        return {name: (SetTimer(name, delay), handler) for name, (delay, handler) in timers.items()}
-
-    # Timers fire thousands of times in a long tick, so each rearms with the one SetTimer
-    # made for it (effects are immutable data).
+    # The timers' handlers (_TIMER_HANDLERS): a long tick fires thousands of them.
     def _on_heartbeat_timer(self, now_ms: int) -> Handler:
         yield from self._heartbeat()
         yield self._timer_effects["heartbeat"]
@@ -237,7 +222,7 @@ class Broker:
             self.restarting = False
 
     def _controller_tick(self, now_ms: int) -> Handler:
-        cluster = yield ZkCall(ZkRead())
+        cluster = yield _READ_CLUSTER
         if not isinstance(cluster, ZkCluster):
             return
         lease = cluster.lease
@@ -773,6 +758,35 @@ class Broker:
         if start > r.log.log_start:
             r.log.delete_prefix(start)
             yield Observe(RetentionDelete(r.partition, self.index, start))
+
+
+@lru_cache(maxsize=64)  # bounded: the config swarm draws a config per example
+def _timer_effects(config: ClusterConfig) -> dict[str, SetTimer]:
+    """Each timer's effect, in the order a broker sets them at start; it sets the same one again
+    each time the timer fires (effects are immutable data, and one config has one table)."""
+    c = config
+    delays = {
+        "heartbeat": c.heartbeat_interval_ms,
+        "controller": c.controller_interval_ms,
+        "fetch": c.replica_fetch_interval_ms,
+        "flush": c.flush_interval_ms,
+        "retention": c.retention_check_interval_ms,
+        "isr": max(1, c.replica_lag_time_max_ms // 2),
+    }
+    if c.groups:
+        delays["groups"] = c.group_check_interval_ms
+    return {name: SetTimer(name, delay) for name, delay in delays.items()}
+
+
+_TIMER_HANDLERS: dict[str, Callable[[Broker, int], Handler]] = {
+    "heartbeat": Broker._on_heartbeat_timer,
+    "controller": Broker._on_controller_timer,
+    "fetch": Broker._on_fetch_timer,
+    "flush": Broker._on_flush_timer,
+    "retention": Broker._on_retention_timer,
+    "isr": Broker._on_isr_timer,
+    "groups": Broker._on_groups_timer,
+}
 
 
 def _no_effects() -> Handler:
