@@ -245,12 +245,13 @@ class Broker:
     # -- messages -----------------------------------------------------------------------
 
     def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
+        # The handler's own generator, not one wrapping it: every effect of every delivery
+        # would pass through the wrapper.
         handler = HANDLERS.get(type(message))
         if handler is None:
             # Group requests; what neither table holds is ignored, for the reason IGNORED gives.
-            yield from self.coordinator.handle(src, message, now_ms)
-            return
-        yield from handler(self, src, message, now_ms)
+            return self.coordinator.handle(src, message, now_ms)
+        return handler(self, src, message, now_ms)
 
     def _on_leader_and_isr(self, src: str, msg: m.LeaderAndIsr, now_ms: int) -> Handler:
         split_brain = bugs.enabled(self.config, bugs.CONTROLLER_SPLIT_BRAIN)
