@@ -52,6 +52,7 @@ from kafka_verify.model.actions import Action
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Flush as FlushAction
 from kafka_verify.model.actions import Restart as RestartAction
+from kafka_verify.model.values import fast_init
 
 __all__ = ["ClientOp", "Envelope", "InvalidEvent", "StepResult", "World"]
 
@@ -69,6 +70,7 @@ class InvalidEvent(ValueError):
     """The event cannot apply to the world as it is (unknown node or message, restart of a running node, ...)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     id: int
