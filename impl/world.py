@@ -60,6 +60,10 @@ ZK = "zk"
 # Marks an event in which the coordination service took a call of its group part.
 ZK_GROUPS = "zk/groups"
 MAX_TIMERS_PER_TICK = 100_000
+# A timer's place in the heap is due << _SEQ_BITS | seq: (due, seq) order while seq < _SEQ_LIMIT,
+# that is for the first 2**40 timers a world sets.
+_SEQ_BITS = 40
+_SEQ_LIMIT = 1 << _SEQ_BITS
 
 # Every kind of node the world runs besides the coordination service (GroupConsumer is a Consumer).
 Node = Broker | Producer | Consumer
@@ -155,7 +159,11 @@ class World:
         self._next_message = 1
         self._next_record = 1
         self._groups: dict[str, int] | None = None
-        self._timers: list[tuple[int, int, tuple[str, str]]] = []  # (due, seq, (node, name))
+        # Timers fire in (due, seq) order. The heap holds each as one int, due << _SEQ_BITS | seq,
+        # which orders the same and compares faster than a tuple; _timer_key maps its seq to
+        # (node, name), and _timer_seq holds each (node, name)'s live seq (a set replaces it).
+        self._timers: list[int] = []
+        self._timer_key: dict[int, tuple[str, str]] = {}
         self._timer_seq: dict[tuple[str, str], int] = {}
         self._next_timer_seq = 0
         self._zk_up = True
@@ -205,10 +213,12 @@ class World:
 
     def next_timer_ms(self) -> int | None:
         while self._timers:
-            due, seq, key = self._timers[0]
+            due, seq = divmod(self._timers[0], _SEQ_LIMIT)
+            key = self._timer_key[seq]
             if self._timer_seq.get(key) == seq and key[0] in self.nodes_up:
                 return max(0, due - self.now_ms)
             heapq.heappop(self._timers)
+            del self._timer_key[seq]
         return None
 
     def connected(self, a: str, b: str) -> bool:
@@ -395,12 +405,19 @@ class World:
         until = self.now_ms + event.ms
         # The hottest loop of the simulation (a long tick fires thousands of timers): locals
         # instead of attribute lookups, and each heap entry carries its (node, name) key.
-        timers, timer_seq, nodes_up = self._timers, self._timer_seq, self.nodes_up
+        timers, timer_key, timer_seq, nodes_up = (
+            self._timers,
+            self._timer_key,
+            self._timer_seq,
+            self.nodes_up,
+        )
         pop = heapq.heappop
+        first_after = (until + 1) << _SEQ_BITS  # every timer due after `until` sorts from here
         for _ in range(MAX_TIMERS_PER_TICK):
-            if not timers or timers[0][0] > until:
+            if not timers or timers[0] >= first_after:
                 break
-            due, seq, key = pop(timers)
+            due, seq = divmod(pop(timers), _SEQ_LIMIT)
+            key = timer_key.pop(seq)
             node = key[0]
             if timer_seq.get(key) != seq or node not in nodes_up:
                 continue
@@ -493,7 +510,8 @@ class World:
         seq = self._next_timer_seq
         key = (node, effect.name)
         self._timer_seq[key] = seq
-        heapq.heappush(self._timers, (self.now_ms + effect.delay_ms, seq, key))
+        self._timer_key[seq] = key
+        heapq.heappush(self._timers, (self.now_ms + effect.delay_ms) << _SEQ_BITS | seq)
 
     # -- reading -----------------------------------------------------------------------------------
 
