@@ -31,7 +31,7 @@ from kafka_verify.impl.abstraction import (
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.coordinator import group_names, offsets_partition
 from kafka_verify.impl.events import Crash, Restart
-from kafka_verify.impl.world import ZK_GROUPS, ClientOp, Envelope, InvalidEvent, World
+from kafka_verify.impl.world import ZK_GROUPS, ClientOp, Envelope, InvalidEvent, StepResult, World
 from kafka_verify.model import Action, NotAllowed, State, initial_state, step
 from kafka_verify.model.actions import ControllerFailover
 from kafka_verify.model.actions import Crash as CrashAction
@@ -192,14 +192,7 @@ class Checker:
 
     def apply(self, event: object) -> tuple[StepRecord, list[Violation]]:
         """Apply one event; return its record and the violations it caused (empty when clean)."""
-        result = self.world.apply(event)  # type: ignore[arg-type]
-        self.steps_done += 1
-        self.last_event = event
-        violations: list[Violation] = []
-        if self.check:
-            violations = self._check(event, result.actions, result.ops, result.touched)
-            for refused in result.refused:
-                self.coverage.observe_refused(self.state, refused)
+        result, violations = self._apply(event)
         record = StepRecord(
             index=self.steps_done,
             event=event,
@@ -211,6 +204,21 @@ class Checker:
             time_ms=self.world.now_ms,
         )
         return record, violations
+
+    def apply_unrecorded(self, event: object) -> list[Violation]:
+        """`apply` for a caller that keeps its own list of events: the same checks, no record."""
+        return self._apply(event)[1]
+
+    def _apply(self, event: object) -> tuple[StepResult, list[Violation]]:
+        result = self.world.apply(event)  # type: ignore[arg-type]
+        self.steps_done += 1
+        self.last_event = event
+        violations: list[Violation] = []
+        if self.check:
+            violations = self._check(event, result.actions, result.ops, result.touched)
+            for refused in result.refused:
+                self.coverage.observe_refused(self.state, refused)
+        return result, violations
 
     def _check(
         self,

@@ -18,6 +18,7 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
@@ -68,6 +69,8 @@ from kafka_verify.model.actions import (
 )
 from kafka_verify.model.state import Record
 
+# Every controller timer of every broker reads the cluster: one effect serves them all.
+_READ_CLUSTER = ZkCall(ZkRead())
 PRODUCER_STATE_SEQS = 5  # sequence numbers remembered per producer, as Kafka keeps 5 batches
 TOPIC_NAME_MAX = 249  # Kafka's limit
 TOPIC_NAME_CHARACTERS = frozenset(
@@ -96,6 +99,7 @@ class Broker:
         self.restarting = True
         self.coordinator = Coordinator(self, incarnation)
         self._next_request = incarnation * 1_000_000_000
+        self._timer_effects = _timer_effects(config)
 
     @classmethod
     def initial(
@@ -157,47 +161,50 @@ class Broker:
                     yield from self._truncate(r, offset, complete=True)
         if self.restarting:
             yield from self._heartbeat()
-        yield SetTimer("heartbeat", c.heartbeat_interval_ms)
-        yield SetTimer("controller", c.controller_interval_ms)
-        yield SetTimer("fetch", c.replica_fetch_interval_ms)
-        yield SetTimer("flush", c.flush_interval_ms)
-        yield SetTimer("retention", c.retention_check_interval_ms)
-        yield SetTimer("isr", max(1, c.replica_lag_time_max_ms // 2))
-        if c.groups:
-            yield SetTimer("groups", c.group_check_interval_ms)
+        yield from self._timer_effects.values()
 
     def on_timer(self, name: str, now_ms: int) -> Handler:
-        c = self.config
-        if name == "heartbeat":
-            yield from self._heartbeat()
-            yield SetTimer(name, c.heartbeat_interval_ms)
-        elif name == "controller":
-            yield from self._controller_tick(now_ms)
-            yield SetTimer(name, c.controller_interval_ms)
-        elif name == "fetch":
-            for r in self.replicas.values():
-                if r.role in (Role.TRUNCATING, Role.FOLLOWING) and self._request_expired(r, now_ms):
-                    yield from self._send_follower_request(r, now_ms)
+        handler = _TIMER_HANDLERS.get(name)
+        return _no_effects() if handler is None else handler(self, now_ms)
+
+    # The timers' handlers (_TIMER_HANDLERS): a long tick fires thousands of them.
+    def _on_heartbeat_timer(self, now_ms: int) -> Handler:
+        yield from self._heartbeat()
+        yield self._timer_effects["heartbeat"]
+
+    def _on_controller_timer(self, now_ms: int) -> Handler:
+        yield from self._controller_tick(now_ms)
+        yield self._timer_effects["controller"]
+
+    def _on_fetch_timer(self, now_ms: int) -> Handler:
+        for r in self.replicas.values():
+            if r.role in (Role.TRUNCATING, Role.FOLLOWING) and self._request_expired(r, now_ms):
+                yield from self._send_follower_request(r, now_ms)
+            if r.parked:
                 yield from self._answer_parked(r)  # a parked fetch waits at most one interval
-            yield SetTimer(name, c.replica_fetch_interval_ms)
-        elif name == "flush":
-            for r in self.replicas.values():
-                yield Flush(r.partition, r.hw)
-                if r.role is Role.LEADER:
-                    yield from self._advance_hw(r, now_ms)
-            yield SetTimer(name, c.flush_interval_ms)
-        elif name == "retention":
-            for r in self.replicas.values():
-                yield from self._retention(r, now_ms)
-            yield SetTimer(name, c.retention_check_interval_ms)
-        elif name == "isr":
-            for r in self.replicas.values():
-                if r.role is Role.LEADER:
-                    yield from self._shrink_isr(r, now_ms)
-            yield SetTimer(name, max(1, c.replica_lag_time_max_ms // 2))
-        elif name == "groups":
-            yield from self.coordinator.on_timer(now_ms)
-            yield SetTimer(name, c.group_check_interval_ms)
+        yield self._timer_effects["fetch"]
+
+    def _on_flush_timer(self, now_ms: int) -> Handler:
+        for r in self.replicas.values():
+            yield Flush(r.partition, r.hw)
+            if r.role is Role.LEADER:
+                yield from self._advance_hw(r, now_ms)
+        yield self._timer_effects["flush"]
+
+    def _on_retention_timer(self, now_ms: int) -> Handler:
+        for r in self.replicas.values():
+            yield from self._retention(r, now_ms)
+        yield self._timer_effects["retention"]
+
+    def _on_isr_timer(self, now_ms: int) -> Handler:
+        for r in self.replicas.values():
+            if r.role is Role.LEADER:
+                yield from self._shrink_isr(r, now_ms)
+        yield self._timer_effects["isr"]
+
+    def _on_groups_timer(self, now_ms: int) -> Handler:
+        yield from self.coordinator.on_timer(now_ms)
+        yield self._timer_effects["groups"]
 
     def _request_expired(self, r: ReplicaState, now_ms: int) -> bool:
         return r.outstanding is None or now_ms - r.outstanding_ms >= self.config.request_timeout_ms
@@ -215,7 +222,7 @@ class Broker:
             self.restarting = False
 
     def _controller_tick(self, now_ms: int) -> Handler:
-        cluster = yield ZkCall(ZkRead())
+        cluster = yield _READ_CLUSTER
         if not isinstance(cluster, ZkCluster):
             return
         lease = cluster.lease
@@ -238,12 +245,13 @@ class Broker:
     # -- messages -----------------------------------------------------------------------
 
     def handle(self, src: str, message: m.Message, now_ms: int) -> Handler:
+        # The handler's own generator, not one wrapping it: every effect of every delivery
+        # would pass through the wrapper.
         handler = HANDLERS.get(type(message))
         if handler is None:
             # Group requests; what neither table holds is ignored, for the reason IGNORED gives.
-            yield from self.coordinator.handle(src, message, now_ms)
-            return
-        yield from handler(self, src, message, now_ms)
+            return self.coordinator.handle(src, message, now_ms)
+        return handler(self, src, message, now_ms)
 
     def _on_leader_and_isr(self, src: str, msg: m.LeaderAndIsr, now_ms: int) -> Handler:
         split_brain = bugs.enabled(self.config, bugs.CONTROLLER_SPLIT_BRAIN)
@@ -751,6 +759,41 @@ class Broker:
         if start > r.log.log_start:
             r.log.delete_prefix(start)
             yield Observe(RetentionDelete(r.partition, self.index, start))
+
+
+@lru_cache(maxsize=64)  # bounded: the config swarm draws a config per example
+def _timer_effects(config: ClusterConfig) -> dict[str, SetTimer]:
+    """Each timer's effect, in the order a broker sets them at start; it sets the same one again
+    each time the timer fires (effects are immutable data, and one config has one table)."""
+    c = config
+    delays = {
+        "heartbeat": c.heartbeat_interval_ms,
+        "controller": c.controller_interval_ms,
+        "fetch": c.replica_fetch_interval_ms,
+        "flush": c.flush_interval_ms,
+        "retention": c.retention_check_interval_ms,
+        "isr": max(1, c.replica_lag_time_max_ms // 2),
+    }
+    if c.groups:
+        delays["groups"] = c.group_check_interval_ms
+    return {name: SetTimer(name, delay) for name, delay in delays.items()}
+
+
+_TIMER_HANDLERS: dict[str, Callable[[Broker, int], Handler]] = {
+    "heartbeat": Broker._on_heartbeat_timer,
+    "controller": Broker._on_controller_timer,
+    "fetch": Broker._on_fetch_timer,
+    "flush": Broker._on_flush_timer,
+    "retention": Broker._on_retention_timer,
+    "isr": Broker._on_isr_timer,
+    "groups": Broker._on_groups_timer,
+}
+
+
+def _no_effects() -> Handler:
+    """The handler of a timer the broker does not have: it does nothing."""
+    return
+    yield
 
 
 def _producer_state(log: PartitionLog) -> dict[int, ProducerEntry]:

@@ -124,7 +124,7 @@ class Controller:
     def _send_metadata(
         self, records: list[PartitionRecord], cluster: ZkCluster, now_ms: int
     ) -> Handler:
-        table: m.LeaderTable = tuple((p, r.leader, r.leader_epoch) for p, r in enumerate(records))
+        table: m.LeaderTable = tuple([(p, r.leader, r.leader_epoch) for p, r in enumerate(records)])
         topics = cluster.topics
         for b in sorted(cluster.registrations):
             current = (table, topics, cluster.registrations[b])

@@ -17,8 +17,10 @@ from kafka_verify.impl.log import PartitionLog
 from kafka_verify.impl.messages import Message
 from kafka_verify.impl.zk import ZkReply, ZkRequest
 from kafka_verify.model.actions import Action
+from kafka_verify.model.values import fast_init
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientOp:
     """One client history entry, Jepsen style (see DESIGN.md "Client history")."""
@@ -30,12 +32,14 @@ class ClientOp:
     time_ms: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Send:
     dst: str
     message: Message
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetTimer:
     """Fire timer `name` on this node after `delay_ms`; setting a name again replaces it."""
@@ -44,6 +48,7 @@ class SetTimer:
     delay_ms: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Flush:
     """Make this broker's log of `partition` durable, checkpointing high watermark `hw`."""
@@ -52,6 +57,7 @@ class Flush:
     hw: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Observe:
     """Name a model action this node just performed, or record a client history entry."""
@@ -59,6 +65,7 @@ class Observe:
     item: Action | ClientOp | Refused
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Refused:
     """A model action this node was asked to perform and refused (for coverage: the
@@ -68,6 +75,7 @@ class Refused:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkCall:
     """A synchronous call to the coordination service; the reply is sent back into the handler."""
@@ -75,6 +83,7 @@ class ZkCall:
     request: ZkRequest | GroupCall
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OpenLog:
     """Hand this broker its log of `partition`, a partition created after it started: an empty

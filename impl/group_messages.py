@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import get_args
 
+from kafka_verify.model.values import fast_init
+
 NONE = "NONE"
 NOT_COORDINATOR = "NOT_COORDINATOR"
 COORDINATOR_LOAD_IN_PROGRESS = "COORDINATOR_LOAD_IN_PROGRESS"
@@ -22,12 +24,14 @@ INVALID_ASSIGNMENT = "INCONSISTENT_GROUP_PROTOCOL"
 UNKNOWN_OUTCOME = frozenset({NOT_COORDINATOR})
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FindCoordinator:
     request_id: int
     group: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FindCoordinatorResponse:
     request_id: int
@@ -35,6 +39,7 @@ class FindCoordinatorResponse:
     coordinator: int | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JoinGroup:
     request_id: int
@@ -42,6 +47,7 @@ class JoinGroup:
     member: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JoinGroupResponse:
     request_id: int
@@ -51,6 +57,7 @@ class JoinGroupResponse:
     members: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SyncGroup:
     request_id: int
@@ -60,6 +67,7 @@ class SyncGroup:
     assignment: tuple[tuple[int, str], ...]  # only the leader's is not empty
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SyncGroupResponse:
     request_id: int
@@ -68,6 +76,7 @@ class SyncGroupResponse:
     partitions: tuple[int, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     request_id: int
@@ -76,12 +85,14 @@ class Heartbeat:
     generation: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HeartbeatResponse:
     request_id: int
     error: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaveGroup:
     request_id: int
@@ -89,12 +100,14 @@ class LeaveGroup:
     member: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaveGroupResponse:
     request_id: int
     error: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OffsetCommit:
     request_id: int
@@ -104,12 +117,14 @@ class OffsetCommit:
     offsets: tuple[tuple[int, int], ...]  # (partition, next offset)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OffsetCommitResponse:
     request_id: int
     error: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OffsetFetch:
     request_id: int
@@ -117,6 +132,7 @@ class OffsetFetch:
     partitions: tuple[int, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OffsetFetchResponse:
     request_id: int

@@ -24,7 +24,10 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kafka_verify.model.values import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StoredRecord:
     """A record batch as stored: its id, leader epoch, producer identity (base sequence), append

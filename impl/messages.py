@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from kafka_verify.impl.group_messages import GroupMessage
 from kafka_verify.impl.log import StoredRecord
 from kafka_verify.impl.zk import TopicRecord
+from kafka_verify.model.values import fast_init
 
 NONE = "NONE"
 NOT_LEADER = "NOT_LEADER_OR_FOLLOWER"
@@ -34,6 +35,7 @@ LeaderTable = tuple[tuple[int, int | None, int], ...]
 TopicTable = tuple[TopicRecord, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaderAndIsr:
     """Controller -> replica: this partition's leader, epoch and ISR (with the quorum record version)."""
@@ -48,6 +50,7 @@ class LeaderAndIsr:
     replicas: tuple[int, ...]  # the partition's assigned replicas
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaderAndIsrResponse:
     partition: int
@@ -55,6 +58,7 @@ class LeaderAndIsrResponse:
     broker_epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UpdateMetadata:
     """Controller -> every broker: the topics and who leads what, so brokers can answer client
@@ -66,6 +70,7 @@ class UpdateMetadata:
     topics: TopicTable
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UpdateMetadataResponse:
     leaders: LeaderTable
@@ -73,11 +78,13 @@ class UpdateMetadataResponse:
     topics: TopicTable
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Metadata:
     request_id: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MetadataResponse:
     request_id: int
@@ -85,6 +92,7 @@ class MetadataResponse:
     topics: TopicTable
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateTopic:
     """Client -> any broker: create topic `name` (Kafka's CreateTopics, one topic)."""
@@ -95,6 +103,7 @@ class CreateTopic:
     replication: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CreateTopicResponse:
     """NONE with the new topic, or why not: TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION,
@@ -106,6 +115,7 @@ class CreateTopicResponse:
     topic: TopicRecord | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Produce:
     """One record batch for a partition: `count` records, from base sequence `seq`.
@@ -124,6 +134,7 @@ class Produce:
     payload: bytes = b""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ProduceResponse:
     request_id: int
@@ -132,6 +143,7 @@ class ProduceResponse:
     offset: int | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Fetch:
     """A follower (replica = its broker index) or a consumer (replica None) reads from the leader."""
@@ -145,6 +157,7 @@ class Fetch:
     max_bytes: int | None = None  # of payload, past the first batch (None: no limit)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FetchResponse:
     request_id: int
@@ -160,6 +173,7 @@ class FetchResponse:
     base_offset: int = -1
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OffsetsForLeaderEpoch:
     request_id: int
@@ -168,6 +182,7 @@ class OffsetsForLeaderEpoch:
     current_leader_epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OffsetsForLeaderEpochResponse:
     request_id: int
@@ -181,6 +196,7 @@ EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ListOffsets:
     """A consumer asks the leader for an offset: the log start (EARLIEST_TIMESTAMP), the high
@@ -192,6 +208,7 @@ class ListOffsets:
     timestamp_ms: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ListOffsetsResponse:
     request_id: int

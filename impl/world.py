@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from kafka_verify.impl import events as ev
 from kafka_verify.impl.bootstrap import initial_coordination, initial_group_store
@@ -52,6 +52,7 @@ from kafka_verify.model.actions import Action
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Flush as FlushAction
 from kafka_verify.model.actions import Restart as RestartAction
+from kafka_verify.model.values import fast_init
 
 __all__ = ["ClientOp", "Envelope", "InvalidEvent", "StepResult", "World"]
 
@@ -59,6 +60,10 @@ ZK = "zk"
 # Marks an event in which the coordination service took a call of its group part.
 ZK_GROUPS = "zk/groups"
 MAX_TIMERS_PER_TICK = 100_000
+# A timer's place in the heap is due << _SEQ_BITS | seq: (due, seq) order while seq < _SEQ_LIMIT,
+# that is for the first 2**40 timers a world sets.
+_SEQ_BITS = 40
+_SEQ_LIMIT = 1 << _SEQ_BITS
 
 # Every kind of node the world runs besides the coordination service (GroupConsumer is a Consumer).
 Node = Broker | Producer | Consumer
@@ -69,6 +74,7 @@ class InvalidEvent(ValueError):
     """The event cannot apply to the world as it is (unknown node or message, restart of a running node, ...)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     id: int
@@ -81,8 +87,10 @@ class Envelope:
         return type(self.message).__name__
 
 
-@dataclass(frozen=True, slots=True)
-class StepResult:
+class StepResult(NamedTuple):
+    """What one event did. A named tuple, not a frozen dataclass: one is built per event,
+    and a tuple is built several times faster."""
+
     actions: tuple[Action, ...]
     ops: tuple[ClientOp, ...]
     delivered: Envelope | None
@@ -151,7 +159,11 @@ class World:
         self._next_message = 1
         self._next_record = 1
         self._groups: dict[str, int] | None = None
-        self._timers: list[tuple[int, int, str, str]] = []  # (due, seq, node, name)
+        # Timers fire in (due, seq) order. The heap holds each as one int, due << _SEQ_BITS | seq,
+        # which orders the same and compares faster than a tuple; _timer_key maps its seq to
+        # (node, name), and _timer_seq holds each (node, name)'s live seq (a set replaces it).
+        self._timers: list[int] = []
+        self._timer_key: dict[int, tuple[str, str]] = {}
         self._timer_seq: dict[tuple[str, str], int] = {}
         self._next_timer_seq = 0
         self._zk_up = True
@@ -201,10 +213,12 @@ class World:
 
     def next_timer_ms(self) -> int | None:
         while self._timers:
-            due, seq, node, name = self._timers[0]
-            if self._timer_seq.get((node, name)) == seq and node in self.nodes_up:
+            due, seq = divmod(self._timers[0], _SEQ_LIMIT)
+            key = self._timer_key[seq]
+            if self._timer_seq.get(key) == seq and key[0] in self.nodes_up:
                 return max(0, due - self.now_ms)
             heapq.heappop(self._timers)
+            del self._timer_key[seq]
         return None
 
     def connected(self, a: str, b: str) -> bool:
@@ -389,15 +403,28 @@ class World:
 
     def _tick(self, event: ev.Tick, step: _Step) -> None:
         until = self.now_ms + event.ms
+        # The hottest loop of the simulation (a long tick fires thousands of timers): locals
+        # instead of attribute lookups, and each heap entry carries its (node, name) key.
+        timers, timer_key, timer_seq, nodes_up = (
+            self._timers,
+            self._timer_key,
+            self._timer_seq,
+            self.nodes_up,
+        )
+        pop = heapq.heappop
+        first_after = (until + 1) << _SEQ_BITS  # every timer due after `until` sorts from here
         for _ in range(MAX_TIMERS_PER_TICK):
-            if not self._timers or self._timers[0][0] > until:
+            if not timers or timers[0] >= first_after:
                 break
-            due, seq, node, name = heapq.heappop(self._timers)
-            if self._timer_seq.get((node, name)) != seq or node not in self.nodes_up:
+            due, seq = divmod(pop(timers), _SEQ_LIMIT)
+            key = timer_key.pop(seq)
+            node = key[0]
+            if timer_seq.get(key) != seq or node not in nodes_up:
                 continue
-            del self._timer_seq[(node, name)]
-            self.now_ms = max(self.now_ms, due)
-            self._run(node, self.nodes_up[node].on_timer(name, self.now_ms), step)
+            del timer_seq[key]
+            if due > self.now_ms:
+                self.now_ms = due
+            self._run(node, nodes_up[node].on_timer(key[1], self.now_ms), step)
         self.now_ms = until
         self._expire_messages()
 
@@ -415,15 +442,34 @@ class World:
 
     def _run(self, node: str, handler: Handler, step: _Step) -> None:
         step.touched.add(node)
+        perform, send = self._perform, handler.send
         try:
             effect = next(handler)
             while True:
-                effect = handler.send(self._perform(node, effect, step))
+                kind = type(effect)
+                # The two commonest effects are performed here; the rest, and any subclass, by _perform.
+                if kind is SetTimer:
+                    self._set_timer(node, effect)  # type: ignore[arg-type]
+                    effect = send(None)
+                elif kind is Send:
+                    self._send(node, effect, step)  # type: ignore[arg-type]
+                    effect = send(None)
+                else:
+                    effect = send(perform(node, effect, step))
         except StopIteration:
             pass
 
     def _perform(self, node: str, effect: Effect, step: _Step) -> Reply:
-        if isinstance(effect, Observe):
+        # Effect types are disjoint, so the order of the tests is only by how common each is.
+        if isinstance(effect, ZkCall):
+            step.touched.add(ZK)
+            if not self._zk_up or (self._groups is not None and not self.connected(node, ZK)):
+                return ZkError(CONNECTION_LOSS)
+            if isinstance(effect.request, GROUP_CALLS):
+                step.touched.add(ZK_GROUPS)
+                return self.group_store.call(effect.request, self.zk.partitions)
+            return self.zk.call(effect.request, self.now_ms)
+        elif isinstance(effect, Observe):
             if isinstance(effect.item, ClientOp):
                 step.ops.append(effect.item)
             elif isinstance(effect.item, Refused):
@@ -431,23 +477,15 @@ class World:
             elif getattr(effect.item, "partition", 0) < self.model.partitions:
                 step.actions.append(effect.item)
             # else: a partition of a topic created at runtime, which the model's shape lacks
-        elif isinstance(effect, Send):
-            self._send(node, effect, step)
-        elif isinstance(effect, SetTimer):
-            self._set_timer(node, effect)
-        elif isinstance(effect, ZkCall):
-            step.touched.add(ZK)
-            if not self.is_up(ZK) or not self.connected(node, ZK):
-                return ZkError(CONNECTION_LOSS)
-            if isinstance(effect.request, GROUP_CALLS):
-                step.touched.add(ZK_GROUPS)
-                return self.group_store.call(effect.request, self.zk.partitions)
-            return self.zk.call(effect.request, self.now_ms)
         elif isinstance(effect, Flush):
             index = int(node[1:])
             flushed = self.disks[(index, effect.partition)].flush(effect.hw)
             if flushed and effect.partition < self.model.partitions:
                 step.actions.append(FlushAction(effect.partition, index))
+        elif isinstance(effect, Send):
+            self._send(node, effect, step)
+        elif isinstance(effect, SetTimer):
+            self._set_timer(node, effect)
         elif isinstance(effect, OpenLog):
             key = (int(node[1:]), effect.partition)
             if key not in self.disks:
@@ -469,10 +507,11 @@ class World:
 
     def _set_timer(self, node: str, effect: SetTimer) -> None:
         self._next_timer_seq += 1
-        self._timer_seq[(node, effect.name)] = self._next_timer_seq
-        heapq.heappush(
-            self._timers, (self.now_ms + effect.delay_ms, self._next_timer_seq, node, effect.name)
-        )
+        seq = self._next_timer_seq
+        key = (node, effect.name)
+        self._timer_seq[key] = seq
+        self._timer_key[seq] = key
+        heapq.heappush(self._timers, (self.now_ms + effect.delay_ms) << _SEQ_BITS | seq)
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.dispatch import route
+from kafka_verify.model.values import fast_init
 
 CONNECTION_LOSS = "CONNECTION_LOSS"
 SESSION_EXPIRED = "SESSION_EXPIRED"
@@ -31,6 +32,7 @@ INVALID_PARTITIONS = "INVALID_PARTITIONS"
 OFFSETS_TOPIC = "__consumer_offsets"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PartitionRecord:
     leader: int | None
@@ -41,6 +43,7 @@ class PartitionRecord:
     leader_broker_epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TopicRecord:
     """A topic: its partitions are the cluster's partitions first_partition, first_partition + 1,
@@ -59,6 +62,7 @@ class TopicRecord:
         return self.name == OFFSETS_TOPIC
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Lease:
     holder: int | None
@@ -70,21 +74,25 @@ class Lease:
 # -- requests and replies ---------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkRegister:
     broker: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkHeartbeat:
     session: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkRead:
     """Read every registration (alive ones), the lease and every partition record."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkTakeLease:
     broker: int
@@ -92,6 +100,7 @@ class ZkTakeLease:
     expected_version: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkElect:
     partition: int
@@ -103,6 +112,7 @@ class ZkElect:
     fenced: bool = True  # conditioned on the controller epoch
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkUpdateIsr:
     partition: int
@@ -113,6 +123,7 @@ class ZkUpdateIsr:
     fenced: bool = True  # conditioned on leader, leader epoch and version
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkCreateTopic:
     """Create topic `name`: its partitions are numbered after every existing one, and its
@@ -123,17 +134,20 @@ class ZkCreateTopic:
     replication: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkRegistered:
     session: int
     broker_epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkOk:
     pass
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkCluster:
     registrations: dict[int, int]  # broker -> broker epoch, alive sessions only
@@ -144,21 +158,25 @@ class ZkCluster:
     replicas: tuple[tuple[int, ...], ...]  # partition -> its replicas, from the topics
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkTopicCreated:
     topic: TopicRecord
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkLeaseTaken:
     epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkWritten:
     record: PartitionRecord
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZkError:
     code: str
@@ -260,7 +278,12 @@ class Coordination:
             del self.registrations[session.broker]
 
     def _read(self, r: ZkRead, now_ms: int) -> ZkCluster:
-        alive = {b: epoch for b, (_, epoch) in self.registrations.items() if self.alive(b, now_ms)}
+        # alive(b) for each registered b, inlined: every controller timer of every broker reads.
+        alive = {
+            b: epoch
+            for b, (session_id, epoch) in self.registrations.items()
+            if self.session_alive(session_id, now_ms)
+        }
         lease_alive = self.session_alive(self.lease.session, now_ms)
         return ZkCluster(
             alive, self.lease, lease_alive, tuple(self.partitions), self.topics, self.replicas

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kafka_verify.model.state import Record
+from kafka_verify.model.values import fast_init
 
 
 class NotAllowed(Exception):
@@ -27,6 +28,7 @@ class NotAllowed(Exception):
         self.reason = reason
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaderWrite:
     """A leader appends one produced record at its log end, stamped with its epoch."""
@@ -37,6 +39,7 @@ class LeaderWrite:
     acks: int  # 0, 1 or -1 (all)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FollowerReplicate:
     """A follower appends one fetched record at its log end."""
@@ -46,6 +49,7 @@ class FollowerReplicate:
     record: Record
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class IncHighWatermark:
     """A replica raises its high watermark (a leader from ISR progress, a follower from a fetch)."""
@@ -55,6 +59,7 @@ class IncHighWatermark:
     hw: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BecomeLeader:
     """A replica learns from LeaderAndIsr that it leads `epoch` with this ISR."""
@@ -65,6 +70,7 @@ class BecomeLeader:
     isr: frozenset[int]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BecomeFollower:
     """A replica learns from LeaderAndIsr that it follows `leader` in `epoch`; it must truncate first."""
@@ -75,6 +81,7 @@ class BecomeFollower:
     leader: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Truncate:
     """A follower cuts its log back to `offset` (after an OffsetsForLeaderEpoch exchange).
@@ -90,6 +97,7 @@ class Truncate:
     complete: bool = True
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ResetLog:
     """A follower whose fetch offset fell below the leader's log start drops its log and restarts there."""
@@ -99,6 +107,7 @@ class ResetLog:
     log_start: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ShrinkIsr:
     """The leader removes lagging replicas from the ISR (a fenced write to the quorum)."""
@@ -108,6 +117,7 @@ class ShrinkIsr:
     isr: frozenset[int]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ExpandIsr:
     """The leader adds caught-up replicas back to the ISR (a fenced write to the quorum)."""
@@ -117,6 +127,7 @@ class ExpandIsr:
     isr: frozenset[int]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ElectLeader:
     """The controller picks a new leader (or None: offline) and ISR, bumping the leader epoch."""
@@ -127,6 +138,7 @@ class ElectLeader:
     controller_epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RetentionDelete:
     """A replica deletes a prefix of its log: the log start moves up to `log_start`."""
@@ -136,6 +148,7 @@ class RetentionDelete:
     log_start: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Flush:
     """A broker makes one replica's log and high watermark checkpoint durable."""
@@ -144,6 +157,7 @@ class Flush:
     broker: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Crash:
     """A broker stops; every replica on it loses its unflushed records and its local view."""
@@ -151,6 +165,7 @@ class Crash:
     broker: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Restart:
     """A crashed broker starts again from what its disk kept."""
@@ -158,6 +173,7 @@ class Restart:
     broker: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ControllerFailover:
     """Another broker (or none) takes the controller lease; the controller epoch goes up."""
@@ -210,6 +226,7 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JoinGroup:
     """`member` sends JoinGroup: it joins the pending generation (a rebalance starts if none is open)."""
@@ -218,6 +235,7 @@ class JoinGroup:
     member: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CompleteRebalance:
     """The coordinator closes the join phase: the joined members form the next generation, led by `leader`."""
@@ -242,6 +260,7 @@ class SyncAssignment:
         _check(len(set(partitions)) == len(partitions), "an assignment gives each partition once")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ExpireMember:
     """The coordinator drops `member` whose session timed out; the member is not told."""
@@ -250,6 +269,7 @@ class ExpireMember:
     member: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaveGroup:
     """`member` leaves the group on purpose; it revokes what it owns first."""
@@ -273,6 +293,7 @@ class CommitOffset:
         _check(self.offset >= 0, f"a committed offset is never negative, not {self.offset}")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CoordinatorFailover:
     """The group's coordinator moves: the new one reloads the group from the offsets topic."""
@@ -280,6 +301,7 @@ class CoordinatorFailover:
     group: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeleteGroup:
     """An empty group is deleted with its committed offsets; it is Dead from then on."""

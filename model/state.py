@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import NamedTuple
 
+from kafka_verify.model.values import fast_init
+
 
 class Role(StrEnum):
     """What a replica believes it is doing for its partition."""
@@ -39,6 +41,7 @@ class Record(NamedTuple):
     epoch: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Replica:
     """One replica of one partition, hosted on broker `broker`."""
@@ -120,6 +123,7 @@ class Replica:
         return (best, end)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Partition:
     """One partition: the quorum state the coordination service holds, and its replicas."""
@@ -155,6 +159,7 @@ class Phase(StrEnum):
     DEAD = "Dead"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MemberView:
     """What one consumer believes: the generation it last synced in (-1: none) and what it owns."""
@@ -164,6 +169,7 @@ class MemberView:
     owned: frozenset[int] = frozenset()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GroupState:
     """One consumer group, as its coordinator holds it, plus its consumers' own views."""
@@ -215,6 +221,7 @@ class GroupState:
         return replace(self, committed=tuple(sorted((*others, (partition, offset)))))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class State:
     """The whole cluster."""

@@ -44,19 +44,16 @@ from kafka_verify.model.state import Config, Partition, Record, Replica, Role, S
 __all__ = ["NotAllowed", "enabled", "step"]
 
 
-def _require(condition: bool, action: object, reason: str) -> None:
-    if not condition:
-        raise NotAllowed(action, reason)
-
-
 def _replica(
     state: State, action: object, partition: int, broker: int
 ) -> tuple[Partition, Replica]:
-    _require(0 <= partition < len(state.partitions), action, f"there is no partition {partition}")
+    if not (0 <= partition < len(state.partitions)):
+        raise NotAllowed(action, f"there is no partition {partition}")
     part = state.partitions[partition]
     for replica in part.replicas:
         if replica.broker == broker:
-            _require(broker in state.running, action, f"broker {broker} is not running")
+            if broker not in state.running:
+                raise NotAllowed(action, f"broker {broker} is not running")
             return part, replica
     raise NotAllowed(action, f"broker {broker} hosts no replica of partition {partition}")
 
@@ -78,13 +75,12 @@ def _put(state: State, index: int, part: Partition, replica: Replica, config: Co
 
 def _leader_write(state: State, a: LeaderWrite, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(
-        r.role is Role.LEADER, a, f"broker {a.broker} is not a leader of partition {a.partition}"
-    )
-    _require(a.acks in (0, 1, -1), a, f"acks must be 0, 1 or -1, not {a.acks}")
-    if a.acks == -1:
-        _require(
-            len(r.isr) >= config.min_insync,
+    if r.role is not Role.LEADER:
+        raise NotAllowed(a, f"broker {a.broker} is not a leader of partition {a.partition}")
+    if a.acks not in (0, 1, -1):
+        raise NotAllowed(a, f"acks must be 0, 1 or -1, not {a.acks}")
+    if a.acks == -1 and len(r.isr) < config.min_insync:
+        raise NotAllowed(
             a,
             f"acks=all needs an ISR of at least {config.min_insync}, the leader has {sorted(r.isr)}",
         )
@@ -93,37 +89,39 @@ def _leader_write(state: State, a: LeaderWrite, config: Config) -> State:
 
 def _follower_replicate(state: State, a: FollowerReplicate, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(
-        r.role is Role.FOLLOWING, a, f"broker {a.broker} is {r.role.value}, not a fetching follower"
-    )
-    _require(
-        a.record.epoch <= r.epoch,
-        a,
-        f"the record's epoch {a.record.epoch} is newer than the follower's epoch {r.epoch}",
-    )
-    _require(
-        not r.log or a.record.epoch >= r.log[-1].epoch,
-        a,
-        f"epochs in a log never go down: {a.record.epoch} after {r.log[-1].epoch if r.log else -1}",
-    )
+    if r.role is not Role.FOLLOWING:
+        raise NotAllowed(a, f"broker {a.broker} is {r.role.value}, not a fetching follower")
+    if not (a.record.epoch <= r.epoch):
+        raise NotAllowed(
+            a, f"the record's epoch {a.record.epoch} is newer than the follower's epoch {r.epoch}"
+        )
+    if not (not r.log or a.record.epoch >= r.log[-1].epoch):
+        raise NotAllowed(
+            a,
+            f"epochs in a log never go down: {a.record.epoch} after {r.log[-1].epoch if r.log else -1}",
+        )
     return _put(state, a.partition, part, r.appended(a.record), config)
 
 
 def _inc_high_watermark(state: State, a: IncHighWatermark, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(r.role in (Role.LEADER, Role.FOLLOWING), a, f"broker {a.broker} is {r.role.value}")
-    _require(a.hw > r.hw, a, f"the high watermark only goes up, it is {r.hw}")
-    _require(a.hw <= r.leo, a, f"the high watermark cannot pass the log end offset {r.leo}")
+    if r.role not in (Role.LEADER, Role.FOLLOWING):
+        raise NotAllowed(a, f"broker {a.broker} is {r.role.value}")
+    if not (a.hw > r.hw):
+        raise NotAllowed(a, f"the high watermark only goes up, it is {r.hw}")
+    if not (a.hw <= r.leo):
+        raise NotAllowed(a, f"the high watermark cannot pass the log end offset {r.leo}")
     return _put(state, a.partition, part, r.with_hw(a.hw), config)
 
 
 def _become_leader(state: State, a: BecomeLeader, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(a.epoch > r.epoch, a, f"epoch {a.epoch} is not newer than the replica's {r.epoch}")
-    _require(
-        a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})"
-    )
-    _require(a.broker in a.isr, a, "a leader must be in its own ISR")
+    if not (a.epoch > r.epoch):
+        raise NotAllowed(a, f"epoch {a.epoch} is not newer than the replica's {r.epoch}")
+    if not (a.epoch <= part.epoch):
+        raise NotAllowed(a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})")
+    if a.broker not in a.isr:
+        raise NotAllowed(a, "a leader must be in its own ISR")
     updated = Replica(
         r.broker, r.log, r.log_start, r.hw, r.flushed, r.checkpoint_hw,
         a.epoch, Role.LEADER, a.broker, a.isr,
@@ -134,13 +132,12 @@ def _become_leader(state: State, a: BecomeLeader, config: Config) -> State:
 def _become_follower(state: State, a: BecomeFollower, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
     rejoin = a.epoch == r.epoch and r.role is Role.UNKNOWN  # restarted, following again
-    _require(
-        a.epoch > r.epoch or rejoin, a, f"epoch {a.epoch} is not newer than the replica's {r.epoch}"
-    )
-    _require(
-        a.epoch <= part.epoch, a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})"
-    )
-    _require(a.leader != a.broker, a, "a replica cannot follow itself")
+    if not (a.epoch > r.epoch or rejoin):
+        raise NotAllowed(a, f"epoch {a.epoch} is not newer than the replica's {r.epoch}")
+    if not (a.epoch <= part.epoch):
+        raise NotAllowed(a, f"epoch {a.epoch} was never issued (quorum is at {part.epoch})")
+    if not (a.leader != a.broker):
+        raise NotAllowed(a, "a replica cannot follow itself")
     updated = Replica(
         r.broker, r.log, r.log_start, r.hw, r.flushed, r.checkpoint_hw,
         a.epoch, Role.TRUNCATING, a.leader, frozenset(),
@@ -152,22 +149,20 @@ def _truncate(state: State, a: Truncate, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
     before_role = variants.TRUNCATE_TO_HW in config.bugs  # it cuts at restart, role unknown
     allowed = (Role.TRUNCATING, Role.UNKNOWN) if before_role else (Role.TRUNCATING,)
-    _require(r.role in allowed, a, f"broker {a.broker} is {r.role.value}")
-    _require(
-        r.log_start <= a.offset <= r.leo,
-        a,
-        f"offset {a.offset} is outside [{r.log_start}, {r.leo}]",
-    )
+    if r.role not in allowed:
+        raise NotAllowed(a, f"broker {a.broker} is {r.role.value}")
+    if not (r.log_start <= a.offset <= r.leo):
+        raise NotAllowed(a, f"offset {a.offset} is outside [{r.log_start}, {r.leo}]")
     dictated = _truncation_point(state, part, r, config.bugs)
     if dictated is not None:
         offset, complete = dictated
-        _require(
-            (a.offset, a.complete) == dictated,
-            a,
-            f"the protocol cuts broker {a.broker}'s log at {offset}"
-            f"{'' if complete else ' and asks again'}, not at {a.offset}"
-            f"{'' if a.complete else ' asking again'} (its log ends at {r.leo})",
-        )
+        if not ((a.offset, a.complete) == dictated):
+            raise NotAllowed(
+                a,
+                f"the protocol cuts broker {a.broker}'s log at {offset}"
+                f"{'' if complete else ' and asks again'}, not at {a.offset}"
+                f"{'' if a.complete else ' asking again'} (its log ends at {r.leo})",
+            )
     kept = r.log[: a.offset - r.log_start]
     updated = Replica(
         r.broker,
@@ -205,12 +200,12 @@ def _truncation_point(
 
 def _reset_log(state: State, a: ResetLog, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(r.role in (Role.TRUNCATING, Role.FOLLOWING), a, f"broker {a.broker} is {r.role.value}")
-    _require(
-        a.log_start > r.leo,
-        a,
-        f"the log end {r.leo} is not below the leader's log start {a.log_start}",
-    )
+    if r.role not in (Role.TRUNCATING, Role.FOLLOWING):
+        raise NotAllowed(a, f"broker {a.broker} is {r.role.value}")
+    if not (a.log_start > r.leo):
+        raise NotAllowed(
+            a, f"the log end {r.leo} is not below the leader's log start {a.log_start}"
+        )
     updated = replace(
         r,
         log=(),
@@ -227,55 +222,60 @@ def _fenced_isr_write(
     state: State, a: ShrinkIsr | ExpandIsr, config: Config
 ) -> tuple[Partition, Replica]:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(r.role is Role.LEADER, a, f"broker {a.broker} is not a leader")
+    if r.role is not Role.LEADER:
+        raise NotAllowed(a, f"broker {a.broker} is not a leader")
     unfenced = variants.STALE_LEADER_ACCEPTS_WRITES in config.bugs
-    _require(
-        unfenced or (part.leader == a.broker and part.epoch == r.epoch),
-        a,
-        f"the ISR write is fenced: the quorum has leader {part.leader} in epoch {part.epoch}, "
-        f"the writer is in epoch {r.epoch}",
-    )
-    _require(a.broker in a.isr, a, "the leader must stay in the ISR")
+    if not (unfenced or (part.leader == a.broker and part.epoch == r.epoch)):
+        raise NotAllowed(
+            a,
+            f"the ISR write is fenced: the quorum has leader {part.leader} in epoch {part.epoch}, "
+            f"the writer is in epoch {r.epoch}",
+        )
+    if a.broker not in a.isr:
+        raise NotAllowed(a, "the leader must stay in the ISR")
     return part, r
 
 
 def _shrink_isr(state: State, a: ShrinkIsr, config: Config) -> State:
     part, r = _fenced_isr_write(state, a, config)
-    _require(a.isr < part.isr, a, f"{sorted(a.isr)} is not a strict subset of {sorted(part.isr)}")
+    if not (a.isr < part.isr):
+        raise NotAllowed(a, f"{sorted(a.isr)} is not a strict subset of {sorted(part.isr)}")
     state = state.with_partition(a.partition, replace(part, isr=a.isr))
     return _put(state, a.partition, state.partitions[a.partition], replace(r, isr=a.isr), config)
 
 
 def _expand_isr(state: State, a: ExpandIsr, config: Config) -> State:
     part, r = _fenced_isr_write(state, a, config)
-    _require(a.isr > part.isr, a, f"{sorted(a.isr)} is not a strict superset of {sorted(part.isr)}")
+    if not (a.isr > part.isr):
+        raise NotAllowed(a, f"{sorted(a.isr)} is not a strict superset of {sorted(part.isr)}")
     hosts = {x.broker for x in part.replicas}
-    _require(a.isr <= hosts, a, f"{sorted(a.isr - hosts)} host no replica")
+    if not (a.isr <= hosts):
+        raise NotAllowed(a, f"{sorted(a.isr - hosts)} host no replica")
     state = state.with_partition(a.partition, replace(part, isr=a.isr))
     return _put(state, a.partition, state.partitions[a.partition], replace(r, isr=a.isr), config)
 
 
 def _elect_leader(state: State, a: ElectLeader, config: Config) -> State:
-    _require(0 <= a.partition < len(state.partitions), a, f"there is no partition {a.partition}")
-    _require(
-        a.controller_epoch == state.controller_epoch,
-        a,
-        f"the controller is fenced: epoch {a.controller_epoch}, the lease is at {state.controller_epoch}",
-    )
+    if not (0 <= a.partition < len(state.partitions)):
+        raise NotAllowed(a, f"there is no partition {a.partition}")
+    if not (a.controller_epoch == state.controller_epoch):
+        raise NotAllowed(
+            a,
+            f"the controller is fenced: epoch {a.controller_epoch}, the lease is at {state.controller_epoch}",
+        )
     part = state.partitions[a.partition]
     unclean_allowed = variants.UNCLEAN_ELECTION in config.bugs
     if a.leader is not None:
-        _require(
-            a.leader in part.isr or unclean_allowed,
-            a,
-            f"unclean election: {a.leader} is not in the ISR {sorted(part.isr)}",
+        if not (a.leader in part.isr or unclean_allowed):
+            raise NotAllowed(
+                a, f"unclean election: {a.leader} is not in the ISR {sorted(part.isr)}"
+            )
+        if a.leader not in a.isr:
+            raise NotAllowed(a, f"the new leader {a.leader} must be in the new ISR")
+    if not (bool(a.isr) and (a.isr <= part.isr or unclean_allowed)):
+        raise NotAllowed(
+            a, f"{sorted(a.isr)} must be a non-empty subset of the ISR {sorted(part.isr)}"
         )
-        _require(a.leader in a.isr, a, f"the new leader {a.leader} must be in the new ISR")
-    _require(
-        bool(a.isr) and (a.isr <= part.isr or unclean_allowed),
-        a,
-        f"{sorted(a.isr)} must be a non-empty subset of the ISR {sorted(part.isr)}",
-    )
     return state.with_partition(
         a.partition, Partition(a.leader, part.epoch + 1, a.isr, part.replicas)
     )
@@ -283,11 +283,11 @@ def _elect_leader(state: State, a: ElectLeader, config: Config) -> State:
 
 def _retention_delete(state: State, a: RetentionDelete, config: Config) -> State:
     part, r = _replica(state, a, a.partition, a.broker)
-    _require(a.log_start > r.log_start, a, f"the log start only moves up, it is {r.log_start}")
+    if not (a.log_start > r.log_start):
+        raise NotAllowed(a, f"the log start only moves up, it is {r.log_start}")
     limit = r.leo if variants.RETENTION_DELETES_UNREPLICATED in config.bugs else r.hw
-    _require(
-        a.log_start <= limit, a, f"retention may not delete at or above the high watermark {r.hw}"
-    )
+    if not (a.log_start <= limit):
+        raise NotAllowed(a, f"retention may not delete at or above the high watermark {r.hw}")
     updated = replace(
         r,
         log=r.log[a.log_start - r.log_start :],
@@ -304,7 +304,8 @@ def _flush(state: State, a: Flush, config: Config) -> State:
 
 
 def _crash(state: State, a: Crash, config: Config) -> State:
-    _require(a.broker in state.running, a, f"broker {a.broker} is not running")
+    if a.broker not in state.running:
+        raise NotAllowed(a, f"broker {a.broker} is not running")
     parts = []
     for part in state.partitions:
         replicas = []
@@ -329,15 +330,17 @@ def _crash(state: State, a: Crash, config: Config) -> State:
 
 
 def _restart(state: State, a: Restart, config: Config) -> State:
-    _require(0 <= a.broker < config.brokers, a, f"there is no broker {a.broker}")
-    _require(a.broker not in state.running, a, f"broker {a.broker} is already running")
+    if not (0 <= a.broker < config.brokers):
+        raise NotAllowed(a, f"there is no broker {a.broker}")
+    if not (a.broker not in state.running):
+        raise NotAllowed(a, f"broker {a.broker} is already running")
     running = state.running | {a.broker}
     return State(state.partitions, running, state.controller, state.controller_epoch, state.groups)
 
 
 def _controller_failover(state: State, a: ControllerFailover, config: Config) -> State:
-    if a.controller is not None:
-        _require(a.controller in state.running, a, f"broker {a.controller} is not running")
+    if a.controller is not None and a.controller not in state.running:
+        raise NotAllowed(a, f"broker {a.controller} is not running")
     return replace(state, controller=a.controller, controller_epoch=state.controller_epoch + 1)
 
 

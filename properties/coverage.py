@@ -19,7 +19,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from kafka_verify.model.actions import (
     ControllerFailover,
@@ -195,12 +195,29 @@ def readmitted_follower_crashed(
         ended = {pair for pair in readmitted if pair[1] == action.broker}
         readmitted -= ended
         return len(ended)
-    for index, (old, new) in enumerate(zip(before.partitions, after.partitions)):
+    for index, old, new in _changed_partitions(before, action, after):
         if old is new or old.isr == new.isr:
             continue
         readmitted.difference_update((index, b) for b in old.isr - new.isr)
         readmitted.update((index, b) for b in new.isr - old.isr if b != new.leader)
     return 0
+
+
+def _changed_partitions(
+    before: State, action: object, after: State
+) -> Iterable[tuple[int, Partition, Partition]]:
+    """(index, old, new) for every partition, or only for the action's own partition when every
+    other one is unchanged (tuple comparison tests identity first, so that test costs little)."""
+    old_parts, new_parts = before.partitions, after.partitions
+    index = getattr(action, "partition", None)
+    if (
+        isinstance(index, int)
+        and 0 <= index < len(new_parts) == len(old_parts)
+        and old_parts[:index] == new_parts[:index]
+        and old_parts[index + 1 :] == new_parts[index + 1 :]
+    ):
+        return ((index, old_parts[index], new_parts[index]),)
+    return ((i, old, new) for i, (old, new) in enumerate(zip(old_parts, new_parts)))
 
 
 def _commits_in_flight(part: Partition) -> bool:
