@@ -72,6 +72,9 @@ SMALL_CHUNK = 4
 SMALL_WINDOW = 8
 # A stream of items is also cut into halves, quarters and eighths (see `stream_parts`).
 STREAM_SPLITS = (2, 4, 8)
+# A search may take this many times its budget in wall time, when other jobs leave it less than
+# its share of the machine (its budget is CPU time: `_Search.within`).
+WALL_BUDGET_FACTOR = 3.0
 # How many later ticks a start is tried at (`_postpone_starts`): a long schedule has hundreds.
 POSTPONE_TARGETS = 8
 
@@ -268,10 +271,25 @@ class _Search:
     config: ClusterConfig
     prop: str
     eventually: bool
-    deadline: float
+    deadline: float  # in this process's CPU time (`time.process_time`)
+    wall_deadline: float = float("inf")  # in wall time (`time.perf_counter`)
+
+    @classmethod
+    def within(cls, config: ClusterConfig, prop: str, eventually: bool, budget_s: float) -> _Search:
+        """A search whose budget is CPU time of this process, and at most `WALL_BUDGET_FACTOR`
+        times as much wall time: other jobs on a busy machine do not eat the budget (so the
+        same schedule shrinks the same way on a quiet machine and a busy one), while a machine
+        that gives this process almost no time still ends the search."""
+        return cls(
+            config,
+            prop,
+            eventually,
+            time.process_time() + budget_s,
+            time.perf_counter() + WALL_BUDGET_FACTOR * budget_s,
+        )
 
     def expired(self) -> bool:
-        return time.perf_counter() >= self.deadline
+        return time.process_time() >= self.deadline or time.perf_counter() >= self.wall_deadline
 
     def replayed(self, candidate: Sequence[object]) -> Replayed | None:
         """The candidate's replay, if the failure stays."""
@@ -292,7 +310,7 @@ def shrink_events(
     budget_s: float,
 ) -> list[object]:
     """The shortest failing schedule this pass finds within `budget_s` (never longer than `events`)."""
-    search = _Search(config, prop, eventually, time.perf_counter() + budget_s)
+    search = _Search.within(config, prop, eventually, budget_s)
     try:
         items = search.confirmed(symbolic(config, events))
     except (InvalidEvent, StopIteration):
@@ -714,30 +732,41 @@ def _merge_run(search: _Search, items: list[object], start: int, end: int) -> li
     return items
 
 
-# The orders the passes run in (`shrink_events`). First, kinds of traffic, then chunks, whose
+# The orders the passes run in (`shrink_events`). First kinds of traffic, then chunks, whose
 # forward sweeps replay only what follows a chunk (a schedule of thousands of events is down to
-# tens within seconds), then protocol units and postponed starts. Then, while the budget lasts,
-# the order before it, from the start again: units before chunks end elsewhere at times.
-ROUTES: tuple[tuple[Pass, ...], ...] = (
-    (
-        _merge_ticks,
-        _delete_traffic,
-        _delete_chunks,
-        _merge_ticks,
-        _delete_units,
-        _merge_ticks,
-        _postpone_starts,
-        _merge_ticks,
-        _delete_windows,
-    ),
-    (
-        _merge_ticks,
-        _delete_traffic,
-        _delete_units,
-        _merge_ticks,  # fewer items make every later sweep cheaper
-        _postpone_starts,
-        _delete_chunks,
-        _merge_ticks,
-        _delete_windows,
-    ),
+# tens within seconds), then protocol units, postponed starts and small windows. Then, while the
+# budget lasts, other orders from the start again: units before chunks, and chunks before
+# anything, end on shorter schedules at times.
+_TRAFFIC_THEN_CHUNKS: tuple[Pass, ...] = (
+    _merge_ticks,
+    _delete_traffic,
+    _delete_chunks,
+    _merge_ticks,
+    _delete_units,
+    _merge_ticks,
+    _postpone_starts,
+    _merge_ticks,
+    _delete_windows,
 )
+_UNITS_BEFORE_CHUNKS: tuple[Pass, ...] = (
+    _merge_ticks,
+    _delete_traffic,
+    _delete_units,
+    _merge_ticks,  # fewer items make every later sweep cheaper
+    _postpone_starts,
+    _delete_chunks,
+    _merge_ticks,
+    _delete_windows,
+)
+_CHUNKS_FIRST: tuple[Pass, ...] = (
+    _merge_ticks,
+    _delete_chunks,
+    _delete_traffic,
+    _merge_ticks,
+    _delete_units,
+    _merge_ticks,
+    _postpone_starts,
+    _merge_ticks,
+    _delete_windows,
+)
+ROUTES: tuple[tuple[Pass, ...], ...] = (_TRAFFIC_THEN_CHUNKS, _UNITS_BEFORE_CHUNKS, _CHUNKS_FIRST)
