@@ -2,7 +2,7 @@
 
 Hypothesis shrinks the machine's rule choices, but a nemesis rule emits many
 events at once (a leader churn is dozens), and Hypothesis cannot remove single
-events from inside one. This pass works on the event list itself. Each round:
+events from inside one. This pass works on the event list itself. Its passes:
 - deletes every event of one kind of traffic at once: all events of one client,
   one partition's messages, one node's crashes and restarts, one message type,
   the network splits (a counterexample about one partition rarely needs the
@@ -15,26 +15,37 @@ events from inside one. This pass works on the event list itself. Each round:
   its restart, the broker-to-broker traffic between two client operations or
   faults (idle replication that only fills time), and the halves, quarters and
   eighths of one stream (a follower's fetches of one partition, a consumer's
-  polls), largest first;
+  polls), cut between exchanges (a request with its answer), largest first;
 - starts a consumer's lifecycle or a producer's write later
-  (`_postpone_starts`), where the events it no longer needs then drop out:
-  the one step here that moves events rather than deleting them;
+  (`_postpone_starts`), just before or just after a later tick, where the
+  events it no longer needs then drop out: the one step here that moves events
+  rather than deleting them;
 - deletes chunks of events in the manner of delta debugging, halving the chunk
-  size down to single events;
+  size down to single events, then windows of every size up to `SMALL_WINDOW`
+  at every position (the halving skips most sizes);
 - joins adjacent clock ticks (every run at once first, then a whole run, else
   pairs).
-Rounds repeat until none deletes anything, or the time budget is spent. Every
-deletion after which the same property still fails is kept.
+A route (`ROUTES`) runs the passes in one order, round after round, until a
+round deletes nothing. The first route runs from the failing schedule; while
+the budget lasts, the others run from it again in other orders, and the
+shortest result is kept: which deletions come first decides which failure the
+schedule keeps. Every deletion after which the same property still fails is
+kept. The budget is CPU time of this process, with a cap on wall time
+(`_Search.within`), so a busy machine does not cut the search short.
 
 Deliveries name messages by id, and ids are handed out in send order, so
 deleting an earlier event renumbers every later message. A message event is
 therefore replayed by what it acts on (sender, receiver, message type, the
-partition it is about, and its rank among such messages in flight), and the ids
-of the run that reproduces the failure are written back. Where no such message
-is in flight, a message of the same type about the same partition between other
-nodes stands in (deleting a crash moves a leader, and the fetches and writes then
-go to another broker). Events that no longer apply (a restart of a running node,
-a delivery of a message never sent) are left out.
+partition it is about, its rank among such messages in flight and how many of
+them were sent after it), and the ids of the run that reproduces the failure are
+written back. Where the count of such messages in flight has changed, the one
+with as many sent after it is named: a deleted delivery leaves its message in
+flight, older than the rest, and its sender goes on with newer ones. Where none
+is in flight, a message of the same type about the same partition from the same
+sender (or to the same receiver) stands in, the other end being a node of the
+same role (deleting a crash moves a leader, and the fetches and writes then go
+to another broker). Events that no longer apply (a restart of a running node, a
+delivery of a message never sent) are left out.
 
 Replays dominate the cost, so a chunk sweep runs forwards and replays only what
 follows the chunk, from a copy of the checker as it stood before the chunk (the
@@ -438,13 +449,8 @@ def lifecycles(items: Sequence[object]) -> list[list[int]]:
 
 def _exchange_key(item: object, message: object | None) -> tuple[str, str, int] | None:
     """(requester, answerer, request id) of a group request or answer item, else None."""
-    request_id = getattr(message, "request_id", None)
-    if not isinstance(item, MessageRef) or not isinstance(request_id, int):
-        return None
-    if isinstance(message, gm.REQUEST_TYPES):
-        return (item.src, item.dst, request_id)
-    if isinstance(message, gm.RESPONSE_TYPES):
-        return (item.dst, item.src, request_id)
+    if isinstance(message, (*gm.REQUEST_TYPES, *gm.RESPONSE_TYPES)):
+        return _request_key(item, message)
     return None
 
 
