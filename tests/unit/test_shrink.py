@@ -360,9 +360,10 @@ def test_a_reference_with_no_such_message_in_flight_stands_for_a_like_one() -> N
 # -- failures as the campaign found them ------------------------------------------------------
 
 REGRESSIONS = Path(__file__).parents[1] / "regressions"
-# Raw failing schedules (before the event pass) on which the pass once stopped above 40 events:
-# 55 for duplicate-offset (a leader's crash and its retried writes), 75 for
-# no-generation-fencing-on-fetch (a member whose session ends while followers fetch, idle).
+# Raw failing schedules (before the event pass) on which an earlier form of the pass stopped above
+# 40 events, at its fixed point: 56 for duplicate-offset (a leader's crash and its retried
+# writes), 54 for no-generation-fencing-on-fetch (a member whose session ends while followers
+# fetch, idle).
 FOUND_UNSHRUNK = (
     "inconsistent-offsets-duplicate-offset-unshrunk.json",
     "poll-by-non-owner-no-generation-fencing-unshrunk.json",
