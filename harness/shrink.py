@@ -2,7 +2,7 @@
 
 Hypothesis shrinks the machine's rule choices, but a nemesis rule emits many
 events at once (a leader churn is dozens), and Hypothesis cannot remove single
-events from inside one. This pass works on the event list itself. Each round:
+events from inside one. This pass works on the event list itself. Its passes:
 - deletes every event of one kind of traffic at once: all events of one client,
   one partition's messages, one node's crashes and restarts, one message type,
   the network splits (a counterexample about one partition rarely needs the
@@ -15,26 +15,37 @@ events from inside one. This pass works on the event list itself. Each round:
   its restart, the broker-to-broker traffic between two client operations or
   faults (idle replication that only fills time), and the halves, quarters and
   eighths of one stream (a follower's fetches of one partition, a consumer's
-  polls), largest first;
+  polls), cut between exchanges (a request with its answer), largest first;
 - starts a consumer's lifecycle or a producer's write later
-  (`_postpone_starts`), where the events it no longer needs then drop out:
-  the one step here that moves events rather than deleting them;
+  (`_postpone_starts`), just before or just after a later tick, where the
+  events it no longer needs then drop out: the one step here that moves events
+  rather than deleting them;
 - deletes chunks of events in the manner of delta debugging, halving the chunk
-  size down to single events;
+  size down to single events, then windows of every size up to `SMALL_WINDOW`
+  at every position (the halving skips most sizes);
 - joins adjacent clock ticks (every run at once first, then a whole run, else
   pairs).
-Rounds repeat until none deletes anything, or the time budget is spent. Every
-deletion after which the same property still fails is kept.
+A route (`ROUTES`) runs the passes in one order, round after round, until a
+round deletes nothing. The first route runs from the failing schedule; while
+the budget lasts, the others run from it again in other orders, and the
+shortest result is kept: which deletions come first decides which failure the
+schedule keeps. Every deletion after which the same property still fails is
+kept. The budget is CPU time of this process, with a cap on wall time
+(`_Search.within`), so a busy machine does not cut the search short.
 
 Deliveries name messages by id, and ids are handed out in send order, so
 deleting an earlier event renumbers every later message. A message event is
 therefore replayed by what it acts on (sender, receiver, message type, the
-partition it is about, and its rank among such messages in flight), and the ids
-of the run that reproduces the failure are written back. Where no such message
-is in flight, a message of the same type about the same partition between other
-nodes stands in (deleting a crash moves a leader, and the fetches and writes then
-go to another broker). Events that no longer apply (a restart of a running node,
-a delivery of a message never sent) are left out.
+partition it is about, its rank among such messages in flight and how many of
+them were sent after it), and the ids of the run that reproduces the failure are
+written back. Where the count of such messages in flight has changed, the one
+with as many sent after it is named: a deleted delivery leaves its message in
+flight, older than the rest, and its sender goes on with newer ones. Where none
+is in flight, a message of the same type about the same partition from the same
+sender (or to the same receiver) stands in, the other end being a node of the
+same role (deleting a crash moves a leader, and the fetches and writes then go
+to another broker). Events that no longer apply (a restart of a running node, a
+delivery of a message never sent) are left out.
 
 Replays dominate the cost, so a chunk sweep runs forwards and replays only what
 follows the chunk, from a copy of the checker as it stood before the chunk (the
@@ -55,7 +66,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kafka_verify.harness.runner import Checker
@@ -68,8 +79,19 @@ _MESSAGE_EVENTS = (ev.Deliver, ev.Drop, ev.Duplicate)
 _CLIENT_EVENTS = (ev.Produce, ev.Poll, ev.CommitOffsets, ev.Subscribe, ev.Close)
 # Chunks this small are tried at every position, larger ones only at multiples of their size.
 SMALL_CHUNK = 4
+# `_delete_windows` tries every window size up to this one at every position.
+SMALL_WINDOW = 8
 # A stream of items is also cut into halves, quarters and eighths (see `stream_parts`).
 STREAM_SPLITS = (2, 4, 8)
+# A search may take this many times its budget in wall time, when other jobs leave it less than
+# its share of the machine (its budget is CPU time: `_Search.within`).
+WALL_BUDGET_FACTOR = 3.0
+# A schedule longer than this runs `_TRAFFIC_THEN_CHUNKS` first, a shorter one
+# `_UNITS_BEFORE_CHUNKS` (`shrink_events`): measured on raw failures of the campaign, chunks
+# first took a schedule of 2,000 to 6,500 events to 11 to 42 within the budget where units
+# first was still at 80 to 300, while units first ended shorter on some schedules of 300 to
+# 900 (one of 799 events: 18 against 58, chunks first spending the budget on its sweeps).
+LONG_SCHEDULE = 1500
 # How many later ticks a start is tried at (`_postpone_starts`): a long schedule has hundreds.
 POSTPONE_TARGETS = 8
 
@@ -89,19 +111,37 @@ class MessageRef:
     message_type: str
     partition: int | None  # the partition the message is about (None: not about one)
     rank: int  # among in-flight messages with the same sender, receiver, type and partition
+    behind: int = 0  # how many of those were sent after it
 
     def resolve(self, world: World) -> object | None:
+        """The event on the in-flight message this names, or a stand-in (None: there is none).
+
+        A stand-in is a message of the same type about the same partition from the same
+        sender to a node of the same role, else to the same receiver from a node of the same
+        role: once a deleted crash has moved a leader, the fetches and writes go to (and
+        come from) another broker. Where as many such messages are in flight as when the
+        reference was taken, it names the one at its rank; otherwise the one with as many
+        sent after it: a deleted delivery leaves its message in flight, older than the rest,
+        and a follower or client goes on with the newest one it sent.
+        """
         inflight = world.inflight()
-        same = [e for e in inflight if self._names(e)] or [e for e in inflight if self._like(e)]
+        like = [e for e in inflight if self._like(e)]
+        same = (
+            [e for e in like if (e.src, e.dst) == (self.src, self.dst)]
+            or [e for e in like if e.src == self.src and e.dst[:1] == self.dst[:1]]
+            or [e for e in like if e.dst == self.dst and e.src[:1] == self.src[:1]]
+        )
         if not same:
             return None
-        event: object = self.kind(same[min(self.rank, len(same) - 1)].id)
+        if len(same) == self.rank + self.behind + 1:
+            chosen = same[self.rank]
+        else:
+            chosen = same[max(0, len(same) - 1 - self.behind)]
+        event: object = self.kind(chosen.id)
         return event
 
     def _like(self, envelope: Envelope) -> bool:
-        """A message of the same type about the same partition, between any nodes: what a
-        reference stands for once a deleted crash has moved a leader (the fetches and writes
-        then go to, and come from, another broker)."""
+        """A message of the same type about the same partition, between any nodes."""
         return (envelope.kind, _partition_of(envelope)) == (self.message_type, self.partition)
 
     def _names(self, envelope: Envelope) -> bool:
@@ -115,8 +155,11 @@ class MessageRef:
 
 def _ref(kind: type, target: Envelope, inflight: Sequence[Envelope]) -> MessageRef:
     ref = MessageRef(kind, target.src, target.dst, target.kind, _partition_of(target), 0)
-    rank = [e for e in inflight if ref._names(e)].index(target)
-    return MessageRef(ref.kind, ref.src, ref.dst, ref.message_type, ref.partition, rank)
+    named = [e for e in inflight if ref._names(e)]
+    rank = named.index(target)
+    return MessageRef(
+        ref.kind, ref.src, ref.dst, ref.message_type, ref.partition, rank, len(named) - 1 - rank
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,10 +288,25 @@ class _Search:
     config: ClusterConfig
     prop: str
     eventually: bool
-    deadline: float
+    deadline: float  # in this process's CPU time (`time.process_time`)
+    wall_deadline: float = float("inf")  # in wall time (`time.perf_counter`)
+
+    @classmethod
+    def within(cls, config: ClusterConfig, prop: str, eventually: bool, budget_s: float) -> _Search:
+        """A search whose budget is CPU time of this process, and at most `WALL_BUDGET_FACTOR`
+        times as much wall time: other jobs on a busy machine do not eat the budget (so the
+        same schedule shrinks the same way on a quiet machine and a busy one), while a machine
+        that gives this process almost no time still ends the search."""
+        return cls(
+            config,
+            prop,
+            eventually,
+            time.process_time() + budget_s,
+            time.perf_counter() + WALL_BUDGET_FACTOR * budget_s,
+        )
 
     def expired(self) -> bool:
-        return time.perf_counter() >= self.deadline
+        return time.process_time() >= self.deadline or time.perf_counter() >= self.wall_deadline
 
     def replayed(self, candidate: Sequence[object]) -> Replayed | None:
         """The candidate's replay, if the failure stays."""
@@ -269,25 +327,42 @@ def shrink_events(
     budget_s: float,
 ) -> list[object]:
     """The shortest failing schedule this pass finds within `budget_s` (never longer than `events`)."""
-    search = _Search(config, prop, eventually, time.perf_counter() + budget_s)
+    search = _Search.within(config, prop, eventually, budget_s)
     try:
         items = search.confirmed(symbolic(config, events))
     except (InvalidEvent, StopIteration):
         return list(events)
     if items is None:
         return list(events)
+    # A long schedule goes to chunks first: their sweeps replay only what follows a chunk, where
+    # deleting a kind of traffic or a unit replays all of it each time.
+    first, *others = ROUTES if len(items) > LONG_SCHEDULE else (ROUTES[1], ROUTES[0], ROUTES[2])
+    best = _to_fixed_point(search, items, first)
+    for route in others:
+        if search.expired():
+            break
+        # Another order of the same passes, from the start: deletions that pay off early
+        # decide which failure the schedule keeps, and a different first deletion can end
+        # on a shorter schedule than the first route's.
+        other = _to_fixed_point(search, items, route)
+        if len(other) < len(best):
+            best = other
+    items = best
+    return list(replay(config, items, eventually).events)
+
+
+Pass = Callable[["_Search", list[object]], list[object]]
+
+
+def _to_fixed_point(search: _Search, items: list[object], route: Sequence[Pass]) -> list[object]:
+    """Run the passes of `route` in turn, again and again, until a round deletes nothing."""
     while not search.expired():
         before = len(items)
-        items = _merge_ticks(search, items)
-        items = _delete_traffic(search, items)
-        items = _delete_units(search, items)
-        items = _merge_ticks(search, items)  # fewer items make every later sweep cheaper
-        items = _postpone_starts(search, items)
-        items = _delete_chunks(search, items)
-        items = _merge_ticks(search, items)
+        for shrink_pass in route:
+            items = shrink_pass(search, items)
         if len(items) == before:
             break
-    return list(replay(config, items, eventually).events)
+    return items
 
 
 def _delete_traffic(search: _Search, items: list[object]) -> list[object]:
@@ -344,7 +419,7 @@ def units(items: Sequence[object], messages: Sequence[object | None]) -> list[tu
             *rebalance_rounds(items, messages),
             *crash_pairs(items),
             *idle_windows(items),
-            *stream_parts(items),
+            *stream_parts(items, messages),
         )
         if unit
     }
@@ -383,13 +458,8 @@ def lifecycles(items: Sequence[object]) -> list[list[int]]:
 
 def _exchange_key(item: object, message: object | None) -> tuple[str, str, int] | None:
     """(requester, answerer, request id) of a group request or answer item, else None."""
-    request_id = getattr(message, "request_id", None)
-    if not isinstance(item, MessageRef) or not isinstance(request_id, int):
-        return None
-    if isinstance(message, gm.REQUEST_TYPES):
-        return (item.src, item.dst, request_id)
-    if isinstance(message, gm.RESPONSE_TYPES):
-        return (item.dst, item.src, request_id)
+    if isinstance(message, (*gm.REQUEST_TYPES, *gm.RESPONSE_TYPES)):
+        return _request_key(item, message)
     return None
 
 
@@ -484,21 +554,43 @@ def _stream_of(item: object) -> tuple[object, ...] | None:
     return None
 
 
-def stream_parts(items: Sequence[object]) -> list[list[int]]:
+def _request_key(item: object, message: object | None) -> tuple[str, str, int] | None:
+    """(requester, answerer, request id) of a request or answer item, else None."""
+    request_id = getattr(message, "request_id", None)
+    if not isinstance(item, MessageRef) or not isinstance(request_id, int):
+        return None
+    if item.message_type.endswith("Response"):
+        return (item.dst, item.src, request_id)
+    return (item.src, item.dst, request_id)
+
+
+def stream_parts(
+    items: Sequence[object], messages: Sequence[object | None] | None = None
+) -> list[list[int]]:
     """The halves, quarters and eighths (in order) of each stream of at least 8 items: where a
-    whole stream is needed, most of it often is not (the fetches a follower makes while idle)."""
-    streams: dict[tuple[object, ...], list[int]] = {}
+    whole stream is needed, most of it often is not (the fetches a follower makes while idle).
+
+    Given the `messages` the items act on, a stream is cut between exchanges (a request with
+    its answer), never inside one: a follower sends its next fetch when an answer arrives, so
+    the fetches left after a cut go on where the deleted ones stopped.
+    """
+    streams: dict[tuple[object, ...], dict[object, list[int]]] = {}
     for index, item in enumerate(items):
         stream = _stream_of(item)
-        if stream is not None:
-            streams.setdefault(stream, []).append(index)
+        if stream is None:
+            continue
+        key = _request_key(item, messages[index]) if messages is not None else None
+        exchanges = streams.setdefault(stream, {})
+        exchanges.setdefault(key if key is not None else index, []).append(index)
     parts: list[list[int]] = []
-    for members in streams.values():
-        if len(members) < 8:
+    for exchanges in streams.values():
+        members = list(exchanges.values())  # in the order their first items come
+        if sum(len(exchange) for exchange in members) < 8:
             continue
         for split in STREAM_SPLITS:
             size = -(-len(members) // split)
-            parts.extend(members[start : start + size] for start in range(0, len(members), size))
+            for start in range(0, len(members), size):
+                parts.append([i for exchange in members[start : start + size] for i in exchange])
     return parts
 
 
@@ -519,15 +611,20 @@ def _postpone_starts(search: _Search, items: list[object]) -> list[object]:
         mine = [i for i in range(start, len(items)) if _client_of(items[i]) == client]
         ticks = [i for i in range(start + 1, len(items)) if isinstance(items[i], ev.Tick)]
         for target in _spread(ticks, POSTPONE_TARGETS):
-            if search.expired():
-                return items
             moved = [i for i in mine if i < target]
             chosen = set(moved)
-            candidate = [x for i, x in enumerate(items[:target]) if i not in chosen]
-            candidate += [items[i] for i in moved] + items[target:]
-            shorter = search.confirmed(candidate)
-            if shorter is not None and len(shorter) < len(items):
-                return shorter
+            kept = [x for i, x in enumerate(items[:target]) if i not in chosen]
+            # Just before the tick (the client sees the time pass), then just after it (the
+            # client starts once what the tick brings, such as an ISR change, has happened).
+            for candidate in (
+                [*kept, *(items[i] for i in moved), *items[target:]],
+                [*kept, items[target], *(items[i] for i in moved), *items[target + 1 :]],
+            ):
+                if search.expired():
+                    return items
+                shorter = search.confirmed(candidate)
+                if shorter is not None and len(shorter) < len(items):
+                    return shorter
     return items
 
 
@@ -555,14 +652,31 @@ def _delete_chunks(search: _Search, items: list[object]) -> list[object]:
     return items
 
 
-def _sweep(search: _Search, items: list[object], chunk: int) -> list[object]:
+def _delete_windows(search: _Search, items: list[object]) -> list[object]:
+    """Sweeps with every window size from `SMALL_WINDOW` down to 2, each at every position.
+
+    The halving of `_delete_chunks` skips most sizes (a schedule of 55 gets 27, 13, 6, 3
+    and 1), and the last deletion a short schedule admits is often a window it skipped: a
+    request, its answer and a retry, or a crash, a tick and a restart.
+    """
+    for size in range(min(SMALL_WINDOW, len(items) // 2), 1, -1):
+        if search.expired():
+            break
+        items = _sweep(search, items, size, stride=1)
+    return items
+
+
+def _sweep(
+    search: _Search, items: list[object], chunk: int, stride: int | None = None
+) -> list[object]:
     """One forward sweep: drop each run of `chunk` items whose absence keeps the failure.
 
     Large chunks are tried at chunk-aligned positions; small ones (a crash and
     its restart, a request and its answer) at every position. `before` is the
     checker after the items ahead of the chunk, which no deletion here changes.
     """
-    stride = 1 if chunk <= SMALL_CHUNK else chunk
+    if stride is None:
+        stride = 1 if chunk <= SMALL_CHUNK else chunk
     before = Checker(search.config)
     before.initial_violations()
     start = 0
@@ -573,7 +687,7 @@ def _sweep(search: _Search, items: list[object], chunk: int) -> list[object]:
             kept = search.confirmed(items[:start] + after)
             if kept is not None and len(kept) < len(items):
                 if kept[:start] != items[:start]:  # not expected: start the sweep over
-                    return _sweep(search, kept, chunk)
+                    return _sweep(search, kept, chunk, stride)
                 items = kept
                 continue
         for item in items[start : start + stride]:
@@ -631,3 +745,43 @@ def _merge_run(search: _Search, items: list[object], start: int, end: int) -> li
             items = search.confirmed(merged) or items
         index -= 1
     return items
+
+
+# The orders the passes run in (`shrink_events`; `LONG_SCHEDULE` picks the first): kinds of
+# traffic then chunks, whose forward sweeps replay only what follows a chunk (a schedule of
+# thousands of events is down to tens within seconds), then protocol units, postponed starts
+# and small windows; or units before chunks. Then, while the budget lasts, the other orders
+# from the start again (chunks before anything is the third), keeping the shortest result.
+_TRAFFIC_THEN_CHUNKS: tuple[Pass, ...] = (
+    _merge_ticks,
+    _delete_traffic,
+    _delete_chunks,
+    _merge_ticks,
+    _delete_units,
+    _merge_ticks,
+    _postpone_starts,
+    _merge_ticks,
+    _delete_windows,
+)
+_UNITS_BEFORE_CHUNKS: tuple[Pass, ...] = (
+    _merge_ticks,
+    _delete_traffic,
+    _delete_units,
+    _merge_ticks,  # fewer items make every later sweep cheaper
+    _postpone_starts,
+    _delete_chunks,
+    _merge_ticks,
+    _delete_windows,
+)
+_CHUNKS_FIRST: tuple[Pass, ...] = (
+    _merge_ticks,
+    _delete_chunks,
+    _delete_traffic,
+    _merge_ticks,
+    _delete_units,
+    _merge_ticks,
+    _postpone_starts,
+    _merge_ticks,
+    _delete_windows,
+)
+ROUTES: tuple[tuple[Pass, ...], ...] = (_TRAFFIC_THEN_CHUNKS, _UNITS_BEFORE_CHUNKS, _CHUNKS_FIRST)

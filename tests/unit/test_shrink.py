@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from kafka_verify.harness.runner import execute
 from kafka_verify.harness.shrink import (
     MessageRef,
     replay,
     shrink_events,
+    stream_parts,
     symbolic,
     traffic_keys,
     units,
 )
+from kafka_verify.harness.trace import load_trace
 from kafka_verify.impl import events as ev
 from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl import messages as m
@@ -351,3 +355,76 @@ def test_a_reference_with_no_such_message_in_flight_stands_for_a_like_one() -> N
     assert elsewhere.resolve(world) == ev.Deliver(sent.id)
     other_partition = MessageRef(ev.Deliver, "p0", sent.dst, sent.kind, 1, 0)
     assert other_partition.resolve(world) is None
+
+
+# -- failures as the campaign found them ------------------------------------------------------
+
+REGRESSIONS = Path(__file__).parents[1] / "regressions"
+# Raw failing schedules (before the event pass) on which an earlier form of the pass stopped above
+# 40 events, at its fixed point: 56 for duplicate-offset (a leader's crash and its retried
+# writes), 54 for no-generation-fencing-on-fetch (a member whose session ends while followers
+# fetch, idle).
+FOUND_UNSHRUNK = (
+    "inconsistent-offsets-duplicate-offset-unshrunk.json",
+    "poll-by-non-owner-no-generation-fencing-unshrunk.json",
+)
+
+
+@functools.cache
+def shrunk_found(name: str) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    trace = load_trace(REGRESSIONS / name)
+    assert trace.violation is not None
+    prop = trace.violation["property"]
+    shorter = shrink_events(trace.config, trace.items, prop, False, budget_s=600)
+    return trace.items, tuple(shorter)
+
+
+@pytest.mark.parametrize("name", FOUND_UNSHRUNK)
+def test_a_found_failure_shrinks_to_at_most_40_events_that_replay_exactly(name: str) -> None:
+    trace = load_trace(REGRESSIONS / name)
+    assert trace.violation is not None
+    events, shorter = shrunk_found(name)
+    assert len(events) > 300
+    assert len(shorter) <= 40
+    outcome = execute(trace.config, list(shorter))
+    assert outcome.violation is not None
+    assert outcome.violation.property == trace.violation["property"]
+    assert len(outcome.steps) == len(shorter)  # every event applied: ids and all are exact
+    assert execute(ClusterConfig(), list(shorter), skip_diverged=True).violation is None
+
+
+def test_a_deleted_delivery_leaves_its_message_behind_and_the_newest_like_one_is_named() -> None:
+    """A follower whose fetch is never delivered sends another; a reference taken when one fetch
+    was in flight names the new one, not the stale one left in flight before it."""
+    config = ClusterConfig()
+    tick = ev.Tick(config.replica_fetch_interval_ms)
+    world = World(config)
+    world.apply(tick)
+    first = next(e for e in world.inflight() if (e.kind, e.src) == ("Fetch", "b1"))
+    ref = symbolic(config, [tick, ev.Deliver(first.id)])[-1]
+    assert isinstance(ref, MessageRef) and (ref.rank, ref.behind) == (0, 0)
+    fetches = [first]
+    for _ in range(100):  # time passes with the fetch undelivered, until b1 sends another
+        world.apply(tick)
+        fetches = [e for e in world.inflight() if (e.kind, e.src) == ("Fetch", "b1")]
+        if len(fetches) > 1:
+            break
+    assert len(fetches) > 1 and fetches[0].id == first.id
+    assert ref.resolve(world) == ev.Deliver(fetches[-1].id)
+
+
+def test_a_stream_is_cut_between_exchanges_never_inside_one() -> None:
+    run = replay(ZOMBIE, symbolic(ZOMBIE, planted_zombie_commit()), eventually=False)
+    exchange_of: dict[int, tuple[str, str, int]] = {}
+    for index, (item, message) in enumerate(zip(run.items, run.messages, strict=True)):
+        request_id = getattr(message, "request_id", None)
+        if isinstance(item, MessageRef) and isinstance(request_id, int):
+            response = item.message_type.endswith("Response")
+            ends = (item.dst, item.src) if response else (item.src, item.dst)
+            exchange_of[index] = (*ends, request_id)
+    parts = stream_parts(run.items, run.messages)
+    assert parts
+    for part in parts:
+        cut = {exchange_of[i] for i in part if i in exchange_of}
+        whole = {i for i, key in exchange_of.items() if key in cut}
+        assert whole <= set(part)
