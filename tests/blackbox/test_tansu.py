@@ -52,7 +52,8 @@ RUN_TIMEOUT_S = 180.0
 PR_SET_CHILD_SUBREAPER = 36
 # The anomalies Tansu shows here, each understood (see the module's docstring).
 WATERMARK_RACE = {"int-poll-skip", "poll-skip"}
-MEMORY_LOSS = {"lost-write", "inconsistent-offsets"}
+# Its memory storage loses the group's committed offsets with the records (lost-commit).
+MEMORY_LOSS = {"lost-write", "inconsistent-offsets", "lost-commit"}
 
 
 def tansu_binary() -> str | None:
