@@ -13,6 +13,9 @@ kafka test names them, decide which anomalies are allowed
                                     then allowed, as Jepsen does)
   --idempotent / --no-idempotent    whether producers deduplicate retries
                                     (without, duplicates are allowed)
+  --acks all|1|0                    what an acknowledgement waited for (with
+                                    1 or 0, a leader change may lose or
+                                    replace acknowledged records: allowed)
 
 Exit codes: 0 valid; 1 anomalies found (reports written); 2 bad input (one
 sentence naming the line), or a history with no client operation, whose
@@ -79,7 +82,25 @@ def add_check_parser(subparsers: Any) -> None:
         default=True,
         help="producers deduplicate retries (default); --no-idempotent allows duplicates",
     )
+    check.add_argument(
+        "--acks",
+        type=_acks,
+        default=-1,
+        metavar="all|1|0",
+        help="what the producers' acknowledgements waited for (default all); with 1 or 0 a "
+        "leader change may lose or replace acknowledged records, which is then allowed",
+    )
     check.set_defaults(check_command=True)
+
+
+# Kafka's spellings of `acks`: all and -1 are the same setting.
+_ACKS = {"all": -1, "-1": -1, "1": 1, "0": 0}
+
+
+def _acks(text: str) -> int:
+    if text.strip().lower() not in _ACKS:
+        raise argparse.ArgumentTypeError(f"acks must be all, 1 or 0, not {text!r}")
+    return _ACKS[text.strip().lower()]
 
 
 def _format_of(path: Path, chosen: str | None) -> str:
@@ -140,7 +161,9 @@ def run_check(args: argparse.Namespace) -> int:
     from kafka_verify.properties.history import CheckConfig, HistoryError
 
     path: Path = args.history_file
-    config = CheckConfig(idempotent=args.idempotent, sub_via=args.sub_via, ww_deps=args.ww_deps)
+    config = CheckConfig(
+        idempotent=args.idempotent, acks=args.acks, sub_via=args.sub_via, ww_deps=args.ww_deps
+    )
     try:
         result = check_file(path, _format_of(path, args.format), config)
     except HistoryError as error:

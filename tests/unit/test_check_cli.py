@@ -150,6 +150,49 @@ def test_an_edn_history_with_allowed_anomalies(tmp_path: Path) -> None:
     assert "idempotence" in result["allowed"]["duplicate"][0]["allowed"]
 
 
+# Two acknowledged sends at offset 1: acks=1 lets a new leader replace a record the old one
+# acknowledged alone, so this history is valid only when the producers ran with acks=1.
+REPLACED = [
+    *CLEAN[:2],
+    line(2, "p0", "invoke", "send", ["t", 0, None, 2]),
+    line(3, "p0", "ok", "send", ["t", 0, 1, 2]),
+    line(4, "p1", "invoke", "send", ["t", 0, None, 3]),
+    line(5, "p1", "ok", "send", ["t", 0, 1, 3]),
+    line(6, "c0", "invoke", "poll", None),
+    line(7, "c0", "ok", "poll", {"t/0": [[0, 1], [1, 3]]}),
+]
+
+
+@pytest.mark.parametrize("acks", ["all", "-1"])
+def test_acks_all_counts_a_replaced_acknowledged_record(tmp_path: Path, acks: str) -> None:
+    history = write(tmp_path / "history.jsonl", REPLACED)
+    done = run(
+        history, "--acks", acks, "--json", tmp_path / "out.json", "--reports", tmp_path / "r"
+    )
+    assert done.returncode == 1
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["anomaly_types"] == ["inconsistent-offsets", "lost-write"]
+
+
+def test_acks_1_allows_a_replaced_acknowledged_record_and_says_why(tmp_path: Path) -> None:
+    history = write(tmp_path / "history.jsonl", REPLACED)
+    done = run(history, "--acks", "1", "--json", tmp_path / "out.json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["valid"] is True
+    assert result["allowed_types"] == ["inconsistent-offsets", "lost-write"]
+    assert "acks=1" in result["allowed"]["lost-write"][0]["allowed"]
+    assert "allowed: inconsistent-offsets, lost-write" in done.stdout
+
+
+def test_an_unknown_acks_setting_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
+    history = write(tmp_path / "history.jsonl", CLEAN)
+    done = run(history, "--acks", "2")
+    assert done.returncode == 2
+    assert "acks must be all, 1 or 0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_an_empty_history_is_unknown(tmp_path: Path) -> None:
     history = write(tmp_path / "history.jsonl", [])
     done = run(history, "--json", tmp_path / "out.json")
