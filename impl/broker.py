@@ -71,6 +71,9 @@ from kafka_verify.model.state import Record
 
 # Every controller timer of every broker reads the cluster: one effect serves them all.
 _READ_CLUSTER = ZkCall(ZkRead())
+# Due times: "at once", and "not until something changes" (beyond any run's virtual clock).
+NO_WAIT_MS = -(2**62)
+QUIET_FOREVER_MS = 2**62
 PRODUCER_STATE_SEQS = 5  # sequence numbers remembered per producer, as Kafka keeps 5 batches
 TOPIC_NAME_MAX = 249  # Kafka's limit
 TOPIC_NAME_CHARACTERS = frozenset(
@@ -178,11 +181,31 @@ class Broker:
 
     def _on_fetch_timer(self, now_ms: int) -> Handler:
         for r in self.replicas.values():
-            if r.role in (Role.TRUNCATING, Role.FOLLOWING) and self._request_expired(r, now_ms):
+            due = self._request_due_ms(r)
+            if due is not None and now_ms >= due:
                 yield from self._send_follower_request(r, now_ms)
             if r.parked:
                 yield from self._answer_parked(r)  # a parked fetch waits at most one interval
         yield self._timer_effects["fetch"]
+
+    def _request_due_ms(self, r: ReplicaState) -> int | None:
+        """From when a follower (or truncating) replica sends its next request: at once when
+        none is out, else once the one out has timed out; None for a replica that sends none."""
+        if r.role is not Role.TRUNCATING and r.role is not Role.FOLLOWING:
+            return None
+        if r.outstanding is None:
+            return NO_WAIT_MS
+        return r.outstanding_ms + self.config.request_timeout_ms
+
+    def _fetch_quiet_until(self, now_ms: int) -> int | None:
+        until = QUIET_FOREVER_MS
+        for r in self.replicas.values():
+            due = self._request_due_ms(r)
+            if r.parked or (due is not None and now_ms >= due):
+                return None
+            if due is not None:
+                until = min(until, due)
+        return until
 
     def _on_flush_timer(self, now_ms: int) -> Handler:
         for r in self.replicas.values():
@@ -202,14 +225,43 @@ class Broker:
                 yield from self._shrink_isr(r, now_ms)
         yield self._timer_effects["isr"]
 
+    def _isr_quiet_until(self, now_ms: int) -> int | None:
+        until = QUIET_FOREVER_MS
+        for r in self.replicas.values():
+            if r.role is Role.LEADER:
+                for b in r.isr:
+                    if b != self.index:
+                        until = min(until, self._lagging_from_ms(r, b))
+        return until if now_ms < until else None
+
     def _on_groups_timer(self, now_ms: int) -> Handler:
         yield from self.coordinator.on_timer(now_ms)
         yield self._timer_effects["groups"]
 
-    def _request_expired(self, r: ReplicaState, now_ms: int) -> bool:
-        return r.outstanding is None or now_ms - r.outstanding_ms >= self.config.request_timeout_ms
+    def _groups_quiet_until(self, now_ms: int) -> int | None:
+        # The coordinator's timer looks only at the offsets partitions this broker leads.
+        is_offsets, index = self.coordinator.is_offsets, self.index
+        if any(r.leader == index and is_offsets(p) for p, r in self.replicas.items()):
+            return None
+        return QUIET_FOREVER_MS
 
-    # -- coordination service: session and controller lease ------------------------------------
+    def quiet_until(self, name: str, now_ms: int) -> tuple[int, int] | None:
+        """If timer `name` firing at any time from `now_ms` until some later time would only set
+        itself again (no effect, no change of state) while no message reaches this broker:
+        (that time, the timer's delay). Else None: it must run (`on_timer`).
+
+        A host may then set such a timer again without running its handler: most firings of
+        the periodic timers find nothing to do (a follower's fetch still out, no ISR member
+        lagging, no group to look after), and a long tick fires thousands of them. Each answer
+        reads the same due times its handler acts on, so the two cannot disagree, and only
+        state that messages change: a replica's role, leader and ISR, its request out, its
+        parked fetches and its followers' progress. The other timers never change those (they
+        answer parked fetches, which only makes the fetch timer quieter), and each of these
+        timers is asked again once its window ends.
+        """
+        quiet = _QUIET_TIMERS.get(name)
+        until = None if quiet is None else quiet(self, now_ms)
+        return None if until is None else (until, self._timer_effects[name].delay_ms)
 
     def _heartbeat(self) -> Handler:
         if self.session is not None:
@@ -650,13 +702,13 @@ class Broker:
         else:
             yield Observe(ShrinkIsr(r.partition, self.index, isr))
 
+    def _lagging_from_ms(self, r: ReplicaState, follower: int) -> int:
+        """From when an ISR member of a leader's partition lags: it has not caught up for longer
+        than the replica lag time."""
+        return r.followers[follower].last_caught_up_ms + self.config.replica_lag_time_max_ms + 1
+
     def _shrink_isr(self, r: ReplicaState, now_ms: int) -> Handler:
-        lag_max = self.config.replica_lag_time_max_ms
-        lagging = {
-            b
-            for b in r.isr
-            if b != self.index and now_ms - r.followers[b].last_caught_up_ms > lag_max
-        }
+        lagging = {b for b in r.isr if b != self.index and now_ms >= self._lagging_from_ms(r, b)}
         if lagging:
             yield from self._change_isr(r, r.isr - lagging)
             yield from self._advance_hw(r, now_ms)
@@ -787,6 +839,14 @@ _TIMER_HANDLERS: dict[str, Callable[[Broker, int], Handler]] = {
     "retention": Broker._on_retention_timer,
     "isr": Broker._on_isr_timer,
     "groups": Broker._on_groups_timer,
+}
+
+
+# The timers that can find nothing to do, each with how long it will (`Broker.quiet_until`).
+_QUIET_TIMERS: dict[str, Callable[[Broker, int], int | None]] = {
+    "fetch": Broker._fetch_quiet_until,
+    "isr": Broker._isr_quiet_until,
+    "groups": Broker._groups_quiet_until,
 }
 
 

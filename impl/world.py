@@ -166,6 +166,10 @@ class World:
         self._timer_key: dict[int, tuple[str, str]] = {}
         self._timer_seq: dict[tuple[str, str], int] = {}
         self._next_timer_seq = 0
+        # Node -> timer name -> (until, delay): until then, that timer's firings only set it
+        # again (`Broker.quiet_until`), unless a message reaches the node or it restarts, which
+        # drops the node's windows.
+        self._quiet_windows: dict[str, dict[str, tuple[int, int]]] = {}
         self._zk_up = True
         # Memos of impl.abstraction (its views, keyed as it likes, and type-checked by it
         # when read back); no node reads them.
@@ -191,6 +195,7 @@ class World:
 
     def _boot(self, node: str, instance: Node, step: _Step) -> None:
         self.nodes_up[node] = instance
+        self._quiet_windows.pop(node, None)
         self._run(node, instance.start(self.now_ms), step)
 
     # -- queries ----------------------------------------------------------------------------
@@ -247,6 +252,7 @@ class World:
         if node not in self.nodes_up:
             raise InvalidEvent(f"{node} is not running")
         step = _Step()
+        self._quiet_windows.pop(node, None)
         self._run(node, self.nodes_up[node].handle(src, message, self.now_ms), step)
         return step.result()
 
@@ -319,6 +325,7 @@ class World:
             self._forget_message(envelope.id)
         step.delivered = envelope
         node = self.nodes_up[envelope.dst]
+        self._quiet_windows.pop(envelope.dst, None)
         self._run(envelope.dst, node.handle(envelope.src, envelope.message, self.now_ms), step)
 
     def _drop(self, event: ev.Drop, step: _Step) -> None:
@@ -346,6 +353,7 @@ class World:
             self._zk_up = False
             return
         instance = self.nodes_up.pop(node)
+        self._quiet_windows.pop(node, None)
         self._incarnations[node] += 1
         self._cut_messages(lambda e: node in (e.src, e.dst))
         for key in [k for k in self._timer_seq if k[0] == node]:
@@ -411,7 +419,8 @@ class World:
             self._timer_seq,
             self.nodes_up,
         )
-        pop = heapq.heappop
+        pop, push = heapq.heappop, heapq.heappush
+        touched, quiet = step.touched, self._quiet_windows
         first_after = (until + 1) << _SEQ_BITS  # every timer due after `until` sorts from here
         for _ in range(MAX_TIMERS_PER_TICK):
             if not timers or timers[0] >= first_after:
@@ -424,7 +433,24 @@ class World:
             del timer_seq[key]
             if due > self.now_ms:
                 self.now_ms = due
-            self._run(node, nodes_up[node].on_timer(key[1], self.now_ms), step)
+            instance = nodes_up[node]
+            name = key[1]
+            windows = quiet.get(node)
+            window = None if windows is None else windows.get(name)
+            if (window is None or self.now_ms >= window[0]) and type(instance) is Broker:
+                window = instance.quiet_until(name, self.now_ms)
+                if window is not None:
+                    quiet.setdefault(node, {})[name] = window
+            if window is not None and self.now_ms < window[0]:
+                # The handler would only set the timer again: set it, as the handler would.
+                touched.add(node)
+                self._next_timer_seq += 1
+                seq = self._next_timer_seq
+                timer_seq[key] = seq
+                timer_key[seq] = key
+                push(timers, (self.now_ms + window[1]) << _SEQ_BITS | seq)
+                continue
+            self._run(node, instance.on_timer(name, self.now_ms), step)
         self.now_ms = until
         self._expire_messages()
 
