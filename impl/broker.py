@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
+from typing import NamedTuple
 
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
@@ -81,6 +82,16 @@ TOPIC_NAME_CHARACTERS = frozenset(
 )
 
 
+class QuietWindow(NamedTuple):
+    """Until `until_ms` a timer's firings only set it again, `delay_ms` later (`quiet_until`)."""
+
+    until_ms: int
+    delay_ms: int
+    # The controller timer: only while a read of the coordination service answers this
+    # very snapshot (the tick reads it first).
+    cluster: ZkCluster | None = None
+
+
 class Broker:
     """Broker `b{index}`. Build it with `initial` (the run's first state), or construct it to restart from disk."""
 
@@ -103,6 +114,9 @@ class Broker:
         self.coordinator = Coordinator(self, incarnation)
         self._next_request = incarnation * 1_000_000_000
         self._timer_effects = _timer_effects(config)
+        # After a controller tick that did nothing: (the cluster it read, what else it read,
+        # until when it would do nothing again).
+        self._idle_tick: tuple[ZkCluster, tuple[object, ...], int] | None = None
 
     @classmethod
     def initial(
@@ -245,7 +259,21 @@ class Broker:
             return None
         return QUIET_FOREVER_MS
 
-    def quiet_until(self, name: str, now_ms: int) -> tuple[int, int] | None:
+    def _controller_inputs(self) -> tuple[object, ...]:
+        """What a controller tick reads besides the cluster and the clock."""
+        controller = self.controller
+        acks = -1 if controller is None else controller.acks_taken
+        return (self.session, self.broker_epoch, self.controller_epoch_seen, controller, acks)
+
+    def _controller_quiet(self, now_ms: int) -> QuietWindow | None:
+        # A tick that found nothing to do finds nothing again, until a held-back request falls
+        # due, while the cluster read answers the same snapshot and nothing it reads changed.
+        idle = self._idle_tick
+        if idle is None or now_ms >= idle[2] or idle[1] != self._controller_inputs():
+            return None
+        return QuietWindow(idle[2], self._timer_effects["controller"].delay_ms, idle[0])
+
+    def quiet_until(self, name: str, now_ms: int) -> QuietWindow | None:
         """If timer `name` firing at any time from `now_ms` until some later time would only set
         itself again (no effect, no change of state) while no message reaches this broker:
         (that time, the timer's delay). Else None: it must run (`on_timer`).
@@ -259,9 +287,11 @@ class Broker:
         answer parked fetches, which only makes the fetch timer quieter), and each of these
         timers is asked again once its window ends.
         """
+        if name == "controller":
+            return self._controller_quiet(now_ms)
         quiet = _QUIET_TIMERS.get(name)
         until = None if quiet is None else quiet(self, now_ms)
-        return None if until is None else (until, self._timer_effects[name].delay_ms)
+        return None if until is None else QuietWindow(until, self._timer_effects[name].delay_ms)
 
     def _heartbeat(self) -> Handler:
         if self.session is not None:
@@ -274,6 +304,8 @@ class Broker:
             self.restarting = False
 
     def _controller_tick(self, now_ms: int) -> Handler:
+        self._idle_tick = None
+        controller = self.controller
         cluster = yield _READ_CLUSTER
         if not isinstance(cluster, ZkCluster):
             return
@@ -293,6 +325,9 @@ class Broker:
                 yield Observe(ControllerFailover(self.index))
         if self.controller is not None:
             yield from self.controller.tick(cluster, now_ms)
+        if self.controller is controller and (controller is None or not controller.acted):
+            until = QUIET_FOREVER_MS if controller is None else controller.next_due_ms
+            self._idle_tick = (cluster, self._controller_inputs(), until)
 
     # -- messages -----------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import NamedTuple, TypeVar
 
 from kafka_verify.impl import events as ev
 from kafka_verify.impl.bootstrap import initial_coordination, initial_group_store
-from kafka_verify.impl.broker import Broker
+from kafka_verify.impl.broker import Broker, QuietWindow
 from kafka_verify.impl.clients import Consumer, Producer
 from kafka_verify.impl.config import TOPIC, ClusterConfig
 from kafka_verify.impl.coordinator import group_names
@@ -47,7 +47,7 @@ from kafka_verify.impl.group_member import GroupConsumer
 from kafka_verify.impl.group_store import GROUP_CALLS
 from kafka_verify.impl.log import PartitionLog
 from kafka_verify.impl.messages import Message
-from kafka_verify.impl.zk import CONNECTION_LOSS, ZkError
+from kafka_verify.impl.zk import CONNECTION_LOSS, ZkError, ZkRead
 from kafka_verify.model.actions import Action
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Flush as FlushAction
@@ -60,6 +60,7 @@ ZK = "zk"
 # Marks an event in which the coordination service took a call of its group part.
 ZK_GROUPS = "zk/groups"
 MAX_TIMERS_PER_TICK = 100_000
+_READ_CLUSTER = ZkRead()
 # A timer's place in the heap is due << _SEQ_BITS | seq: (due, seq) order while seq < _SEQ_LIMIT,
 # that is for the first 2**40 timers a world sets.
 _SEQ_BITS = 40
@@ -169,7 +170,7 @@ class World:
         # Node -> timer name -> (until, delay): until then, that timer's firings only set it
         # again (`Broker.quiet_until`), unless a message reaches the node or it restarts, which
         # drops the node's windows.
-        self._quiet_windows: dict[str, dict[str, tuple[int, int]]] = {}
+        self._quiet_windows: dict[str, dict[str, QuietWindow]] = {}
         self._zk_up = True
         # Memos of impl.abstraction (its views, keyed as it likes, and type-checked by it
         # when read back); no node reads them.
@@ -437,22 +438,36 @@ class World:
             name = key[1]
             windows = quiet.get(node)
             window = None if windows is None else windows.get(name)
-            if (window is None or self.now_ms >= window[0]) and type(instance) is Broker:
+            if (window is None or not self._holds(node, window)) and type(instance) is Broker:
                 window = instance.quiet_until(name, self.now_ms)
                 if window is not None:
                     quiet.setdefault(node, {})[name] = window
-            if window is not None and self.now_ms < window[0]:
+            if window is not None and self._holds(node, window):
                 # The handler would only set the timer again: set it, as the handler would.
                 touched.add(node)
+                if window.cluster is not None:
+                    touched.add(ZK)  # the handler would have read the coordination service
                 self._next_timer_seq += 1
                 seq = self._next_timer_seq
                 timer_seq[key] = seq
                 timer_key[seq] = key
-                push(timers, (self.now_ms + window[1]) << _SEQ_BITS | seq)
+                push(timers, (self.now_ms + window.delay_ms) << _SEQ_BITS | seq)
                 continue
             self._run(node, instance.on_timer(name, self.now_ms), step)
         self.now_ms = until
         self._expire_messages()
+
+    def _holds(self, node: str, window: QuietWindow) -> bool:
+        """Whether a quiet window of a timer of `node` holds now."""
+        if self.now_ms >= window.until_ms:
+            return False
+        return window.cluster is None or self._cluster_read(node) is window.cluster
+
+    def _cluster_read(self, node: str) -> Reply:
+        """What a cluster read by `node` would answer now (the call changes nothing)."""
+        if not self._zk_up or (self._groups is not None and not self.connected(node, ZK)):
+            return ZkError(CONNECTION_LOSS)
+        return self.zk.call(_READ_CLUSTER, self.now_ms)
 
     def _expire_messages(self) -> None:
         oldest = self.now_ms - self.config.message_lifetime_ms
