@@ -90,6 +90,8 @@ class QuietWindow(NamedTuple):
     # The controller timer: only while a read of the coordination service answers this
     # very snapshot (the tick reads it first).
     cluster: ZkCluster | None = None
+    # The timers of the broker whose running (not only set again) ends the window.
+    ended_by: frozenset[str] = frozenset()
 
 
 class Broker:
@@ -233,6 +235,18 @@ class Broker:
             yield from self._retention(r, now_ms)
         yield self._timer_effects["retention"]
 
+    def _retention_quiet_until(self, now_ms: int) -> int | None:
+        # Records expire from the start of a log: until its first record is older than the
+        # retention time, only the log and the high watermark move where retention would cut.
+        until = QUIET_FOREVER_MS
+        retention_ms = self.config.retention_ms
+        for r in self.replicas.values():
+            if self._retention_start(r, now_ms) is not None:
+                return None
+            if retention_ms is not None and r.log.records:
+                until = min(until, r.log.records[0].timestamp_ms + retention_ms + 1)
+        return until
+
     def _on_isr_timer(self, now_ms: int) -> Handler:
         for r in self.replicas.values():
             if r.role is Role.LEADER:
@@ -280,18 +294,23 @@ class Broker:
 
         A host may then set such a timer again without running its handler: most firings of
         the periodic timers find nothing to do (a follower's fetch still out, no ISR member
-        lagging, no group to look after), and a long tick fires thousands of them. Each answer
-        reads the same due times its handler acts on, so the two cannot disagree, and only
-        state that messages change: a replica's role, leader and ISR, its request out, its
-        parked fetches and its followers' progress. The other timers never change those (they
-        answer parked fetches, which only makes the fetch timer quieter), and each of these
-        timers is asked again once its window ends.
+        lagging, no group to look after, nothing old enough to delete, a controller with
+        nothing to elect or resend), and a long tick fires thousands of them. Each answer reads
+        the same due times its handler acts on, so the two cannot disagree, and only state
+        that messages change: a replica's role, leader and ISR, its request out, its parked
+        fetches and its followers' progress; the controller's acknowledgements. The other
+        timers never change those (they answer parked fetches, which only makes the fetch
+        timer quieter). Where one may, the window names it (`ended_by`: a high watermark that
+        rises ends a retention window), or says what else it rests on (`cluster`).
         """
         if name == "controller":
             return self._controller_quiet(now_ms)
         quiet = _QUIET_TIMERS.get(name)
         until = None if quiet is None else quiet(self, now_ms)
-        return None if until is None else QuietWindow(until, self._timer_effects[name].delay_ms)
+        if until is None:
+            return None
+        ended_by = _MOVES_LOGS if name == "retention" else frozenset()
+        return QuietWindow(until, self._timer_effects[name].delay_ms, ended_by=ended_by)
 
     def _heartbeat(self) -> Handler:
         if self.session is not None:
@@ -835,17 +854,22 @@ class Broker:
     # -- retention ---------------------------------------------------------------------------------
 
     def _retention(self, r: ReplicaState, now_ms: int) -> Handler:
+        start = self._retention_start(r, now_ms)
+        if start is not None:
+            r.log.delete_prefix(start)
+            yield Observe(RetentionDelete(r.partition, self.index, start))
+
+    def _retention_start(self, r: ReplicaState, now_ms: int) -> int | None:
+        """Where retention moves a replica's log start now, or None if it deletes nothing."""
         c = self.config
         if self.coordinator.is_offsets(r.partition):
-            return  # the offsets topic is kept whole: its records are the committed offsets
+            return None  # the offsets topic is kept whole: its records are the committed offsets
         reckless = bugs.enabled(c, bugs.RETENTION_DELETES_UNREPLICATED)
         limit = r.log.leo if reckless else r.hw
         start = r.log.retention_start(
             now_ms, c.retention_ms, c.retention_records, limit, whole_segments=not reckless
         )
-        if start > r.log.log_start:
-            r.log.delete_prefix(start)
-            yield Observe(RetentionDelete(r.partition, self.index, start))
+        return start if start > r.log.log_start else None
 
 
 @lru_cache(maxsize=64)  # bounded: the config swarm draws a config per example
@@ -882,7 +906,11 @@ _QUIET_TIMERS: dict[str, Callable[[Broker, int], int | None]] = {
     "fetch": Broker._fetch_quiet_until,
     "isr": Broker._isr_quiet_until,
     "groups": Broker._groups_quiet_until,
+    "retention": Broker._retention_quiet_until,
 }
+# The timers whose handlers may move a high watermark or truncate a log, which ends a
+# retention timer's quiet window (as a message does).
+_MOVES_LOGS = frozenset({"fetch", "flush", "isr"})
 
 
 def _no_effects() -> Handler:

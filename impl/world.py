@@ -454,6 +454,10 @@ class World:
                 push(timers, (self.now_ms + window.delay_ms) << _SEQ_BITS | seq)
                 continue
             self._run(node, instance.on_timer(name, self.now_ms), step)
+            windows = quiet.get(node)
+            if windows:
+                for ended in [n for n, w in windows.items() if name in w.ended_by]:
+                    del windows[ended]
         self.now_ms = until
         self._expire_messages()
 
