@@ -443,10 +443,11 @@ class World:
                 if window is not None:
                     quiet.setdefault(node, {})[name] = window
             if window is not None and self._holds(node, window):
-                # The handler would only set the timer again: set it, as the handler would.
-                touched.add(node)
+                # The handler would only set the timer again: set it, as the handler would. The
+                # node is not touched (its state is as it was), though the service is when the
+                # handler would have read it.
                 if window.cluster is not None:
-                    touched.add(ZK)  # the handler would have read the coordination service
+                    touched.add(ZK)
                 self._next_timer_seq += 1
                 seq = self._next_timer_seq
                 timer_seq[key] = seq
