@@ -14,6 +14,9 @@ Rules of this module:
 - A message still in flight `message_lifetime_ms` after it was sent is lost
   when a Tick passes that age, as a connection would time out: the network
   never holds more than a few seconds' worth of traffic.
+- A timer its broker declares quiet (`Broker.quiet_until`: firing would only set
+  it again) is set again without running its handler, in the same order and with
+  the same delay; the broker is then not touched, since nothing of it changed.
 """
 
 from __future__ import annotations
@@ -167,9 +170,9 @@ class World:
         self._timer_key: dict[int, tuple[str, str]] = {}
         self._timer_seq: dict[tuple[str, str], int] = {}
         self._next_timer_seq = 0
-        # Node -> timer name -> (until, delay): until then, that timer's firings only set it
-        # again (`Broker.quiet_until`), unless a message reaches the node or it restarts, which
-        # drops the node's windows.
+        # Node -> timer name -> its quiet window (`Broker.quiet_until`): while it holds, that
+        # timer's firings only set it again. A message to the node, or its crash or restart,
+        # drops the node's windows; a timer that runs drops those it ends (`ended_by`).
         self._quiet_windows: dict[str, dict[str, QuietWindow]] = {}
         self._zk_up = True
         # Memos of impl.abstraction (its views, keyed as it likes, and type-checked by it
@@ -438,11 +441,13 @@ class World:
             name = key[1]
             windows = quiet.get(node)
             window = None if windows is None else windows.get(name)
-            if (window is None or not self._holds(node, window)) and type(instance) is Broker:
+            holds = window is not None and self._holds(node, window)
+            if not holds and type(instance) is Broker:
                 window = instance.quiet_until(name, self.now_ms)
                 if window is not None:
                     quiet.setdefault(node, {})[name] = window
-            if window is not None and self._holds(node, window):
+                    holds = self._holds(node, window)
+            if holds and window is not None:
                 # The handler would only set the timer again: set it, as the handler would. The
                 # node is not touched (its state is as it was), though the service is when the
                 # handler would have read it.
