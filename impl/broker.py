@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
+from typing import NamedTuple
 
 from kafka_verify.impl import bugs
 from kafka_verify.impl import group_messages as gm
@@ -71,11 +72,26 @@ from kafka_verify.model.state import Record
 
 # Every controller timer of every broker reads the cluster: one effect serves them all.
 _READ_CLUSTER = ZkCall(ZkRead())
+# Due times: "at once", and "not until something changes" (beyond any run's virtual clock).
+NO_WAIT_MS = -(2**62)
+QUIET_FOREVER_MS = 2**62
 PRODUCER_STATE_SEQS = 5  # sequence numbers remembered per producer, as Kafka keeps 5 batches
 TOPIC_NAME_MAX = 249  # Kafka's limit
 TOPIC_NAME_CHARACTERS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 )
+
+
+class QuietWindow(NamedTuple):
+    """Until `until_ms` a timer's firings only set it again, `delay_ms` later (`quiet_until`)."""
+
+    until_ms: int
+    delay_ms: int
+    # The controller timer: only while a read of the coordination service answers this
+    # very snapshot (the tick reads it first).
+    cluster: ZkCluster | None = None
+    # The timers of the broker whose running (not only set again) ends the window.
+    ended_by: frozenset[str] = frozenset()
 
 
 class Broker:
@@ -100,6 +116,9 @@ class Broker:
         self.coordinator = Coordinator(self, incarnation)
         self._next_request = incarnation * 1_000_000_000
         self._timer_effects = _timer_effects(config)
+        # After a controller tick that did nothing: (the cluster it read, what else it read,
+        # until when it would do nothing again).
+        self._idle_tick: tuple[ZkCluster, tuple[object, ...], int] | None = None
 
     @classmethod
     def initial(
@@ -178,11 +197,31 @@ class Broker:
 
     def _on_fetch_timer(self, now_ms: int) -> Handler:
         for r in self.replicas.values():
-            if r.role in (Role.TRUNCATING, Role.FOLLOWING) and self._request_expired(r, now_ms):
+            due = self._request_due_ms(r)
+            if due is not None and now_ms >= due:
                 yield from self._send_follower_request(r, now_ms)
             if r.parked:
                 yield from self._answer_parked(r)  # a parked fetch waits at most one interval
         yield self._timer_effects["fetch"]
+
+    def _request_due_ms(self, r: ReplicaState) -> int | None:
+        """From when a follower (or truncating) replica sends its next request: at once when
+        none is out, else once the one out has timed out; None for a replica that sends none."""
+        if r.role is not Role.TRUNCATING and r.role is not Role.FOLLOWING:
+            return None
+        if r.outstanding is None:
+            return NO_WAIT_MS
+        return r.outstanding_ms + self.config.request_timeout_ms
+
+    def _fetch_quiet_until(self, now_ms: int) -> int | None:
+        until = QUIET_FOREVER_MS
+        for r in self.replicas.values():
+            due = self._request_due_ms(r)
+            if r.parked or (due is not None and now_ms >= due):
+                return None
+            if due is not None:
+                until = min(until, due)
+        return until
 
     def _on_flush_timer(self, now_ms: int) -> Handler:
         for r in self.replicas.values():
@@ -196,20 +235,82 @@ class Broker:
             yield from self._retention(r, now_ms)
         yield self._timer_effects["retention"]
 
+    def _retention_quiet_until(self, now_ms: int) -> int | None:
+        # Records expire from the start of a log: until its first record is older than the
+        # retention time, only the log and the high watermark move where retention would cut.
+        until = QUIET_FOREVER_MS
+        retention_ms = self.config.retention_ms
+        for r in self.replicas.values():
+            if self._retention_start(r, now_ms) is not None:
+                return None
+            if retention_ms is not None and r.log.records:
+                until = min(until, r.log.records[0].timestamp_ms + retention_ms + 1)
+        return until
+
     def _on_isr_timer(self, now_ms: int) -> Handler:
         for r in self.replicas.values():
             if r.role is Role.LEADER:
                 yield from self._shrink_isr(r, now_ms)
         yield self._timer_effects["isr"]
 
+    def _isr_quiet_until(self, now_ms: int) -> int | None:
+        until = QUIET_FOREVER_MS
+        for r in self.replicas.values():
+            if r.role is Role.LEADER:
+                for b in r.isr:
+                    if b != self.index:
+                        until = min(until, self._lagging_from_ms(r, b))
+        return until if now_ms < until else None
+
     def _on_groups_timer(self, now_ms: int) -> Handler:
         yield from self.coordinator.on_timer(now_ms)
         yield self._timer_effects["groups"]
 
-    def _request_expired(self, r: ReplicaState, now_ms: int) -> bool:
-        return r.outstanding is None or now_ms - r.outstanding_ms >= self.config.request_timeout_ms
+    def _groups_quiet_until(self, now_ms: int) -> int | None:
+        # The coordinator's timer looks only at the offsets partitions this broker leads.
+        is_offsets, index = self.coordinator.is_offsets, self.index
+        if any(r.leader == index and is_offsets(p) for p, r in self.replicas.items()):
+            return None
+        return QUIET_FOREVER_MS
 
-    # -- coordination service: session and controller lease ------------------------------------
+    def _controller_inputs(self) -> tuple[object, ...]:
+        """What a controller tick reads besides the cluster and the clock."""
+        controller = self.controller
+        acks = -1 if controller is None else controller.acks_taken
+        return (self.session, self.broker_epoch, self.controller_epoch_seen, controller, acks)
+
+    def _controller_quiet(self, now_ms: int) -> QuietWindow | None:
+        # A tick that found nothing to do finds nothing again, until a held-back request falls
+        # due, while the cluster read answers the same snapshot and nothing it reads changed.
+        idle = self._idle_tick
+        if idle is None or now_ms >= idle[2] or idle[1] != self._controller_inputs():
+            return None
+        return QuietWindow(idle[2], self._timer_effects["controller"].delay_ms, idle[0])
+
+    def quiet_until(self, name: str, now_ms: int) -> QuietWindow | None:
+        """If timer `name` firing at any time from `now_ms` until some later time would only set
+        itself again (no effect, no change of state) while no message reaches this broker:
+        (that time, the timer's delay). Else None: it must run (`on_timer`).
+
+        A host may then set such a timer again without running its handler: most firings of
+        the periodic timers find nothing to do (a follower's fetch still out, no ISR member
+        lagging, no group to look after, nothing old enough to delete, a controller with
+        nothing to elect or resend), and a long tick fires thousands of them. Each answer reads
+        the same due times its handler acts on, so the two cannot disagree, and only state
+        that messages change: a replica's role, leader and ISR, its request out, its parked
+        fetches and its followers' progress; the controller's acknowledgements. The other
+        timers never change those (they answer parked fetches, which only makes the fetch
+        timer quieter). Where one may, the window names it (`ended_by`: a high watermark that
+        rises ends a retention window), or says what else it rests on (`cluster`).
+        """
+        if name == "controller":
+            return self._controller_quiet(now_ms)
+        quiet = _QUIET_TIMERS.get(name)
+        until = None if quiet is None else quiet(self, now_ms)
+        if until is None:
+            return None
+        ended_by = _MOVES_LOGS if name == "retention" else frozenset()
+        return QuietWindow(until, self._timer_effects[name].delay_ms, ended_by=ended_by)
 
     def _heartbeat(self) -> Handler:
         if self.session is not None:
@@ -222,6 +323,8 @@ class Broker:
             self.restarting = False
 
     def _controller_tick(self, now_ms: int) -> Handler:
+        self._idle_tick = None
+        controller = self.controller
         cluster = yield _READ_CLUSTER
         if not isinstance(cluster, ZkCluster):
             return
@@ -241,6 +344,9 @@ class Broker:
                 yield Observe(ControllerFailover(self.index))
         if self.controller is not None:
             yield from self.controller.tick(cluster, now_ms)
+        if self.controller is controller and (controller is None or not controller.acted):
+            until = QUIET_FOREVER_MS if controller is None else controller.next_due_ms
+            self._idle_tick = (cluster, self._controller_inputs(), until)
 
     # -- messages -----------------------------------------------------------------------
 
@@ -650,13 +756,13 @@ class Broker:
         else:
             yield Observe(ShrinkIsr(r.partition, self.index, isr))
 
+    def _lagging_from_ms(self, r: ReplicaState, follower: int) -> int:
+        """From when an ISR member of a leader's partition lags: it has not caught up for longer
+        than the replica lag time."""
+        return r.followers[follower].last_caught_up_ms + self.config.replica_lag_time_max_ms + 1
+
     def _shrink_isr(self, r: ReplicaState, now_ms: int) -> Handler:
-        lag_max = self.config.replica_lag_time_max_ms
-        lagging = {
-            b
-            for b in r.isr
-            if b != self.index and now_ms - r.followers[b].last_caught_up_ms > lag_max
-        }
+        lagging = {b for b in r.isr if b != self.index and now_ms >= self._lagging_from_ms(r, b)}
         if lagging:
             yield from self._change_isr(r, r.isr - lagging)
             yield from self._advance_hw(r, now_ms)
@@ -748,17 +854,22 @@ class Broker:
     # -- retention ---------------------------------------------------------------------------------
 
     def _retention(self, r: ReplicaState, now_ms: int) -> Handler:
+        start = self._retention_start(r, now_ms)
+        if start is not None:
+            r.log.delete_prefix(start)
+            yield Observe(RetentionDelete(r.partition, self.index, start))
+
+    def _retention_start(self, r: ReplicaState, now_ms: int) -> int | None:
+        """Where retention moves a replica's log start now, or None if it deletes nothing."""
         c = self.config
         if self.coordinator.is_offsets(r.partition):
-            return  # the offsets topic is kept whole: its records are the committed offsets
+            return None  # the offsets topic is kept whole: its records are the committed offsets
         reckless = bugs.enabled(c, bugs.RETENTION_DELETES_UNREPLICATED)
         limit = r.log.leo if reckless else r.hw
         start = r.log.retention_start(
             now_ms, c.retention_ms, c.retention_records, limit, whole_segments=not reckless
         )
-        if start > r.log.log_start:
-            r.log.delete_prefix(start)
-            yield Observe(RetentionDelete(r.partition, self.index, start))
+        return start if start > r.log.log_start else None
 
 
 @lru_cache(maxsize=64)  # bounded: the config swarm draws a config per example
@@ -788,6 +899,18 @@ _TIMER_HANDLERS: dict[str, Callable[[Broker, int], Handler]] = {
     "isr": Broker._on_isr_timer,
     "groups": Broker._on_groups_timer,
 }
+
+
+# The timers that can find nothing to do, each with how long it will (`Broker.quiet_until`).
+_QUIET_TIMERS: dict[str, Callable[[Broker, int], int | None]] = {
+    "fetch": Broker._fetch_quiet_until,
+    "isr": Broker._isr_quiet_until,
+    "groups": Broker._groups_quiet_until,
+    "retention": Broker._retention_quiet_until,
+}
+# The timers whose handlers may move a high watermark or truncate a log, which ends a
+# retention timer's quiet window (as a message does).
+_MOVES_LOGS = frozenset({"fetch", "flush", "isr"})
 
 
 def _no_effects() -> Handler:

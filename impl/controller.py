@@ -24,6 +24,8 @@ from kafka_verify.impl.effects import Handler, Observe, Send, ZkCall
 from kafka_verify.impl.zk import PartitionRecord, ZkCluster, ZkElect, ZkWritten
 from kafka_verify.model.actions import ElectLeader
 
+NOT_DUE_MS = 2**62  # no request held back: a time no run's virtual clock reaches
+
 
 class Controller:
     def __init__(self, broker: int, epoch: int, config: ClusterConfig) -> None:
@@ -35,6 +37,12 @@ class Controller:
         self.acked: dict[tuple[int, int], tuple[int, int]] = {}
         self.metadata_acked: dict[int, tuple[m.LeaderTable, m.TopicTable, int]] = {}
         self.last_sent_ms: dict[tuple[object, ...], int] = {}
+        # Counts the acknowledgements taken in (what a tick reads besides the cluster).
+        self.acks_taken = 0
+        # Of the last tick: whether it wrote or sent anything, and when the first request it
+        # held back (sent too recently) falls due.
+        self.acted = False
+        self.next_due_ms = NOT_DUE_MS
 
     def assume_initial_state_known(self, topics: m.TopicTable) -> None:
         """At the start of a run every broker already knows the initial topics and leaders
@@ -49,6 +57,11 @@ class Controller:
                 self.acked[(p, b)] = (0, b + 1)
 
     def tick(self, cluster: ZkCluster, now_ms: int) -> Handler:
+        """Elect where a leader is gone, and (re)send what a broker has not acknowledged.
+
+        Afterwards `acted` says whether it did anything; if not, a tick with the same cluster
+        and acknowledgements does nothing either until `next_due_ms`."""
+        self.acted, self.next_due_ms = False, NOT_DUE_MS
         records = list(cluster.partitions)
         for p, record in enumerate(records):
             choice = self._election(record, cluster.replicas[p], cluster.registrations)
@@ -57,6 +70,7 @@ class Controller:
             leader, isr = choice
             broker_epoch = cluster.registrations.get(leader, -1) if leader is not None else -1
             fenced = not bugs.enabled(self.config, bugs.CONTROLLER_SPLIT_BRAIN)
+            self.acted = True
             reply = yield ZkCall(
                 ZkElect(p, self.epoch, record.version, leader, isr, broker_epoch, fenced)
             )
@@ -89,8 +103,10 @@ class Controller:
     def _due(self, key: tuple[object, ...], now_ms: int) -> bool:
         last = self.last_sent_ms.get(key)
         if last is not None and now_ms - last < self.config.request_timeout_ms:
+            self.next_due_ms = min(self.next_due_ms, last + self.config.request_timeout_ms)
             return False
         self.last_sent_ms[key] = now_ms
+        self.acted = True  # the caller sends it
         return True
 
     def _send_leader_and_isr(
@@ -138,6 +154,8 @@ class Controller:
 
     def on_leader_and_isr_response(self, src: int, response: m.LeaderAndIsrResponse) -> None:
         self.acked[(response.partition, src)] = (response.leader_epoch, response.broker_epoch)
+        self.acks_taken += 1
 
     def on_metadata_response(self, src: int, response: m.UpdateMetadataResponse) -> None:
         self.metadata_acked[src] = (response.leaders, response.topics, response.broker_epoch)
+        self.acks_taken += 1

@@ -14,6 +14,9 @@ Rules of this module:
 - A message still in flight `message_lifetime_ms` after it was sent is lost
   when a Tick passes that age, as a connection would time out: the network
   never holds more than a few seconds' worth of traffic.
+- A timer its broker declares quiet (`Broker.quiet_until`: firing would only set
+  it again) is set again without running its handler, in the same order and with
+  the same delay; the broker is then not touched, since nothing of it changed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import NamedTuple, TypeVar
 
 from kafka_verify.impl import events as ev
 from kafka_verify.impl.bootstrap import initial_coordination, initial_group_store
-from kafka_verify.impl.broker import Broker
+from kafka_verify.impl.broker import Broker, QuietWindow
 from kafka_verify.impl.clients import Consumer, Producer
 from kafka_verify.impl.config import TOPIC, ClusterConfig
 from kafka_verify.impl.coordinator import group_names
@@ -47,7 +50,7 @@ from kafka_verify.impl.group_member import GroupConsumer
 from kafka_verify.impl.group_store import GROUP_CALLS
 from kafka_verify.impl.log import PartitionLog
 from kafka_verify.impl.messages import Message
-from kafka_verify.impl.zk import CONNECTION_LOSS, ZkError
+from kafka_verify.impl.zk import CONNECTION_LOSS, ZkError, ZkRead
 from kafka_verify.model.actions import Action
 from kafka_verify.model.actions import Crash as CrashAction
 from kafka_verify.model.actions import Flush as FlushAction
@@ -60,6 +63,7 @@ ZK = "zk"
 # Marks an event in which the coordination service took a call of its group part.
 ZK_GROUPS = "zk/groups"
 MAX_TIMERS_PER_TICK = 100_000
+_READ_CLUSTER = ZkRead()
 # A timer's place in the heap is due << _SEQ_BITS | seq: (due, seq) order while seq < _SEQ_LIMIT,
 # that is for the first 2**40 timers a world sets.
 _SEQ_BITS = 40
@@ -166,6 +170,10 @@ class World:
         self._timer_key: dict[int, tuple[str, str]] = {}
         self._timer_seq: dict[tuple[str, str], int] = {}
         self._next_timer_seq = 0
+        # Node -> timer name -> its quiet window (`Broker.quiet_until`): while it holds, that
+        # timer's firings only set it again. A message to the node, or its crash or restart,
+        # drops the node's windows; a timer that runs drops those it ends (`ended_by`).
+        self._quiet_windows: dict[str, dict[str, QuietWindow]] = {}
         self._zk_up = True
         # Memos of impl.abstraction (its views, keyed as it likes, and type-checked by it
         # when read back); no node reads them.
@@ -191,6 +199,7 @@ class World:
 
     def _boot(self, node: str, instance: Node, step: _Step) -> None:
         self.nodes_up[node] = instance
+        self._quiet_windows.pop(node, None)
         self._run(node, instance.start(self.now_ms), step)
 
     # -- queries ----------------------------------------------------------------------------
@@ -247,6 +256,7 @@ class World:
         if node not in self.nodes_up:
             raise InvalidEvent(f"{node} is not running")
         step = _Step()
+        self._quiet_windows.pop(node, None)
         self._run(node, self.nodes_up[node].handle(src, message, self.now_ms), step)
         return step.result()
 
@@ -319,6 +329,7 @@ class World:
             self._forget_message(envelope.id)
         step.delivered = envelope
         node = self.nodes_up[envelope.dst]
+        self._quiet_windows.pop(envelope.dst, None)
         self._run(envelope.dst, node.handle(envelope.src, envelope.message, self.now_ms), step)
 
     def _drop(self, event: ev.Drop, step: _Step) -> None:
@@ -346,6 +357,7 @@ class World:
             self._zk_up = False
             return
         instance = self.nodes_up.pop(node)
+        self._quiet_windows.pop(node, None)
         self._incarnations[node] += 1
         self._cut_messages(lambda e: node in (e.src, e.dst))
         for key in [k for k in self._timer_seq if k[0] == node]:
@@ -411,7 +423,8 @@ class World:
             self._timer_seq,
             self.nodes_up,
         )
-        pop = heapq.heappop
+        pop, push = heapq.heappop, heapq.heappush
+        touched, quiet = step.touched, self._quiet_windows
         first_after = (until + 1) << _SEQ_BITS  # every timer due after `until` sorts from here
         for _ in range(MAX_TIMERS_PER_TICK):
             if not timers or timers[0] >= first_after:
@@ -424,9 +437,47 @@ class World:
             del timer_seq[key]
             if due > self.now_ms:
                 self.now_ms = due
-            self._run(node, nodes_up[node].on_timer(key[1], self.now_ms), step)
+            instance = nodes_up[node]
+            name = key[1]
+            windows = quiet.get(node)
+            window = None if windows is None else windows.get(name)
+            holds = window is not None and self._holds(node, window)
+            if not holds and type(instance) is Broker:
+                window = instance.quiet_until(name, self.now_ms)
+                if window is not None:
+                    quiet.setdefault(node, {})[name] = window
+                    holds = self._holds(node, window)
+            if holds and window is not None:
+                # The handler would only set the timer again: set it, as the handler would. The
+                # node is not touched (its state is as it was), though the service is when the
+                # handler would have read it.
+                if window.cluster is not None:
+                    touched.add(ZK)
+                self._next_timer_seq += 1
+                seq = self._next_timer_seq
+                timer_seq[key] = seq
+                timer_key[seq] = key
+                push(timers, (self.now_ms + window.delay_ms) << _SEQ_BITS | seq)
+                continue
+            self._run(node, instance.on_timer(name, self.now_ms), step)
+            windows = quiet.get(node)
+            if windows:
+                for ended in [n for n, w in windows.items() if name in w.ended_by]:
+                    del windows[ended]
         self.now_ms = until
         self._expire_messages()
+
+    def _holds(self, node: str, window: QuietWindow) -> bool:
+        """Whether a quiet window of a timer of `node` holds now."""
+        if self.now_ms >= window.until_ms:
+            return False
+        return window.cluster is None or self._cluster_read(node) is window.cluster
+
+    def _cluster_read(self, node: str) -> Reply:
+        """What a cluster read by `node` would answer now (the call changes nothing)."""
+        if not self._zk_up or (self._groups is not None and not self.connected(node, ZK)):
+            return ZkError(CONNECTION_LOSS)
+        return self.zk.call(_READ_CLUSTER, self.now_ms)
 
     def _expire_messages(self) -> None:
         oldest = self.now_ms - self.config.message_lifetime_ms

@@ -30,6 +30,7 @@ TOPIC_EXISTS = "TOPIC_ALREADY_EXISTS"
 INVALID_REPLICATION_FACTOR = "INVALID_REPLICATION_FACTOR"
 INVALID_PARTITIONS = "INVALID_PARTITIONS"
 OFFSETS_TOPIC = "__consumer_offsets"
+_NEVER_MS = 2**62  # a time no run's virtual clock reaches
 
 
 @fast_init
@@ -226,6 +227,11 @@ class Coordination:
             )
         self._next_session = 1
         self._next_broker_epoch = 1
+        # Every call but a read (or a heartbeat that only keeps a session alive) counts here, and
+        # so does `restarted`: a read reuses the last snapshot while the count is unchanged.
+        self._changes = 0
+        # (changes, read at, valid before, sessions, snapshot) of the last read.
+        self._snapshot: tuple[int, int, int, dict[int, _Session], ZkCluster] | None = None
 
     def alive(self, broker: int | None, now_ms: int) -> bool:
         if broker is None or broker not in self.registrations:
@@ -242,12 +248,19 @@ class Coordination:
         """Back from an outage: session clocks start again, as sessions survive a ZooKeeper failover."""
         for session in self.sessions.values():
             session.last_heartbeat_ms = now_ms
+        self._changes += 1
 
     def call(self, request: ZkRequest, now_ms: int) -> ZkReply:
-        handler = _CALLS.get(type(request))
+        kind = type(request)
+        handler = _CALLS.get(kind)
         if handler is None:
-            raise TypeError(f"the coordination service has no call {type(request).__name__}")
-        return handler(self, request, now_ms)
+            raise TypeError(f"the coordination service has no call {kind.__name__}")
+        reply = handler(self, request, now_ms)
+        # A heartbeat that keeps its session alive only moves an expiry later: a snapshot read
+        # before it stays true until the expiry it was read with.
+        if kind is not ZkRead and not (kind is ZkHeartbeat and type(reply) is ZkOk):
+            self._changes += 1
+        return reply
 
     def _register(self, r: ZkRegister, now_ms: int) -> ZkRegistered:
         old = self.registrations.get(r.broker)
@@ -278,16 +291,33 @@ class Coordination:
             del self.registrations[session.broker]
 
     def _read(self, r: ZkRead, now_ms: int) -> ZkCluster:
-        # alive(b) for each registered b, inlined: every controller timer of every broker reads.
-        alive = {
-            b: epoch
-            for b, (session_id, epoch) in self.registrations.items()
-            if self.session_alive(session_id, now_ms)
-        }
+        # Every controller timer of every broker reads: while nothing changed and no session
+        # the last read found alive has expired since, that read's snapshot is still the answer.
+        last = self._snapshot
+        if (
+            last is not None
+            and last[0] == self._changes
+            and last[1] <= now_ms < last[2]
+            and last[3] is self.sessions
+        ):
+            return last[4]
+        alive: dict[int, int] = {}
+        valid_before = _NEVER_MS
+        timeout = self.config.session_timeout_ms
+        for broker, (session_id, broker_epoch) in self.registrations.items():
+            if self.session_alive(session_id, now_ms):
+                alive[broker] = broker_epoch
+                heartbeat = self.sessions[session_id].last_heartbeat_ms
+                valid_before = min(valid_before, heartbeat + timeout + 1)
         lease_alive = self.session_alive(self.lease.session, now_ms)
-        return ZkCluster(
+        if lease_alive:
+            lease_heartbeat = self.sessions[self.lease.session].last_heartbeat_ms
+            valid_before = min(valid_before, lease_heartbeat + timeout + 1)
+        snapshot = ZkCluster(
             alive, self.lease, lease_alive, tuple(self.partitions), self.topics, self.replicas
         )
+        self._snapshot = (self._changes, now_ms, valid_before, self.sessions, snapshot)
+        return snapshot
 
     def _take_lease(self, r: ZkTakeLease, now_ms: int) -> ZkLeaseTaken | ZkError:
         if not self.alive(r.broker, now_ms) or self.registrations[r.broker][0] != r.session:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 from kafka_verify.harness import machine as machine_module
-from kafka_verify.harness.bench import engine_throughput
+from kafka_verify.harness.bench import _engine_figures, engine_throughput
 from kafka_verify.harness.cli import main
 from kafka_verify.harness.cluster import reference_cluster
 from kafka_verify.harness.failures import write_failure
@@ -225,3 +225,12 @@ def test_bench_measures_both_engines_on_the_same_campaign() -> None:
     assert figures["hypothesis"] > 0 and figures["swarm"] > 0
     ratio = figures["swarm"] / figures["hypothesis"]
     assert figures["swarm_over_hypothesis"] == pytest.approx(ratio, abs=0.01)
+
+
+def test_bench_gives_the_engines_rates_by_cpu_time_too() -> None:
+    wall, cpu = _engine_figures(examples=3, repeats=1)
+    assert set(cpu) == set(wall)
+    # The campaign runs in this process: it cannot use more CPU time than time passes.
+    assert cpu["hypothesis"] >= wall["hypothesis"] / 2 and cpu["swarm"] >= wall["swarm"] / 2
+    ratio = cpu["swarm"] / cpu["hypothesis"]
+    assert cpu["swarm_over_hypothesis"] == pytest.approx(ratio, abs=0.01)
