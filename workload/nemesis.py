@@ -38,6 +38,18 @@ Rules of this module:
   FindCoordinator names it), sometimes first cut off from the other
   brokers, and sometimes the coordinator after it (commits it applied that
   no follower has).
+- Plans that read one broker's own Metadata answer (`probe`: the ISR it
+  knows, the controller it names), since client libraries keep neither:
+  `sole-isr` cuts a leader off from every follower (or pauses them without a
+  proxy), waits until the leader's metadata shows it alone in the ISR, lets
+  it acknowledge alone a moment, kills it and brings the followers back;
+  `offsets` does the same to the group's coordinator (the offsets
+  partition's leader: its commits acknowledged alone); `controller` kills,
+  pauses or cuts off from the coordination service the broker the metadata
+  names as controller, brings a paused or cut one back, and sometimes kills
+  a leader then, while the controllers change hands. `power-loss` kills
+  every broker at once: what none made durable is lost everywhere, and
+  nothing acknowledged may be.
 - A partition cuts, both ways, a partition's leader off from every other
   node or from some of them (its clients kept), one broker off from the
   coordination service, or a random minority off from the rest, sometimes
@@ -80,16 +92,16 @@ CASCADE_WAIT_S = 20.0  # past a session timeout: the dead leader's successor is 
 # proxy are left out without one, and every aimed plan falls back to a random node when the
 # metadata names no leader.
 KILL_PLANS: dict[str, float] = {
-    "node": 0.2,
-    "leader": 0.2,
+    "node": 0.1,
+    "leader": 0.15,
     "heir-bounce": 0.2,
     "leader-return": 0.2,
     "heir-cut": 0.2,
     "coordinator": 0.2,
-    "sole-isr": 0.2,
+    "sole-isr": 0.25,
     "offsets": 0.15,
     "controller": 0.15,
-    "power-loss": 0.1,
+    "power-loss": 0.25,
 }
 KILL_PLANS_NEEDING_PROXY = frozenset({"heir-cut"})
 # Plans that read one broker's own Metadata answer (its ISR, the controller it names).
