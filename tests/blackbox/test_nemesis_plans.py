@@ -410,3 +410,26 @@ def test_power_loss_kills_every_broker_and_the_heal_starts_them_all(
     finally:
         nemesis.heal_all()
     _assert_all_running(cluster)
+
+
+def test_the_offsets_plan_leaves_the_coordinator_alone_then_kills_it(
+    proxied: ServedCluster,
+) -> None:
+    nemesis, recorder, _ = _nemesis(proxied, offsets=1.0)
+    nemesis.probe = _probe(proxied)
+    deadline = time.monotonic() + 60
+    while find_coordinator(proxied.bootstrap, GROUP) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    coordinator = f"b{find_coordinator(proxied.bootstrap, GROUP)}"
+    try:
+        nemesis.inject("kill")
+        cut, kill, heal = _done(recorder)
+        assert cut["isolated"] == [coordinator]
+        assert cut["apart_from"] == ", ".join(sorted({"b0", "b1", "b2"} - {coordinator}))
+        # The partitions it leads showed it alone in their ISR before it died.
+        assert kill["node"] == coordinator and kill["coordinator"] is True
+        assert kill["alone"] is True and _dies(kill["pid"])
+        assert heal["fault"] == "heal" and nemesis.faulty == [coordinator]
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(proxied)
