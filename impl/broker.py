@@ -109,6 +109,10 @@ class Broker:
         self.broker_epoch: int | None = None
         self.controller_epoch_seen = 0
         self.metadata: dict[int, tuple[int | None, int]] = {}
+        # Partition -> (leader epoch, ISR) of the last LeaderAndIsr taken, and the controller
+        # (epoch, broker) that sent the newest: what this broker tells clients in Metadata.
+        self.isr_seen: dict[int, tuple[int, frozenset[int]]] = {}
+        self.controller_seen: tuple[int, int] | None = None
         # The configured topics exist from the start; the controller announces created ones.
         self.topics: m.TopicTable = initial_topics(config)
         self.controller: Controller | None = None
@@ -135,6 +139,7 @@ class Broker:
         for p in range(broker.model.partitions):
             replicas = broker.model.replicas_of(p)
             broker.metadata[p] = (replicas[0], 0)
+            broker.isr_seen[p] = (0, frozenset(replicas))
             r = broker.replicas.get(p)
             if r is None:
                 continue
@@ -151,6 +156,7 @@ class Broker:
             broker.controller = Controller(0, 1, config)
             broker.controller.assume_initial_state_known(broker.topics)
         broker.controller_epoch_seen = 1
+        broker.controller_seen = (1, 0)  # b0 holds the first lease, as initial_coordination says
         return broker
 
     def _replica(self, p: int, log: PartitionLog) -> ReplicaState:
@@ -367,6 +373,7 @@ class Broker:
             return  # from a deposed controller
         self.controller_epoch_seen = max(self.controller_epoch_seen, msg.controller_epoch)
         self._learn_leader(msg.partition, msg.leader, msg.leader_epoch)
+        self._learn_isr(src, msg)
         r = self.replicas.get(msg.partition)
         if r is None and self.index in msg.replicas:
             # A partition created since this broker started: its log is opened now, or
@@ -401,6 +408,7 @@ class Broker:
         ):
             return
         self.controller_epoch_seen = max(self.controller_epoch_seen, msg.controller_epoch)
+        self._learn_controller(src, msg.controller_epoch)
         for p, leader, epoch in msg.leaders:
             self._learn_leader(p, leader, epoch)
         if len(msg.topics) >= len(self.topics):
@@ -419,9 +427,39 @@ class Broker:
         if known is None or epoch >= known[1]:
             self.metadata[p] = (leader, epoch)
 
+    def _learn_isr(self, src: str, msg: m.LeaderAndIsr) -> None:
+        self._learn_controller(src, msg.controller_epoch)
+        known = self.isr_seen.get(msg.partition)
+        if known is None or msg.leader_epoch >= known[0]:
+            self.isr_seen[msg.partition] = (msg.leader_epoch, msg.isr)
+
+    def _learn_controller(self, src: str, controller_epoch: int) -> None:
+        if self.controller_seen is None or controller_epoch >= self.controller_seen[0]:
+            self.controller_seen = (controller_epoch, int(src[1:]))
+
+    def _isr_known(self, p: int) -> tuple[int, ...] | None:
+        """The ISR of partition p as this broker knows it: its own when it leads p (the leader
+        alone shrinks and expands it), else the last LeaderAndIsr's."""
+        r = self.replicas.get(p)
+        if r is not None and r.role is Role.LEADER:
+            return tuple(sorted(r.isr))
+        known = self.isr_seen.get(p)
+        return tuple(sorted(known[1])) if known is not None else None
+
+    def _controller_known(self) -> int | None:
+        if self.controller is not None:
+            return self.index
+        return self.controller_seen[1] if self.controller_seen is not None else None
+
     def _on_metadata(self, src: str, msg: m.Metadata, now_ms: int) -> Handler:
         table = tuple((p, leader, epoch) for p, (leader, epoch) in sorted(self.metadata.items()))
-        yield Send(src, m.MetadataResponse(msg.request_id, table, self.topics))
+        isrs = tuple(
+            (p, isr) for p in sorted(self.metadata) if (isr := self._isr_known(p)) is not None
+        )
+        answer = m.MetadataResponse(
+            msg.request_id, table, self.topics, isrs, self._controller_known()
+        )
+        yield Send(src, answer)
 
     def _on_create_topic(self, src: str, msg: m.CreateTopic, now_ms: int) -> Handler:
         def answer(error: str, topic: TopicRecord | None = None) -> Send:

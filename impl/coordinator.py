@@ -53,6 +53,8 @@ from kafka_verify.impl.messages import Message
 from kafka_verify.impl.replica import ReplicaState
 from kafka_verify.model.actions import LeaderWrite
 from kafka_verify.model.groups import (
+    SIMPLE_GENERATION,
+    SIMPLE_MEMBER,
     CommitOffset,
     CompleteRebalance,
     CoordinatorFailover,
@@ -492,6 +494,9 @@ class Coordinator:
             return gm.NONE  # the seeded bug: no check of member, generation, phase or owner
         if msg.generation < g.generation and bugs.enabled(self.config, bugs.ZOMBIE_COMMIT):
             return gm.NONE  # the seeded bug: an older generation's commit is taken as it is
+        simple = (msg.member, msg.generation) == (SIMPLE_MEMBER, SIMPLE_GENERATION)
+        if simple and g.phase == EMPTY:
+            return gm.NONE  # a consumer that assigns its partitions itself, to an empty group
         error = self._member_error(g, msg.member, msg.generation)
         if error == gm.NONE and g.phase != STABLE:
             return gm.REBALANCE_IN_PROGRESS

@@ -33,6 +33,8 @@ DEFINITE_PRODUCE_ERRORS = frozenset({NOT_LEADER, NOT_ENOUGH_REPLICAS, OUT_OF_ORD
 LeaderTable = tuple[tuple[int, int | None, int], ...]
 # Every topic, in the order of its first partition.
 TopicTable = tuple[TopicRecord, ...]
+# (partition, its in-sync replicas) as one broker knows them.
+IsrTable = tuple[tuple[int, tuple[int, ...]], ...]
 
 
 @fast_init
@@ -87,9 +89,14 @@ class Metadata:
 @fast_init
 @dataclass(frozen=True, slots=True)
 class MetadataResponse:
+    """What the answering broker knows: each partition's leader, its ISR (as its leader has it
+    when this broker leads, else as the last LeaderAndIsr said) and the controller."""
+
     request_id: int
     leaders: LeaderTable
     topics: TopicTable
+    isrs: IsrTable = ()
+    controller: int | None = None
 
 
 @fast_init

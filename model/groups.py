@@ -21,6 +21,10 @@ Rules of this module:
   expired without knowing it keeps its view: that zombie is where the
   historical group bugs live.
 - Offsets are "next offset to read", as in Kafka's OffsetCommit.
+- An empty group takes commits from outside it, as Kafka's do from consumers
+  that assign their partitions themselves: member `SIMPLE_MEMBER` (no member
+  id) in generation `SIMPLE_GENERATION`. The exhaustive engines draw only
+  group members, so they never make one.
 """
 
 from __future__ import annotations
@@ -183,6 +187,21 @@ def _leave_group(g: GroupState, a: LeaveGroup, config: Config) -> GroupState:
     return _drop_member(g, a.member).with_view(replace(view, owned=frozenset()))
 
 
+SIMPLE_MEMBER = ""  # the member id of a commit from outside any group: none
+SIMPLE_GENERATION = -1
+
+
+def is_simple_commit(g: GroupState, a: CommitOffset) -> bool:
+    """A commit from a consumer that is no member, to a group with no members (Kafka's simple
+    consumers, which assign partitions themselves)."""
+    return g.phase is Phase.EMPTY and (a.member, a.generation) == (SIMPLE_MEMBER, SIMPLE_GENERATION)
+
+
+def _simple_commit(g: GroupState, a: CommitOffset, config: Config) -> GroupState:
+    _require(is_simple_commit(g, a), a, "UNKNOWN_MEMBER_ID", "an empty group has no members")
+    return g.with_committed(a.partition, a.offset)
+
+
 def _commit_offset(g: GroupState, a: CommitOffset, config: Config) -> GroupState:
     stale = a.generation < g.generation
     if not (stale and variants.ZOMBIE_COMMIT in config.bugs):
@@ -257,7 +276,7 @@ TRANSITIONS: dict[Phase, dict[type, Accept | Reject]] = {
         SyncAssignment: Reject("UNKNOWN_MEMBER_ID", "an empty group has no members"),
         ExpireMember: Reject(None, "an empty group has no sessions to expire"),
         LeaveGroup: Reject("UNKNOWN_MEMBER_ID", "an empty group has no members"),
-        CommitOffset: Reject("UNKNOWN_MEMBER_ID", "an empty group has no members"),
+        CommitOffset: Accept(_to(_EMPTY), _simple_commit),
         CoordinatorFailover: Accept(_to(_EMPTY), _reload),
         DeleteGroup: Accept(_to(_DEAD), _delete),
     },

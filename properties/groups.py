@@ -33,6 +33,7 @@ from kafka_verify.model.groups import (
     GroupState,
     Phase,
     SyncAssignment,
+    is_simple_commit,
 )
 from kafka_verify.model.state import Config, State
 from kafka_verify.properties.catalogue import Kind, Violation, facts, prop
@@ -214,6 +215,8 @@ def committed_offset_lost(before: State, action: object, after: State) -> list[V
 
 
 def _why_stale(g: GroupState, a: CommitOffset) -> str | None:
+    if is_simple_commit(g, a):
+        return None  # an empty group's commit from outside it: no generation to be stale in
     if g.phase is not Phase.STABLE:
         return f"the group is {g.phase.value}"
     if a.member not in g.members:

@@ -394,13 +394,19 @@ class KafkaFrontend:
 
     async def _refresh_topics(self) -> dict[int, tuple[int | None, int]]:
         """Ask the broker for its topics and leaders; the leaders, or {} if it did not answer."""
+        answer = await self._ask_metadata()
+        if answer is None:
+            return {}
+        return {p: (leader, epoch) for p, leader, epoch in answer.leaders}
+
+    async def _ask_metadata(self) -> m.MetadataResponse | None:
+        """The broker's metadata (its topics are learnt on the way), or None without an answer."""
         answer = await self._ask(
             m.Metadata(self.port.next_request_id()), m.MetadataResponse, IMPL_CALL_TIMEOUT_S
         )
-        if answer is None:
-            return {}
-        self.topics.update(answer.topics)
-        return {p: (leader, epoch) for p, leader, epoch in answer.leaders}
+        if answer is not None:
+            self.topics.update(answer.topics)
+        return answer
 
     async def _partition(self, topic: str, index: int) -> int | None:
         """The cluster's partition of (topic, index); a topic not known yet is asked for once,
@@ -417,7 +423,9 @@ class KafkaFrontend:
     # -- Metadata --------------------------------------------------------------------------------
 
     async def _metadata(self, header: RequestHeader, body: Any) -> Values:
-        leaders = await self._refresh_topics()
+        known = await self._ask_metadata()
+        leaders = {} if known is None else {p: (b, e) for p, b, e in known.leaders}
+        isrs = {} if known is None else dict(known.isrs)
         requested: list[tuple[str | None, uuid.UUID | None]]
         if body.topics is None:
             requested = [(t.name, None) for t in self.topics.user_topics()]
@@ -440,7 +448,8 @@ class KafkaFrontend:
             if self.topics.get(name) is None and auto_create:
                 topics.append(await self._auto_create(name))
                 continue
-            topics.append(self._topic_metadata(name, leaders))
+            topics.append(self._topic_metadata(name, leaders, isrs))
+        controller = None if known is None else known.controller
         return {
             "throttle_time": NO_THROTTLE,
             "brokers": [
@@ -448,8 +457,9 @@ class KafkaFrontend:
                 for index, (host, port) in sorted(self.port.addresses.items())
             ],
             "cluster_id": CLUSTER_ID,
-            # Any broker answers the requests a client sends the controller (CreateTopics).
-            "controller_id": self.port.index,
+            # The controller this broker knows; any broker answers the requests a client sends
+            # the controller (CreateTopics), so it names itself when it knows none.
+            "controller_id": self.port.index if controller is None else controller,
             "topics": topics,
         }
 
@@ -488,7 +498,12 @@ class KafkaFrontend:
             self.topics.update((*self.topics.records, reply.topic))
         return reply
 
-    def _topic_metadata(self, name: str, leaders: Mapping[int, tuple[int | None, int]]) -> Values:
+    def _topic_metadata(
+        self,
+        name: str,
+        leaders: Mapping[int, tuple[int | None, int]],
+        isrs: Mapping[int, tuple[int, ...]],
+    ) -> Values:
         record = self.topics.get(name)
         if record is None:
             return self._unknown_topic(name, None, ErrorCode.unknown_topic_or_partition)
@@ -505,8 +520,8 @@ class KafkaFrontend:
                     "leader_id": -1 if leader is None else leader,
                     "leader_epoch": epoch,
                     "replica_nodes": tuple(replicas),
-                    # The impl's Metadata names no ISR: every replica is reported in it.
-                    "isr_nodes": tuple(replicas),
+                    # The ISR as this broker knows it (every replica before it knows one).
+                    "isr_nodes": isrs.get(p, tuple(replicas)),
                     "offline_replicas": (),
                 }
             )

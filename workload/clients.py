@@ -103,17 +103,90 @@ class PartitionView:
     replicas: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class BrokerMetadata:
+    """What one broker's Metadata answer says: the controller it names, and each partition's
+    leader, replicas and in-sync replicas (as that broker knows them)."""
+
+    controller: int | None
+    partitions: dict[int, PartitionView]
+    isrs: dict[int, tuple[int, ...]]
+    brokers: dict[int, str]  # broker id -> HOST:PORT, as the cluster advertises them
+
+
 def find_coordinator(bootstrap: str, group: str, timeout_s: float = 5.0) -> int | None:
     """The broker id that FindCoordinator (v0, plaintext) names as `group`'s coordinator,
     asked of each bootstrap broker in turn; None when none names one. Neither client library
     says which broker coordinates a group, so this asks the cluster the way they do."""
+    from kio.schema.errors import ErrorCode
+    from kio.schema.find_coordinator.v0.request import FindCoordinatorRequest
+    from kio.schema.find_coordinator.v0.response import FindCoordinatorResponse
+
+    for address in bootstrap.split(","):
+        answer = _ask_raw(
+            address,
+            FindCoordinatorRequest(key=group),
+            FindCoordinatorResponse,
+            timeout_s,  # type: ignore[arg-type]
+        )
+        if answer is None:
+            continue  # this broker is down or answered nonsense: ask the next
+        if answer.error_code == ErrorCode.none and answer.node_id >= 0:
+            return int(answer.node_id)
+    return None
+
+
+def broker_metadata(address: str, topic: str, timeout_s: float = 5.0) -> BrokerMetadata | None:
+    """One broker's own Metadata answer (v1, plaintext) about `topic`; None when it does not
+    answer. Client libraries ask whichever broker they like and keep no ISR, so this asks the
+    one broker named, as they do: a partition's leader is the broker whose ISR is current."""
+    from kio.schema.errors import ErrorCode
+    from kio.schema.metadata.v1.request import MetadataRequest, MetadataRequestTopic
+    from kio.schema.metadata.v1.response import MetadataResponse
+
+    request = MetadataRequest(topics=(MetadataRequestTopic(name=topic),))  # type: ignore[arg-type]
+    answer = _ask_raw(address, request, MetadataResponse, timeout_s)
+    if answer is None:
+        return None
+    partitions: dict[int, PartitionView] = {}
+    isrs: dict[int, tuple[int, ...]] = {}
+    for found in answer.topics:
+        if found.name != topic or found.error_code != ErrorCode.none:
+            continue
+        for p in found.partitions:
+            leader = int(p.leader_id) if p.leader_id >= 0 else None
+            partitions[int(p.partition_index)] = PartitionView(
+                leader, tuple(int(r) for r in p.replica_nodes)
+            )
+            isrs[int(p.partition_index)] = tuple(sorted(int(r) for r in p.isr_nodes))
+    controller = int(answer.controller_id) if answer.controller_id >= 0 else None
+    brokers = {int(b.node_id): f"{b.host}:{b.port}" for b in answer.brokers}
+    return BrokerMetadata(controller, partitions, isrs, brokers)
+
+
+def ask_metadata(
+    bootstrap: str, topic: str, broker: int | None = None, timeout_s: float = 5.0
+) -> BrokerMetadata | None:
+    """The Metadata answer of the first bootstrap broker that gives one or, with `broker`, of
+    that broker itself (at the address the cluster advertises for it); None without one."""
+    for address in bootstrap.split(","):
+        first = broker_metadata(address, topic, timeout_s)
+        if first is None:
+            continue
+        if broker is None:
+            return first
+        address = first.brokers.get(broker, "")
+        return broker_metadata(address, topic, timeout_s) if address else None
+    return None
+
+
+def _ask_raw(address: str, request: Any, response_type: Any, timeout_s: float) -> Any:
+    """One request (request header v1, response header v0) to the broker at HOST:PORT, and its
+    decoded answer; None when the broker is down or answers nonsense."""
     import io
     import socket
     import struct
 
-    from kio.schema.errors import ErrorCode
-    from kio.schema.find_coordinator.v0.request import FindCoordinatorRequest
-    from kio.schema.find_coordinator.v0.response import FindCoordinatorResponse
     from kio.schema.request_header.v1 import RequestHeader
     from kio.schema.response_header.v0 import ResponseHeader
     from kio.serial import entity_reader, entity_writer
@@ -121,28 +194,25 @@ def find_coordinator(bootstrap: str, group: str, timeout_s: float = 5.0) -> int 
 
     frame = io.BytesIO()
     header = RequestHeader(
-        request_api_key=i16(FindCoordinatorRequest.__api_key__),
-        request_api_version=i16(0),
+        request_api_key=i16(type(request).__api_key__),
+        request_api_version=i16(type(request).__version__),
         correlation_id=i32(1),
         client_id="kafka-verify-nemesis",
     )
     entity_writer(RequestHeader)(frame, header)
-    entity_writer(FindCoordinatorRequest)(frame, FindCoordinatorRequest(key=group))  # type: ignore[arg-type]
-    request = struct.pack(">i", len(frame.getvalue())) + frame.getvalue()
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        try:
-            with socket.create_connection((host, int(port)), timeout=timeout_s) as conn:
-                conn.sendall(request)
-                size = struct.unpack(">i", _read_exactly(conn, 4))[0]
-                payload = _read_exactly(conn, size)
-            _, at = entity_reader(ResponseHeader)(payload, 0)
-            answer, _ = entity_reader(FindCoordinatorResponse)(payload, at)
-        except (OSError, ValueError, struct.error):
-            continue  # this broker is down or answered nonsense: ask the next
-        if answer.error_code == ErrorCode.none and answer.node_id >= 0:
-            return int(answer.node_id)
-    return None
+    entity_writer(type(request))(frame, request)
+    payload = struct.pack(">i", len(frame.getvalue())) + frame.getvalue()
+    host, _, port = address.strip().rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s) as conn:
+            conn.sendall(payload)
+            size = struct.unpack(">i", _read_exactly(conn, 4))[0]
+            answer = _read_exactly(conn, size)
+        _, at = entity_reader(ResponseHeader)(answer, 0)
+        decoded, _ = entity_reader(response_type)(answer, at)
+    except (OSError, ValueError, struct.error):
+        return None
+    return decoded
 
 
 def _read_exactly(conn: Any, size: int) -> bytes:

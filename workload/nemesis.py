@@ -38,6 +38,18 @@ Rules of this module:
   FindCoordinator names it), sometimes first cut off from the other
   brokers, and sometimes the coordinator after it (commits it applied that
   no follower has).
+- Plans that read one broker's own Metadata answer (`probe`: the ISR it
+  knows, the controller it names), since client libraries keep neither:
+  `sole-isr` cuts a leader off from every follower (or pauses them without a
+  proxy), waits until the leader's metadata shows it alone in the ISR, lets
+  it acknowledge alone a moment, kills it and brings the followers back;
+  `offsets` does the same to the group's coordinator (the offsets
+  partition's leader: its commits acknowledged alone); `controller` kills,
+  pauses or cuts off from the coordination service the broker the metadata
+  names as controller, brings a paused or cut one back, and sometimes kills
+  a leader then, while the controllers change hands. `power-loss` kills
+  every broker at once: what none made durable is lost everywhere, and
+  nothing acknowledged may be.
 - A partition cuts, both ways, a partition's leader off from every other
   node or from some of them (its clients kept), one broker off from the
   coordination service, or a random minority off from the rest, sometimes
@@ -60,7 +72,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka_verify.workload.clients import PartitionView
+from kafka_verify.workload.clients import BrokerMetadata, PartitionView
 from kafka_verify.workload.history import Recorder
 from kafka_verify.workload.proxy import CUT_MODES, ProxyControl, ProxyError
 
@@ -80,14 +92,31 @@ CASCADE_WAIT_S = 20.0  # past a session timeout: the dead leader's successor is 
 # proxy are left out without one, and every aimed plan falls back to a random node when the
 # metadata names no leader.
 KILL_PLANS: dict[str, float] = {
-    "node": 0.2,
-    "leader": 0.2,
+    "node": 0.1,
+    "leader": 0.15,
     "heir-bounce": 0.2,
     "leader-return": 0.2,
     "heir-cut": 0.2,
     "coordinator": 0.2,
+    "sole-isr": 0.25,
+    "offsets": 0.15,
+    "controller": 0.15,
+    "power-loss": 0.25,
 }
 KILL_PLANS_NEEDING_PROXY = frozenset({"heir-cut"})
+# Plans that read one broker's own Metadata answer (its ISR, the controller it names).
+KILL_PLANS_NEEDING_PROBE = frozenset({"sole-isr", "offsets", "controller"})
+# A sole-ISR plan waits this long at most for the leader's metadata to show it alone in its
+# ISR (past a replica lag time), then lets it acknowledge alone for a moment before it dies.
+SOLE_ISR_WAIT_S = 20.0
+SOLE_ISR_HOLD_S = (0.2, 3.0)
+PROBE_EVERY_S = 0.25
+# Of a controller fault: the controller killed, paused, or cut off from the coordination
+# service; and how often a partition's leader is killed meanwhile (a leader moved while the
+# controller changes hands).
+CONTROLLER_FAULTS = ("kill", "pause", "cut")
+CONTROLLER_HOLD_S = (1.0, 9.0)
+CONTROLLER_MOVE_CHANCE = 0.5
 # A coordinator kill first cuts the coordinator off from the other brokers this often (the
 # coordination service kept), so commits it applies meanwhile reach no follower.
 COORDINATOR_CUT_CHANCE = 0.5
@@ -118,6 +147,7 @@ RESTART_TIMEOUT_S = 60.0
 RESTART_ASK_AGAIN_S = 1.0
 COMMAND_TIMEOUT_S = 60.0
 NEMESIS = "nemesis"
+_NO_VIEW = PartitionView(None, ())
 
 
 class ClusterFileError(ValueError):
@@ -332,6 +362,7 @@ class Nemesis:
         rng: random.Random,
         layout: Callable[[], dict[int, PartitionView]] | None = None,
         coordinator: Callable[[], int | None] | None = None,
+        probe: Callable[[int | None], BrokerMetadata | None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.recorder = recorder
@@ -340,6 +371,8 @@ class Nemesis:
         self.layout = layout
         # The broker id of the workload's group coordinator, as FindCoordinator names it.
         self.coordinator = coordinator
+        # One broker's own Metadata answer about the workload's topic (None: any broker's).
+        self.probe = probe
         brokers = [n for n in cluster.nodes if n.role == "broker"]
         self.targets = tuple(brokers or cluster.nodes)
         self._down: dict[str, int | None] = {}  # killed node -> its pid then
@@ -351,7 +384,8 @@ class Nemesis:
             plan: weight
             for plan, weight in KILL_PLANS.items()
             if (self.proxy is not None or plan not in KILL_PLANS_NEEDING_PROXY)
-            and (coordinator is not None or plan != "coordinator")
+            and (coordinator is not None or plan not in ("coordinator", "offsets"))
+            and (probe is not None or plan not in KILL_PLANS_NEEDING_PROBE)
         }
 
     # -- one fault ---------------------------------------------------------------------------
@@ -466,6 +500,12 @@ class Nemesis:
             return None
         if plan == "coordinator":
             return self._kill_coordinator()
+        if plan == "offsets":
+            return self._offsets_alone()
+        if plan == "controller":
+            return self._controller_fault()
+        if plan == "power-loss":
+            return self._power_loss()
         aimed = self._aimed()
         if aimed is None:
             return None
@@ -479,6 +519,8 @@ class Nemesis:
                 if successor is not None:
                     said.append(self._signal_node("kill", successor, **why))
             return "; then ".join(said)
+        if plan == "sole-isr":
+            return self._alone_then_kill(leader, [partition], leader_of=partition, plan=plan)
         heir = self._heir(view, leader)
         if heir is None:
             return None
@@ -556,6 +598,121 @@ class Nemesis:
                 time.sleep(0.2)
         return "; then ".join(said)
 
+    def _probe(self, broker: int | None) -> BrokerMetadata | None:
+        assert self.probe is not None
+        try:
+            return self.probe(broker)
+        except Exception:  # a cluster in trouble answers nothing: the plan goes on blind
+            return None
+
+    def _alone_in_isr(self, leader: Node, partitions: list[int]) -> bool:
+        """Wait until `leader`'s own metadata shows it alone in the ISR of every one of
+        `partitions` it still leads; False when that is not seen in time."""
+        assert leader.broker_id is not None
+        deadline = time.monotonic() + SOLE_ISR_WAIT_S
+        while time.monotonic() < deadline:
+            found = self._probe(leader.broker_id) if self.probe is not None else None
+            if found is not None:
+                led = [
+                    p
+                    for p in partitions
+                    if found.partitions.get(p, _NO_VIEW).leader == leader.broker_id
+                ]
+                if led and all(found.isrs.get(p) == (leader.broker_id,) for p in led):
+                    return True
+            time.sleep(PROBE_EVERY_S)
+        return False
+
+    def _alone_then_kill(self, leader: Node, partitions: list[int], **why: object) -> str:
+        """Cut `leader` off from every follower (the coordination service kept), or pause
+        them without a proxy; once its metadata shows it alone in the ISR, let it acknowledge
+        alone for a moment, kill it, and bring its followers back (it stays down: a leader
+        alone in its ISR dies with what it acknowledged alone)."""
+        followers = [n for n in self.targets if n is not leader and n.name not in self._down]
+        said: list[str] = []
+        cut: _Partition | None = None
+        if self.proxy is not None:
+            cut = self._between(leader, followers)
+            said.append(self._apply_on_links(cut))
+        else:
+            said.extend(self._signal_node("pause", f, **why) for f in followers)
+        alone = self._alone_in_isr(leader, partitions)
+        if alone:
+            self._wait(SOLE_ISR_HOLD_S)
+        said.append(self._signal_node("kill", leader, alone=alone, **why))
+        if cut is not None:
+            self._heal_links(cut.links)
+            self._proxy_links.difference_update(cut.links)
+        for follower in followers:
+            if follower.name in self._paused:
+                self._resume(follower.name)
+        said.append(f"followers back{'' if alone else ' (never seen alone in the ISR)'}")
+        return "; then ".join(said)
+
+    def _offsets_alone(self) -> str | None:
+        """The group coordinator (the offsets partition's leader) left alone in its ISRs, its
+        commits acknowledged meanwhile, then killed; None when no coordinator is known."""
+        coordinator = self._current_coordinator()
+        if coordinator is None:
+            return None
+        # The client sees no ISR of the offsets topic: the user partitions the coordinator
+        # leads shrink with it, over the same replica lag time.
+        found = self._probe(None) if self.probe is not None else None
+        led = sorted(
+            p
+            for p, view in (found.partitions.items() if found is not None else ())
+            if view.leader == coordinator.broker_id
+        )
+        return self._alone_then_kill(coordinator, led, coordinator=True, plan="offsets")
+
+    def _controller_fault(self) -> str | None:
+        """The broker the metadata names as controller killed, paused, or cut off from the
+        coordination service; a paused or cut one comes back after a while (deposed, or not),
+        and sometimes a partition's leader is killed then, while the controllers change
+        hands; None when no controller is named."""
+        found = self._probe(None)
+        nodes = self._by_broker_id()
+        node = (
+            nodes.get(found.controller)
+            if found is not None and found.controller is not None
+            else None
+        )
+        if node is None or node.name in self._down:
+            return None
+        why = {"plan": "controller", "controller": True}
+        kinds = [k for k in CONTROLLER_FAULTS if k != "cut" or self.proxy is not None]
+        fault = self.rng.choice(kinds)
+        said: list[str] = []
+        cut: _Partition | None = None
+        if fault == "cut":
+            coordination = [n for n in self.cluster.nodes if n.role not in ("broker", "")]
+            cut = self._between(node, coordination)
+            said.append(self._apply_on_links(cut))
+        else:
+            said.append(self._signal_node(fault, node, **why))
+        self._wait(CONTROLLER_HOLD_S)
+        if cut is not None:
+            self._heal_links(cut.links)
+            self._proxy_links.difference_update(cut.links)
+            said.append(f"heal {node.name}")
+        elif node.name in self._paused:
+            self._resume(node.name)
+            said.append(f"resume {node.name}")
+        if self.rng.random() < CONTROLLER_MOVE_CHANCE:
+            aimed = self._aimed()
+            if aimed is not None:
+                partition, _, leader = aimed
+                said.append(
+                    self._signal_node("kill", leader, leader_of=partition, plan="controller")
+                )
+        return "; then ".join(said)
+
+    def _power_loss(self) -> str:
+        """Every broker killed at once, as a power loss takes them: what no broker made
+        durable is lost everywhere, and acks=all must still lose nothing."""
+        up = [n for n in self.targets if n.name not in self._down]
+        return "; ".join(self._signal_node("kill", n, plan="power-loss") for n in up)
+
     def _isolation(self, node: Node) -> _Partition:
         """`node` cut off from every other node, both ways; its clients still reach it."""
         assert self.cluster.proxy is not None
@@ -569,6 +726,10 @@ class Nemesis:
     def _cut_between(self, node: Node, others: list[Node]) -> str:
         """Cut the links between `node` and each of `others`, both ways; its clients and the
         coordination service still reach it."""
+        return self._apply_on_links(self._between(node, others))
+
+    def _between(self, node: Node, others: list[Node]) -> _Partition:
+        """The partition that cuts the links between `node` and each of `others`, both ways."""
         assert self.cluster.proxy is not None
         names = {n.name for n in others}
         links = sorted(
@@ -577,9 +738,7 @@ class Nemesis:
             if {link.src, link.dst} - {node.name} <= names and node.name in (link.src, link.dst)
         )
         apart = ", ".join(sorted(names))
-        return self._apply_on_links(
-            _Partition(links, [node.name], [], self.rng.choice(CUT_MODES), apart)
-        )
+        return _Partition(links, [node.name], [], self.rng.choice(CUT_MODES), apart)
 
     def _inject_on_links(self, kind: str) -> str:
         if self.proxy is None:
@@ -688,15 +847,8 @@ class Nemesis:
                 self._wait(STAGGERED_HEAL_S)
             self._heal_links(None)
             self._proxy_links.clear()
-        for name, pid in list(self._paused.items()):
-            resume: dict[str, object] = {"fault": "resume", "node": name, "pid": pid}
-            self.recorder.record(NEMESIS, "invoke", NEMESIS, resume)
-            try:
-                self._act(self._node(name), "resume", pid, signal.SIGCONT)
-                self.recorder.record(NEMESIS, "ok", NEMESIS, resume)
-            except NemesisError as error:
-                self.recorder.record(NEMESIS, "info", NEMESIS, {**resume, "error": str(error)})
-            del self._paused[name]
+        for name in list(self._paused):
+            self._resume(name)
         if self._down:
             down = dict(self._down)
             start: dict[str, object] = {"fault": "start", "nodes": sorted(down)}
@@ -707,6 +859,18 @@ class Nemesis:
             except NemesisError as error:
                 self.recorder.record(NEMESIS, "info", NEMESIS, {**start, "error": str(error)})
             self._down.clear()
+
+    def _resume(self, name: str) -> None:
+        """SIGCONT (or the resume command) to a paused node, recorded."""
+        pid = self._paused[name]
+        resume: dict[str, object] = {"fault": "resume", "node": name, "pid": pid}
+        self.recorder.record(NEMESIS, "invoke", NEMESIS, resume)
+        try:
+            self._act(self._node(name), "resume", pid, signal.SIGCONT)
+            self.recorder.record(NEMESIS, "ok", NEMESIS, resume)
+        except NemesisError as error:
+            self.recorder.record(NEMESIS, "info", NEMESIS, {**resume, "error": str(error)})
+        del self._paused[name]
 
     def _heal_links(self, links: list[str] | None) -> None:
         """Heal these links of the proxy (None: all of them), recorded."""

@@ -45,6 +45,7 @@ from kafka_verify.workload.clients import (
     CommitError,
     ConsumerClient,
     ProducerClient,
+    ask_metadata,
     find_coordinator,
 )
 from kafka_verify.workload.history import Recorder
@@ -132,6 +133,7 @@ class Workload:
                 random.Random(self.rng.random()),
                 layout=lambda: self.factory.layout(options.topic),
                 coordinator=lambda: find_coordinator(options.bootstrap, self.group),
+                probe=lambda broker: ask_metadata(options.bootstrap, options.topic, broker),
             )
             if options.cluster is not None and options.nemesis
             else None

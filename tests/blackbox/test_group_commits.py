@@ -92,11 +92,9 @@ def _send(workload: Workload, numbers: range) -> None:
         producer.close()
 
 
-def _commit_kill_restart(cluster: ServedCluster) -> CheckResult:
+def _commit_kill_restart(cluster: ServedCluster, sub_via: str = "subscribe") -> CheckResult:
     """c0 reads and commits, more is sent, the group's coordinator is killed, c1 reads."""
-    workload = Workload(
-        WorkloadOptions(bootstrap=cluster.bootstrap, topic=TOPIC, sub_via="subscribe")
-    )
+    workload = Workload(WorkloadOptions(bootstrap=cluster.bootstrap, topic=TOPIC, sub_via=sub_via))
     _send(workload, range(RECORDS))
     first = workload.factory.consumer(workload.group)
     try:
@@ -136,3 +134,17 @@ def test_the_correct_broker_keeps_commits_across_a_coordinator_kill(
 ) -> None:
     result = _commit_kill_restart(correct)
     assert result.valid is True, result.anomaly_types
+
+
+def test_assigned_consumers_commit_and_the_correct_broker_keeps_it_across_a_kill(
+    correct: ServedCluster,
+) -> None:
+    result = _commit_kill_restart(correct, sub_via="assign")
+    assert result.valid is True, result.anomaly_types
+
+
+def test_offsets_in_memory_loses_an_assigned_consumers_commit_when_the_coordinator_dies(
+    bugged: ServedCluster,
+) -> None:
+    result = _commit_kill_restart(bugged, sub_via="assign")
+    assert "lost-commit" in result.anomaly_types, result.anomaly_types

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 from kafka_verify.workload import ClusterFile, Nemesis, Recorder
 from kafka_verify.workload import nemesis as nemesis_module
-from kafka_verify.workload.clients import ClientFactory, PartitionView, find_coordinator
+from kafka_verify.workload.clients import (
+    ClientFactory,
+    PartitionView,
+    ask_metadata,
+    find_coordinator,
+)
 from kafka_verify.workload.nemesis import process_alive
 from kafka_verify.workload.proxy import ProxyControl
 from served import ServedCluster
@@ -328,3 +333,103 @@ def test_the_coordinator_plan_kills_the_groups_coordinator(
     finally:
         nemesis.heal_all()
     _assert_all_running(cluster)
+
+
+def _probe(served: ServedCluster) -> Any:
+    return lambda broker: ask_metadata(served.bootstrap, "t", broker)
+
+
+def test_every_broker_names_the_same_controller_and_a_leader_its_full_isr(
+    cluster: ServedCluster,
+) -> None:
+    answers = [ask_metadata(cluster.bootstrap, "t", b) for b in range(3)]
+    assert all(a is not None for a in answers)
+    assert {a.controller for a in answers if a is not None} == {0}  # b0 holds the first lease
+    for a in answers:
+        assert a is not None and a.isrs == {0: (0, 1, 2), 1: (0, 1, 2), 2: (0, 1, 2)}
+
+
+def test_sole_isr_leaves_the_leader_alone_in_its_isr_then_kills_it(
+    proxied: ServedCluster,
+) -> None:
+    nemesis, recorder, factory = _nemesis(proxied, sole_isr=1.0)
+    nemesis.probe = _probe(proxied)
+    before = factory.layout("t")
+    control = ProxyControl(proxied.proxy()["control"])
+    try:
+        nemesis.inject("kill")
+        cut, kill, heal = _done(recorder)
+        partition = kill["leader_of"]
+        leader = f"b{before[partition].leader}"
+        followers = sorted(f"b{b}" for b in range(3) if f"b{b}" != leader)
+        assert cut["isolated"] == [leader] and cut["apart_from"] == ", ".join(followers)
+        # The leader's own metadata showed it alone in the ISR before it was killed.
+        assert kill["node"] == leader and kill["alone"] is True and _dies(kill["pid"])
+        assert heal == {"fault": "heal", "links": cut["links"]}
+        assert control.faults() == {}  # the followers are back before the leader is
+        assert nemesis.faulty == [leader]
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(proxied)
+
+
+def test_the_controller_plan_aims_at_the_controller_the_metadata_names(
+    cluster: ServedCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nemesis_module, "CONTROLLER_FAULTS", ("kill",))
+    monkeypatch.setattr(nemesis_module, "CONTROLLER_MOVE_CHANCE", 0.0)
+    nemesis, recorder, _ = _nemesis(cluster, controller=1.0)
+    nemesis.probe = _probe(cluster)
+    try:
+        nemesis.inject("kill")
+        (kill,) = _done(recorder)
+        assert kill["plan"] == "controller" and kill["node"] == "b0" and _dies(kill["pid"])
+        # Another broker takes the lease, and the metadata says so.
+        deadline = time.monotonic() + 60
+        named = None
+        while time.monotonic() < deadline and named in (None, 0):
+            found = ask_metadata(cluster.bootstrap, "t", 1)
+            named = found.controller if found is not None else None
+            time.sleep(0.5)
+        assert named in (1, 2)
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(cluster)
+
+
+def test_power_loss_kills_every_broker_and_the_heal_starts_them_all(
+    cluster: ServedCluster,
+) -> None:
+    nemesis, recorder, _ = _nemesis(cluster, power_loss=1.0)
+    nemesis.probe = _probe(cluster)
+    try:
+        nemesis.inject("kill")
+        kills = _done(recorder)
+        assert sorted(k["node"] for k in kills) == ["b0", "b1", "b2"]
+        assert all(k["plan"] == "power-loss" and _dies(k["pid"]) for k in kills)
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(cluster)
+
+
+def test_the_offsets_plan_leaves_the_coordinator_alone_then_kills_it(
+    proxied: ServedCluster,
+) -> None:
+    nemesis, recorder, _ = _nemesis(proxied, offsets=1.0)
+    nemesis.probe = _probe(proxied)
+    deadline = time.monotonic() + 60
+    while find_coordinator(proxied.bootstrap, GROUP) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    coordinator = f"b{find_coordinator(proxied.bootstrap, GROUP)}"
+    try:
+        nemesis.inject("kill")
+        cut, kill, heal = _done(recorder)
+        assert cut["isolated"] == [coordinator]
+        assert cut["apart_from"] == ", ".join(sorted({"b0", "b1", "b2"} - {coordinator}))
+        # The partitions it leads showed it alone in their ISR before it died.
+        assert kill["node"] == coordinator and kill["coordinator"] is True
+        assert kill["alone"] is True and _dies(kill["pid"])
+        assert heal["fault"] == "heal" and nemesis.faulty == [coordinator]
+    finally:
+        nemesis.heal_all()
+    _assert_all_running(proxied)

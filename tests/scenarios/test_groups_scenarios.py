@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from kafka_verify import model
 from kafka_verify.impl import events as ev
 from kafka_verify.impl import group_messages as gm
 from kafka_verify.impl.config import ClusterConfig
 from kafka_verify.impl.coordinator import offsets_partition
 from kafka_verify.impl.world import Envelope
 from kafka_verify.model.groups import (
+    SIMPLE_GENERATION,
+    SIMPLE_MEMBER,
     CommitOffset,
     CoordinatorFailover,
     ExpireMember,
@@ -210,3 +213,40 @@ def test_group_bug_breaks_refinement_and_its_absence_does_not(bug: str) -> None:
     scenario(frozenset())  # the correct broker passes
     with pytest.raises(Exception, match=r"not allowed|left the world off the model"):
         scenario(frozenset({bug}))
+
+
+def _simple_commit(run: Run, request_id: int, offset: int) -> None:
+    """An OffsetCommit from outside the group (no member id, generation -1), as a consumer that
+    assigns its partitions itself sends one, straight to the group's coordinator."""
+    coordinator = run.state.partitions[offsets_partition("g0", run.world.config)].leader
+    commit = gm.OffsetCommit(request_id, "g0", SIMPLE_MEMBER, SIMPLE_GENERATION, ((0, offset),))
+    result = run.world.request(f"b{coordinator}", "c0", commit)
+    for action in result.actions:
+        run.state = model.step(run.state, action, run.cfg)
+    run.actions.extend(result.actions)
+
+
+def _answers(run: Run, request_id: int) -> list[str]:
+    return [
+        e.message.error
+        for e in run.world.inflight()
+        if isinstance(e.message, gm.OffsetCommitResponse) and e.message.request_id == request_id
+    ]
+
+
+def test_an_empty_group_takes_a_commit_from_a_consumer_outside_it_and_keeps_it() -> None:
+    run = group_run()
+    settle(run)
+    _simple_commit(run, 9_001, 5)
+    run.deliver_where(lambda e: e.dst[0] == "b")  # replication: the commit takes effect
+    settle(run, 1_000)
+    assert [a for a in group_actions(run, CommitOffset) if a.member == SIMPLE_MEMBER]  # type: ignore[attr-defined]
+    assert run.state.groups[0].phase is Phase.EMPTY
+    assert run.state.groups[0].committed == ((0, 5),)
+    # Once the group has members, only they commit.
+    run.do(ev.Subscribe("c1", "g0"))
+    settle(run)
+    _simple_commit(run, 9_002, 7)
+    assert _answers(run, 9_002) == [gm.UNKNOWN_MEMBER_ID]
+    settle(run, 1_000)
+    assert run.state.groups[0].committed == ((0, 5),)

@@ -10,6 +10,8 @@ import pytest
 from kafka_verify.model import variants
 from kafka_verify.model.groups import (
     GROUP_ACTION_TYPES,
+    SIMPLE_GENERATION,
+    SIMPLE_MEMBER,
     TRANSITIONS,
     Accept,
     CommitOffset,
@@ -107,6 +109,7 @@ def probes(g: GroupState, config: Config) -> Iterator[object]:
         yield SyncAssignment(g.group, g.leader or member, g.generation, assignment)
     for p, owner in g.assignment or ((0, member),):
         yield CommitOffset(g.group, owner, g.generation, p, 1)
+    yield CommitOffset(g.group, SIMPLE_MEMBER, SIMPLE_GENERATION, 0, 1)  # from outside the group
     yield CoordinatorFailover(g.group)
     yield DeleteGroup(g.group)
 
@@ -345,3 +348,18 @@ def test_the_correct_model_reaches_every_phase_and_a_zombie_to_refuse() -> None:
 def test_each_group_variant_reaches_a_violation(bug: str, depth: int, prop: str) -> None:
     buggy = replace(SMALL, bugs=frozenset({bug}))
     assert first_violation(buggy)[2:] == (depth, prop)
+
+
+def test_an_empty_group_takes_commits_from_outside_it_and_only_then() -> None:
+    empty = GroupState("g0")
+    simple = CommitOffset("g0", SIMPLE_MEMBER, SIMPLE_GENERATION, 1, 4)
+    assert step_group(empty, simple, SMALL).committed_offset(1) == 4
+    for outsider in (
+        CommitOffset("g0", "c0", SIMPLE_GENERATION, 1, 4),
+        replace(simple, generation=0),
+    ):
+        with pytest.raises(NotAllowed, match="UNKNOWN_MEMBER_ID"):
+            step_group(empty, outsider, SMALL)
+    (stable,) = stable_pair().groups
+    with pytest.raises(NotAllowed, match="UNKNOWN_MEMBER_ID"):
+        step_group(stable, simple, SMALL)  # a group with members takes commits from them only

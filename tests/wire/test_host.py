@@ -334,8 +334,13 @@ def test_in_process_hosts_answer_the_front_end_and_lose_the_zk_as_the_world_does
             request_id = broker.next_request_id()
             assert request_id > KAFKA_REQUEST_BASE
             answer = await broker.call(Metadata(request_id), 10)
+            # The lone broker leads both partitions, ISR itself, and is the controller.
             assert answer == MetadataResponse(
-                request_id, ((0, 0, 0), (1, 0, 0)), initial_topics(config)
+                request_id,
+                ((0, 0, 0), (1, 0, 0)),
+                initial_topics(config),
+                ((0, (0,)), (1, (0,))),
+                0,
             )
             assert isinstance(await broker._zk_call(ZkCall(ZkRead())), ZkCluster)
             broker.cast(Metadata(broker.next_request_id()))  # its answer is awaited by nobody
