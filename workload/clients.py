@@ -389,6 +389,22 @@ class ClientFactory:
         value = self.settings.get(key, "true")
         return value.strip().lower() in ("true", "1", "yes")
 
+    def acks(self) -> int:
+        """What producers' acknowledgements wait for under these settings, as Kafka's `acks`:
+        -1 (all, the workload's default), 1 or 0. librdkafka also takes request.required.acks."""
+        acks = -1
+        for key, value in self.settings.items():
+            if key.replace("_", ".").lower() in ("acks", "request.required.acks"):
+                spelled = value.strip().lower()
+                if spelled not in _ACKS:
+                    raise ClientSettingError(f"-X {key}={value}: acks must be all, -1, 1 or 0")
+                acks = _ACKS[spelled]
+        return acks
+
+
+# Kafka's spellings of `acks`: all and -1 are one setting.
+_ACKS = {"all": -1, "-1": -1, "1": 1, "0": 0}
+
 
 # What an admin client takes of the user's -X settings: not the producer's or consumer's own.
 ADMIN_DROP = frozenset(

@@ -365,6 +365,7 @@ class Workload:
     def _check_clients(self) -> None:
         """Make one producer and one consumer first: bad settings fail here, in one sentence."""
         try:
+            self.factory.acks()  # the checker reads it at the end: refuse a bad one now
             self.factory.producer().close()
             self.factory.consumer(self.group).close()
         except ClientSettingError as error:
@@ -401,6 +402,7 @@ class Workload:
         sub_via = frozenset({self.o.sub_via})
         config = CheckConfig(
             idempotent=self.factory.idempotent(),
+            acks=self.factory.acks(),
             sub_via=sub_via,
             eager_groups=self.factory.eager_groups(),
         )

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from kafka_verify.workload.clients import ClientFactory, _Positions, commit_error
+from kafka_verify.workload.clients import (
+    ClientFactory,
+    ClientSettingError,
+    _Positions,
+    commit_error,
+)
 
 
 def test_positions_follow_reads_and_forget_what_a_rebalance_takes() -> None:
@@ -50,3 +55,24 @@ def test_groups_are_eager_unless_the_settings_say_otherwise(
     settings: dict[str, str], eager: bool
 ) -> None:
     assert ClientFactory("confluent", "127.0.0.1:9092", settings).eager_groups() is eager
+
+
+@pytest.mark.parametrize(
+    ("settings", "acks"),
+    [
+        ({}, -1),
+        ({"acks": "all"}, -1),
+        ({"acks": "-1"}, -1),
+        ({"acks": "1"}, 1),
+        ({"request.required.acks": "0"}, 0),
+        ({"ACKS": " 1 "}, 1),
+    ],
+)
+def test_the_checker_is_told_the_producers_acks(settings: dict[str, str], acks: int) -> None:
+    assert ClientFactory("confluent", "127.0.0.1:9092", settings).acks() == acks
+
+
+def test_an_unknown_acks_setting_is_refused_in_one_sentence() -> None:
+    factory = ClientFactory("kafka-python", "127.0.0.1:9092", {"acks": "most"})
+    with pytest.raises(ClientSettingError, match="acks must be all, -1, 1 or 0"):
+        factory.acks()
