@@ -92,6 +92,8 @@ WALL_BUDGET_FACTOR = 3.0
 # first was still at 80 to 300, while units first ended shorter on some schedules of 300 to
 # 900 (one of 799 events: 18 against 58, chunks first spending the budget on its sweeps).
 LONG_SCHEDULE = 1500
+# How many ticks either side a tick's time is tried in (`_move_tick_time`).
+TICK_REACH = 4
 # How many later ticks a start is tried at (`_postpone_starts`): a long schedule has hundreds.
 POSTPONE_TARGETS = 8
 
@@ -747,6 +749,49 @@ def _merge_run(search: _Search, items: list[object], start: int, end: int) -> li
     return items
 
 
+def _move_tick_time(search: _Search, items: list[object]) -> list[object]:
+    """Join a tick into another one up to `TICK_REACH` ticks away, where the failure stays.
+
+    `_merge_ticks` joins only adjacent ticks, and a delivery or a fault between
+    two ticks keeps them apart: the time before a restart can often pass after
+    it instead, and two ticks around a delivery can be one tick on either side.
+    The same total time passes, in one event fewer; the nearest targets are
+    tried first, the later one before the earlier.
+    """
+    index = len(items) - 1
+    while index >= 0 and not search.expired():
+        tick = items[index]
+        if isinstance(tick, ev.Tick):
+            shorter = _joined_elsewhere(search, items, index, tick)
+            if shorter is not None:
+                items = shorter
+                index = min(index, len(items) - 1)
+                continue
+        index -= 1
+    return items
+
+
+def _joined_elsewhere(
+    search: _Search, items: list[object], index: int, tick: ev.Tick
+) -> list[object] | None:
+    """The first shorter failing schedule with `items[index]` joined into a nearby tick."""
+    later = [i for i in range(index + 1, len(items)) if isinstance(items[i], ev.Tick)]
+    earlier = [i for i in range(index - 1, -1, -1) if isinstance(items[i], ev.Tick)]
+    targets = [side[k] for k in range(TICK_REACH) for side in (later, earlier) if k < len(side)]
+    for target in targets:
+        if search.expired():
+            return None
+        other = items[target]
+        assert isinstance(other, ev.Tick)
+        candidate = list(items)
+        candidate[target] = ev.Tick(other.ms + tick.ms)
+        del candidate[index]
+        shorter = search.confirmed(candidate)
+        if shorter is not None and len(shorter) < len(items):
+            return shorter
+    return None
+
+
 # The orders the passes run in (`shrink_events`; `LONG_SCHEDULE` picks the first): kinds of
 # traffic then chunks, whose forward sweeps replay only what follows a chunk (a schedule of
 # thousands of events is down to tens within seconds), then protocol units, postponed starts
@@ -762,6 +807,7 @@ _TRAFFIC_THEN_CHUNKS: tuple[Pass, ...] = (
     _postpone_starts,
     _merge_ticks,
     _delete_windows,
+    _move_tick_time,
 )
 _UNITS_BEFORE_CHUNKS: tuple[Pass, ...] = (
     _merge_ticks,
@@ -772,6 +818,7 @@ _UNITS_BEFORE_CHUNKS: tuple[Pass, ...] = (
     _delete_chunks,
     _merge_ticks,
     _delete_windows,
+    _move_tick_time,
 )
 _CHUNKS_FIRST: tuple[Pass, ...] = (
     _merge_ticks,
@@ -783,5 +830,6 @@ _CHUNKS_FIRST: tuple[Pass, ...] = (
     _postpone_starts,
     _merge_ticks,
     _delete_windows,
+    _move_tick_time,
 )
 ROUTES: tuple[tuple[Pass, ...], ...] = (_TRAFFIC_THEN_CHUNKS, _UNITS_BEFORE_CHUNKS, _CHUNKS_FIRST)
