@@ -67,7 +67,7 @@ import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kafka_verify.harness.runner import Checker
 from kafka_verify.impl import events as ev
@@ -83,9 +83,18 @@ SMALL_CHUNK = 4
 SMALL_WINDOW = 8
 # A stream of items is also cut into halves, quarters and eighths (see `stream_parts`).
 STREAM_SPLITS = (2, 4, 8)
-# A search may take this many times its budget in wall time, when other jobs leave it less than
-# its share of the machine (its budget is CPU time: `_Search.within`).
-WALL_BUDGET_FACTOR = 3.0
+# A search's budget is work, in events applied (`_Search.within`): a second of it is this many
+# events, about what this machine replays in a CPU second on the campaign's raw failures (16 to
+# 33 microseconds an event, and more on short schedules, whose first events cost the most).
+WORK_PER_SECOND = 27_000
+# What starting a replay costs, in events: a new checker and the cluster's first steps (a replay
+# of 42 events takes about as long as 150 of them in a schedule of thousands).
+REPLAY_COST = 150
+# What copying a checker for a screening replay costs (`_sweep`), in events.
+COPY_COST = 60
+# A search ends once it has taken this many times its budget in wall time, whatever work it
+# has done: only a machine that leaves it almost no time at all reaches that.
+WALL_BUDGET_FACTOR = 10.0
 # A schedule longer than this runs `_TRAFFIC_THEN_CHUNKS` first, a shorter one
 # `_UNITS_BEFORE_CHUNKS` (`shrink_events`): measured on raw failures of the campaign, chunks
 # first took a schedule of 2,000 to 6,500 events to 11 to 42 within the budget where units
@@ -283,6 +292,13 @@ def traffic_keys(item: object) -> tuple[str, ...]:
     return ()
 
 
+@dataclass(slots=True)
+class _Work:
+    """The work a search has done so far, in events applied (`charge`)."""
+
+    done: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class _Search:
     """What every deletion must keep: the same property failing on the same config."""
@@ -290,28 +306,37 @@ class _Search:
     config: ClusterConfig
     prop: str
     eventually: bool
-    deadline: float  # in this process's CPU time (`time.process_time`)
+    limit: int  # the work it may do, in events applied (`within`)
     wall_deadline: float = float("inf")  # in wall time (`time.perf_counter`)
+    work: _Work = field(default_factory=_Work)
 
     @classmethod
     def within(cls, config: ClusterConfig, prop: str, eventually: bool, budget_s: float) -> _Search:
-        """A search whose budget is CPU time of this process, and at most `WALL_BUDGET_FACTOR`
-        times as much wall time: other jobs on a busy machine do not eat the budget (so the
-        same schedule shrinks the same way on a quiet machine and a busy one), while a machine
-        that gives this process almost no time still ends the search."""
+        """A search that may do `budget_s` seconds' worth of work (`WORK_PER_SECOND`), and take at
+        most `WALL_BUDGET_FACTOR` times as much wall time.
+
+        The work is counted, not timed: the same schedule shrinks to the same result on a
+        quiet machine and a busy one (and on a faster or slower one, in more or less time). The
+        wall cap only ends a search on a machine that gives it almost no time at all.
+        """
         return cls(
             config,
             prop,
             eventually,
-            time.process_time() + budget_s,
+            int(budget_s * WORK_PER_SECOND),
             time.perf_counter() + WALL_BUDGET_FACTOR * budget_s,
         )
 
     def expired(self) -> bool:
-        return time.process_time() >= self.deadline or time.perf_counter() >= self.wall_deadline
+        return self.work.done >= self.limit or time.perf_counter() >= self.wall_deadline
+
+    def charge(self, events: int, start: int = REPLAY_COST) -> None:
+        """Count the work of applying `events` events after a start that costs `start` of them."""
+        self.work.done += start + events
 
     def replayed(self, candidate: Sequence[object]) -> Replayed | None:
         """The candidate's replay, if the failure stays."""
+        self.charge(len(candidate))
         run = replay(self.config, candidate, self.eventually)
         return run if run.failed == self.prop else None
 
@@ -330,6 +355,7 @@ def shrink_events(
 ) -> list[object]:
     """The shortest failing schedule this pass finds within `budget_s` (never longer than `events`)."""
     search = _Search.within(config, prop, eventually, budget_s)
+    search.charge(len(events))
     try:
         items = search.confirmed(symbolic(config, events))
     except (InvalidEvent, StopIteration):
@@ -679,11 +705,13 @@ def _sweep(
     """
     if stride is None:
         stride = 1 if chunk <= SMALL_CHUNK else chunk
+    search.charge(0)
     before = Checker(search.config)
     before.initial_violations()
     start = 0
     while start + chunk <= len(items) and not search.expired():
         after = items[start + chunk :]
+        search.charge(len(after), COPY_COST)
         screened = _continue(copy.deepcopy(before), after, search.eventually)
         if screened.failed == search.prop:
             kept = search.confirmed(items[:start] + after)
@@ -692,6 +720,7 @@ def _sweep(
                     return _sweep(search, kept, chunk, stride)
                 items = kept
                 continue
+        search.charge(stride, 0)
         for item in items[start : start + stride]:
             _apply(before, item, _Applied.empty())
         start += stride
