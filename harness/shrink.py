@@ -24,14 +24,18 @@ events from inside one. This pass works on the event list itself. Its passes:
   size down to single events, then windows of every size up to `SMALL_WINDOW`
   at every position (the halving skips most sizes);
 - joins adjacent clock ticks (every run at once first, then a whole run, else
-  pairs).
+  pairs), and moves a tick's time into another tick a few ticks away
+  (`_move_tick_time`): time that passes before a restart or a delivery can often
+  pass after it, and no deletion can find that.
 A route (`ROUTES`) runs the passes in one order, round after round, until a
 round deletes nothing. The first route runs from the failing schedule; while
 the budget lasts, the others run from it again in other orders, and the
 shortest result is kept: which deletions come first decides which failure the
 schedule keeps. Every deletion after which the same property still fails is
-kept. The budget is CPU time of this process, with a cap on wall time
-(`_Search.within`), so a busy machine does not cut the search short.
+kept. The budget is work, counted in events applied (`WORK_PER_SECOND` of them
+to a second of budget), not time: the same schedule shrinks to the same result on
+a quiet machine and a busy one. A cap on wall time (`WALL_BUDGET_FACTOR`) ends a
+search only on a machine that leaves it almost no time at all.
 
 Deliveries name messages by id, and ids are handed out in send order, so
 deleting an earlier event renumbers every later message. A message event is
@@ -52,8 +56,8 @@ follows the chunk, from a copy of the checker as it stood before the chunk (the
 events before it are unchanged, and the world is deterministic). A deletion that
 copy accepts is confirmed by a replay from the start before it is kept, so the
 result never rests on the copy. The pass is deterministic (given the budget to
-reach its fixed point; a budget cut short stops it wherever it is), and its
-result is an ordinary event list that replays exactly.
+reach its fixed point; a budget cut short stops it at the same place every time,
+the wall cap aside), and its result is an ordinary event list that replays exactly.
 
 A replay names every message event it applies by its message as it goes (the
 symbolic items the next deletion works on) and keeps the message itself, which
