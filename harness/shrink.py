@@ -24,14 +24,18 @@ events from inside one. This pass works on the event list itself. Its passes:
   size down to single events, then windows of every size up to `SMALL_WINDOW`
   at every position (the halving skips most sizes);
 - joins adjacent clock ticks (every run at once first, then a whole run, else
-  pairs).
+  pairs), and moves a tick's time into another tick a few ticks away
+  (`_move_tick_time`): time that passes before a restart or a delivery can often
+  pass after it, and no deletion can find that.
 A route (`ROUTES`) runs the passes in one order, round after round, until a
 round deletes nothing. The first route runs from the failing schedule; while
 the budget lasts, the others run from it again in other orders, and the
 shortest result is kept: which deletions come first decides which failure the
 schedule keeps. Every deletion after which the same property still fails is
-kept. The budget is CPU time of this process, with a cap on wall time
-(`_Search.within`), so a busy machine does not cut the search short.
+kept. The budget is work, counted in events applied (`WORK_PER_SECOND` of them
+to a second of budget), not time: the same schedule shrinks to the same result on
+a quiet machine and a busy one. A cap on wall time (`WALL_BUDGET_FACTOR`) ends a
+search only on a machine that leaves it almost no time at all.
 
 Deliveries name messages by id, and ids are handed out in send order, so
 deleting an earlier event renumbers every later message. A message event is
@@ -52,8 +56,8 @@ follows the chunk, from a copy of the checker as it stood before the chunk (the
 events before it are unchanged, and the world is deterministic). A deletion that
 copy accepts is confirmed by a replay from the start before it is kept, so the
 result never rests on the copy. The pass is deterministic (given the budget to
-reach its fixed point; a budget cut short stops it wherever it is), and its
-result is an ordinary event list that replays exactly.
+reach its fixed point; a budget cut short stops it at the same place every time,
+the wall cap aside), and its result is an ordinary event list that replays exactly.
 
 A replay names every message event it applies by its message as it goes (the
 symbolic items the next deletion works on) and keeps the message itself, which
@@ -67,7 +71,7 @@ import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kafka_verify.harness.runner import Checker
 from kafka_verify.impl import events as ev
@@ -83,15 +87,26 @@ SMALL_CHUNK = 4
 SMALL_WINDOW = 8
 # A stream of items is also cut into halves, quarters and eighths (see `stream_parts`).
 STREAM_SPLITS = (2, 4, 8)
-# A search may take this many times its budget in wall time, when other jobs leave it less than
-# its share of the machine (its budget is CPU time: `_Search.within`).
-WALL_BUDGET_FACTOR = 3.0
+# A search's budget is work, in events applied (`_Search.within`): a second of it is this many
+# events, about what this machine replays in a CPU second on the campaign's raw failures (16 to
+# 33 microseconds an event, and more on short schedules, whose first events cost the most).
+WORK_PER_SECOND = 27_000
+# What starting a replay costs, in events: a new checker and the cluster's first steps (a replay
+# of 42 events takes about as long as 150 of them in a schedule of thousands).
+REPLAY_COST = 150
+# What copying a checker for a screening replay costs (`_sweep`), in events.
+COPY_COST = 60
+# A search ends once it has taken this many times its budget in wall time, whatever work it
+# has done: only a machine that leaves it almost no time at all reaches that.
+WALL_BUDGET_FACTOR = 10.0
 # A schedule longer than this runs `_TRAFFIC_THEN_CHUNKS` first, a shorter one
 # `_UNITS_BEFORE_CHUNKS` (`shrink_events`): measured on raw failures of the campaign, chunks
 # first took a schedule of 2,000 to 6,500 events to 11 to 42 within the budget where units
 # first was still at 80 to 300, while units first ended shorter on some schedules of 300 to
 # 900 (one of 799 events: 18 against 58, chunks first spending the budget on its sweeps).
 LONG_SCHEDULE = 1500
+# How many ticks either side a tick's time is tried in (`_move_tick_time`).
+TICK_REACH = 4
 # How many later ticks a start is tried at (`_postpone_starts`): a long schedule has hundreds.
 POSTPONE_TARGETS = 8
 
@@ -281,6 +296,13 @@ def traffic_keys(item: object) -> tuple[str, ...]:
     return ()
 
 
+@dataclass(slots=True)
+class _Work:
+    """The work a search has done so far, in events applied (`charge`)."""
+
+    done: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class _Search:
     """What every deletion must keep: the same property failing on the same config."""
@@ -288,28 +310,37 @@ class _Search:
     config: ClusterConfig
     prop: str
     eventually: bool
-    deadline: float  # in this process's CPU time (`time.process_time`)
+    limit: int  # the work it may do, in events applied (`within`)
     wall_deadline: float = float("inf")  # in wall time (`time.perf_counter`)
+    work: _Work = field(default_factory=_Work)
 
     @classmethod
     def within(cls, config: ClusterConfig, prop: str, eventually: bool, budget_s: float) -> _Search:
-        """A search whose budget is CPU time of this process, and at most `WALL_BUDGET_FACTOR`
-        times as much wall time: other jobs on a busy machine do not eat the budget (so the
-        same schedule shrinks the same way on a quiet machine and a busy one), while a machine
-        that gives this process almost no time still ends the search."""
+        """A search that may do `budget_s` seconds' worth of work (`WORK_PER_SECOND`), and take at
+        most `WALL_BUDGET_FACTOR` times as much wall time.
+
+        The work is counted, not timed: the same schedule shrinks to the same result on a
+        quiet machine and a busy one (and on a faster or slower one, in more or less time). The
+        wall cap only ends a search on a machine that gives it almost no time at all.
+        """
         return cls(
             config,
             prop,
             eventually,
-            time.process_time() + budget_s,
+            int(budget_s * WORK_PER_SECOND),
             time.perf_counter() + WALL_BUDGET_FACTOR * budget_s,
         )
 
     def expired(self) -> bool:
-        return time.process_time() >= self.deadline or time.perf_counter() >= self.wall_deadline
+        return self.work.done >= self.limit or time.perf_counter() >= self.wall_deadline
+
+    def charge(self, events: int, start: int = REPLAY_COST) -> None:
+        """Count the work of applying `events` events after a start that costs `start` of them."""
+        self.work.done += start + events
 
     def replayed(self, candidate: Sequence[object]) -> Replayed | None:
         """The candidate's replay, if the failure stays."""
+        self.charge(len(candidate))
         run = replay(self.config, candidate, self.eventually)
         return run if run.failed == self.prop else None
 
@@ -328,6 +359,7 @@ def shrink_events(
 ) -> list[object]:
     """The shortest failing schedule this pass finds within `budget_s` (never longer than `events`)."""
     search = _Search.within(config, prop, eventually, budget_s)
+    search.charge(len(events))
     try:
         items = search.confirmed(symbolic(config, events))
     except (InvalidEvent, StopIteration):
@@ -677,11 +709,13 @@ def _sweep(
     """
     if stride is None:
         stride = 1 if chunk <= SMALL_CHUNK else chunk
+    search.charge(0)
     before = Checker(search.config)
     before.initial_violations()
     start = 0
     while start + chunk <= len(items) and not search.expired():
         after = items[start + chunk :]
+        search.charge(len(after), COPY_COST)
         screened = _continue(copy.deepcopy(before), after, search.eventually)
         if screened.failed == search.prop:
             kept = search.confirmed(items[:start] + after)
@@ -690,6 +724,7 @@ def _sweep(
                     return _sweep(search, kept, chunk, stride)
                 items = kept
                 continue
+        search.charge(stride, 0)
         for item in items[start : start + stride]:
             _apply(before, item, _Applied.empty())
         start += stride
@@ -747,6 +782,49 @@ def _merge_run(search: _Search, items: list[object], start: int, end: int) -> li
     return items
 
 
+def _move_tick_time(search: _Search, items: list[object]) -> list[object]:
+    """Join a tick into another one up to `TICK_REACH` ticks away, where the failure stays.
+
+    `_merge_ticks` joins only adjacent ticks, and a delivery or a fault between
+    two ticks keeps them apart: the time before a restart can often pass after
+    it instead, and two ticks around a delivery can be one tick on either side.
+    The same total time passes, in one event fewer; the nearest targets are
+    tried first, the later one before the earlier.
+    """
+    index = len(items) - 1
+    while index >= 0 and not search.expired():
+        tick = items[index]
+        if isinstance(tick, ev.Tick):
+            shorter = _joined_elsewhere(search, items, index, tick)
+            if shorter is not None:
+                items = shorter
+                index = min(index, len(items) - 1)
+                continue
+        index -= 1
+    return items
+
+
+def _joined_elsewhere(
+    search: _Search, items: list[object], index: int, tick: ev.Tick
+) -> list[object] | None:
+    """The first shorter failing schedule with `items[index]` joined into a nearby tick."""
+    later = [i for i in range(index + 1, len(items)) if isinstance(items[i], ev.Tick)]
+    earlier = [i for i in range(index - 1, -1, -1) if isinstance(items[i], ev.Tick)]
+    targets = [side[k] for k in range(TICK_REACH) for side in (later, earlier) if k < len(side)]
+    for target in targets:
+        if search.expired():
+            return None
+        other = items[target]
+        assert isinstance(other, ev.Tick)
+        candidate = list(items)
+        candidate[target] = ev.Tick(other.ms + tick.ms)
+        del candidate[index]
+        shorter = search.confirmed(candidate)
+        if shorter is not None and len(shorter) < len(items):
+            return shorter
+    return None
+
+
 # The orders the passes run in (`shrink_events`; `LONG_SCHEDULE` picks the first): kinds of
 # traffic then chunks, whose forward sweeps replay only what follows a chunk (a schedule of
 # thousands of events is down to tens within seconds), then protocol units, postponed starts
@@ -762,6 +840,7 @@ _TRAFFIC_THEN_CHUNKS: tuple[Pass, ...] = (
     _postpone_starts,
     _merge_ticks,
     _delete_windows,
+    _move_tick_time,
 )
 _UNITS_BEFORE_CHUNKS: tuple[Pass, ...] = (
     _merge_ticks,
@@ -772,6 +851,7 @@ _UNITS_BEFORE_CHUNKS: tuple[Pass, ...] = (
     _delete_chunks,
     _merge_ticks,
     _delete_windows,
+    _move_tick_time,
 )
 _CHUNKS_FIRST: tuple[Pass, ...] = (
     _merge_ticks,
@@ -783,5 +863,6 @@ _CHUNKS_FIRST: tuple[Pass, ...] = (
     _postpone_starts,
     _merge_ticks,
     _delete_windows,
+    _move_tick_time,
 )
 ROUTES: tuple[tuple[Pass, ...], ...] = (_TRAFFIC_THEN_CHUNKS, _UNITS_BEFORE_CHUNKS, _CHUNKS_FIRST)

@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from kafka_verify.harness.mutants import EVENT_SHRINK_BUDGET_S
 from kafka_verify.harness.runner import execute
 from kafka_verify.harness.shrink import (
     MessageRef,
+    _move_tick_time,
+    _Search,
     replay,
     shrink_events,
     stream_parts,
@@ -391,6 +394,62 @@ def test_a_found_failure_shrinks_to_at_most_40_events_that_replay_exactly(name: 
     assert outcome.violation.property == trace.violation["property"]
     assert len(outcome.steps) == len(shorter)  # every event applied: ids and all are exact
     assert execute(ClusterConfig(), list(shorter), skip_diverged=True).violation is None
+
+
+# A raw failing schedule of 6,539 events (duplicate-offset, from the swarm engine) on which the
+# pass without `_move_tick_time` stopped at 42 events, at its fixed point: the time that passes
+# before a leader's restart could as well pass after it, and no deletion could say so.
+TICK_BOUND_RAW = "duplicate-duplicate-offset-unshrunk.json"
+
+
+@functools.cache
+def shrunk_tick_bound(budget_s: float) -> tuple[object, ...]:
+    trace = load_trace(REGRESSIONS / TICK_BOUND_RAW)
+    assert trace.violation is not None
+    prop = trace.violation["property"]
+    return tuple(shrink_events(trace.config, trace.items, prop, False, budget_s=budget_s))
+
+
+def test_a_raw_failure_shrinks_to_at_most_40_events_within_the_campaigns_budget() -> None:
+    trace = load_trace(REGRESSIONS / TICK_BOUND_RAW)
+    assert trace.violation is not None and len(trace.items) > 6_000
+    shorter = list(shrunk_tick_bound(EVENT_SHRINK_BUDGET_S))
+    assert len(shorter) <= 40
+    outcome = execute(trace.config, shorter)
+    assert outcome.violation is not None
+    assert outcome.violation.property == trace.violation["property"]
+    assert len(outcome.steps) == len(shorter)  # every event applied: ids and all are exact
+    assert execute(ClusterConfig(), shorter, skip_diverged=True).violation is None
+
+
+def test_a_budget_cut_short_ends_at_the_same_schedule_every_time() -> None:
+    """The budget is counted work, not time: a search it stops early stops at the same place
+    however busy the machine is, and sooner than a search with more budget."""
+    cut_short = shrunk_tick_bound(0.5)
+    trace = load_trace(REGRESSIONS / TICK_BOUND_RAW)
+    assert trace.violation is not None
+    prop = trace.violation["property"]
+    again = shrink_events(trace.config, trace.items, prop, False, budget_s=0.5)
+    assert tuple(again) == cut_short
+    assert len(shrunk_tick_bound(EVENT_SHRINK_BUDGET_S)) < len(cut_short) < len(trace.items)
+
+
+def test_time_passes_in_one_tick_across_another_event_where_the_failure_stays() -> None:
+    """The followers' 8 s without fetches pass in two ticks around a producer's crash: moving one
+    tick's time into the other keeps the failure, in one event fewer, where no deletion can."""
+    events = [
+        ev.Tick(4_000),
+        ev.Crash("p0"),
+        ev.Tick(4_000),
+        ev.Crash("b0", lose_unflushed=False),
+        ev.Tick(12_000),
+    ]
+    assert execute(UNCLEAN, events).violation is not None
+    search = _Search.within(UNCLEAN, "refinement", False, 60)
+    moved = _move_tick_time(search, symbolic(UNCLEAN, events))
+    assert moved == [ev.Tick(8_000), ev.Crash("p0"), *KNOWN_SHORT[1:]]
+    outcome = execute(UNCLEAN, moved)
+    assert outcome.violation is not None and outcome.violation.property == "refinement"
 
 
 def test_a_deleted_delivery_leaves_its_message_behind_and_the_newest_like_one_is_named() -> None:
