@@ -139,6 +139,14 @@ def _build_parser() -> Parser:
         default="hypothesis",
         help="the simulation campaign's engine (not for --wire)",
     )
+    mutants.add_argument(
+        "--seed",
+        type=non_negative,
+        default=None,
+        metavar="N",
+        help="the first round's seed (default 0; round k runs N+k), to repeat a campaign "
+        "or run another one (not for --wire)",
+    )
     mutants.add_argument("--json", type=Path, default=None, metavar="FILE")
     mutants.add_argument("--reports", type=Path, default=None, metavar="DIR")
     mutants.add_argument(

@@ -270,6 +270,11 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     if args.wire:
         if args.engine != "hypothesis":
             raise UsageError("--engine chooses the simulation's engine: it is not for --wire")
+        if args.seed is not None:
+            raise UsageError(
+                "--seed picks the simulation's schedules: rounds --wire run in real time and "
+                "are not replayed"
+            )
         from kafka_verify.harness.mutants_wire import run_mutants_wire
         from kafka_verify.workload.nemesis import parse_kinds
 
@@ -282,7 +287,9 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         )
     from kafka_verify.harness.mutants import run_mutants
 
-    return run_mutants(args.bug, args.budget_s, args.json, args.reports, args.engine)
+    return run_mutants(
+        args.bug, args.budget_s, args.json, args.reports, args.engine, args.seed or 0
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

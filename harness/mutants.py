@@ -71,11 +71,12 @@ def hunt(
     event_shrink_budget_s: float = EVENT_SHRINK_BUDGET_S,
     engine: str = "hypothesis",
     swarm_axes: frozenset[str] | None = None,
+    first_seed: int = 0,
 ) -> dict[str, Any]:
     """Run rounds of the CI campaign against one bug until it is caught or the budget is gone.
 
-    The swarm engine needs no rounds (every example has its own seed): one run of
-    seed 0 until a failure or the budget's end. The config swarm varies `swarm_axes`
+    Round k runs seed `first_seed + k`. The swarm engine needs no rounds (every example
+    has its own seed): one run of seed `first_seed` until a failure or the budget's end. The config swarm varies `swarm_axes`
     (None: the bug's own choice, `MUTANT_SWARM_AXES` or, for `REFERENCE_TIMING_BUGS`,
     no swarm at all; empty: no swarm).
     """
@@ -89,10 +90,11 @@ def hunt(
     while True:
         round_started = time.perf_counter()
         result: CampaignResult
-        meta: dict[str, Any] = {"seed": round_index, "profile": "ci"}
+        seed = first_seed + round_index
+        meta: dict[str, Any] = {"seed": seed, "profile": "ci"}
         # What both engines share: the round's seed, the shrinking budgets, the config swarm.
         common: dict[str, Any] = {
-            "seed": round_index,
+            "seed": seed,
             "shrink_budget_s": shrink_budget_s,
             "event_shrink_budget_s": event_shrink_budget_s,
             "config_swarm": bool(swarm_axes),
@@ -333,6 +335,7 @@ def run_mutants(
     json_path: Path | None,
     reports: Path | None,
     engine: str = "hypothesis",
+    seed: int = 0,
 ) -> int:
     from kafka_verify.impl.bugs import BUGS
 
@@ -345,7 +348,7 @@ def run_mutants(
     root = reports or Path("reports")
     rows = []
     for name in names:
-        row = hunt(name, budget_s, root, engine=engine)
+        row = hunt(name, budget_s, root, engine=engine, first_seed=seed)
         rows.append(row)
         verdict = (
             f"caught by {row['property']} in {row['seconds_to_detect']} s"
@@ -353,7 +356,7 @@ def run_mutants(
             else "NOT caught"
         )
         print(f"{name:32} {verdict}", file=sys.stderr)
-    clean = hunt(None, budget_s, root, engine=engine)
+    clean = hunt(None, budget_s, root, engine=engine, first_seed=seed)
     print(
         f"{'(no bug)':32} {'FALSE ALARM: ' + str(clean['property']) if clean['caught'] else 'clean'}",
         file=sys.stderr,
@@ -363,6 +366,7 @@ def run_mutants(
     write_text(root / "mutants.md", _kill_matrix(rows, root))
     payload = {
         "engine": engine,
+        "seed": seed,
         "bugs": rows,
         "caught": caught,
         "total": len(rows),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from kafka_verify.harness.cli import main
         (["frobnicate"], "invalid choice"),
         (["replay", "/nonexistent/trace.json"], "trace"),
         (["mutants", "--bug", "no-such-bug", "--budget-s", "1"], "no-such-bug"),
+        (["mutants", "--wire", "--seed", "3"], "--seed picks the simulation's schedules"),
+        (["mutants", "--seed", "-1"], "--seed"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence(
@@ -119,3 +122,13 @@ def test_the_long_catalogue_is_docs_bugs_md_and_tells_every_bug(
     for story in STORIES:
         assert f"### `{story.name}`" in printed
         assert story.caught_by and story.caught_by <= set(PROPERTIES), story.name
+
+
+@pytest.mark.parametrize("engine", ["hypothesis", "swarm"])
+def test_a_campaign_s_first_seed_is_recorded_in_its_trace(tmp_path: Path, engine: str) -> None:
+    from kafka_verify.harness.mutants import hunt
+
+    row = hunt("hw-ahead-of-isr", 60, tmp_path, engine=engine, first_seed=5)
+    assert row["caught"], row
+    trace = json.loads((Path(row["report"]).parent / "trace.json").read_text())
+    assert trace["meta"]["seed"] == 5
