@@ -87,6 +87,12 @@ def _done(recorder: Recorder) -> list[dict[str, Any]]:
     ]
 
 
+# The leader-return tests need a successor elected; on a loaded machine that can take longer
+# than the nemesis's own wait (a session timeout and an election), and they judge the plan,
+# not how fast the cluster elects.
+ELECTION_WAIT_S = 60.0
+
+
 def _heir(view: PartitionView) -> int:
     assert view.leader is not None
     return next(b for b in view.replicas if b != view.leader)
@@ -138,8 +144,9 @@ def test_heir_bounce_restarts_the_heir_then_kills_the_leader(cluster: ServedClus
 
 
 def test_leader_return_brings_the_leader_back_then_kills_its_successor(
-    cluster: ServedCluster,
+    cluster: ServedCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(nemesis_module, "CASCADE_WAIT_S", ELECTION_WAIT_S)
     nemesis, recorder, factory = _nemesis(cluster, leader_return=1.0)
     before = factory.layout("t")
     try:
@@ -260,6 +267,7 @@ def test_leader_return_can_cut_the_leader_off_instead_and_heal_it_once_another_l
     proxied: ServedCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(nemesis_module, "LEADER_RETURN_CUT_CHANCE", 1.0)
+    monkeypatch.setattr(nemesis_module, "CASCADE_WAIT_S", ELECTION_WAIT_S)
     nemesis, recorder, factory = _nemesis(proxied, leader_return=1.0)
     before = factory.layout("t")
     pids = {str(n["name"]): int(str(n["pid"])) for n in proxied.nodes()}
